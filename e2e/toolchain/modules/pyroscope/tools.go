@@ -1,0 +1,6 @@
+//go:build tools
+
+// Package tools pins the upstream main package built by ../../build.sh.
+package tools
+
+import _ "github.com/grafana/pyroscope/cmd/pyroscope"
