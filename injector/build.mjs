@@ -1,0 +1,61 @@
+// Builds the self-contained agent directory, injector/dist/:
+//   register.js                 the agent (OpenTelemetry SDK and instrumentations bundled in)
+//   pprof/out/src/index.js      the native profiler's JavaScript, bundled
+//   pprof/prebuilds/linux-*/    its prebuilt addons for linux x64/arm64, glibc and musl
+// Nothing in it is loaded from the app's node_modules.
+import { build } from 'esbuild';
+import { cpSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const dist = join(here, 'dist');
+const require = createRequire(import.meta.url);
+const PPROF_BUNDLE = './pprof/out/src/index.js';
+const PLATFORMS = ['linux-x64', 'linux-arm64'];
+
+rmSync(dist, { recursive: true, force: true });
+mkdirSync(dist, { recursive: true });
+
+const common = {
+  bundle: true,
+  platform: 'node',
+  target: 'node18',
+  format: 'cjs',
+  minify: true,
+  keepNames: true,
+  sourcemap: false,
+  legalComments: 'eof',
+  logLevel: 'warning',
+};
+
+// The agent, with the profiler left as a runtime require of the bundle above.
+await build({
+  ...common,
+  entryPoints: [join(here, 'src/register.ts')],
+  outfile: join(dist, 'register.js'),
+  plugins: [
+    {
+      name: 'pprof-external',
+      setup(b) {
+        b.onResolve({ filter: /^@datadog\/pprof(\/.*)?$/ }, () => ({ path: PPROF_BUNDLE, external: true }));
+      },
+    },
+  ],
+});
+
+await build({
+  ...common,
+  entryPoints: [join(here, 'src/native/pprof-entry.ts')],
+  outfile: join(dist, PPROF_BUNDLE),
+});
+
+const prebuilds = join(dirname(require.resolve('@datadog/pprof/package.json')), 'prebuilds');
+for (const platform of PLATFORMS) {
+  cpSync(join(prebuilds, platform), join(dist, 'pprof/prebuilds', platform), { recursive: true });
+}
+writeFileSync(join(dist, 'pprof/package.json'), JSON.stringify({ name: 'span-profiling-pprof', private: true }) + '\n');
+
+const bytes = (p) => (statSync(p).isDirectory() ? readdirSync(p).reduce((n, f) => n + bytes(join(p, f)), 0) : statSync(p).size);
+console.error(`agent built in ${dist}: ${(bytes(dist) / 1e6).toFixed(1)} MB`);

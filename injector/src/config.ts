@@ -1,0 +1,225 @@
+/**
+ * Agent configuration, read from the environment in one place and passed down
+ * as a plain object. Names follow @pyroscope/nodejs and the Pyroscope Java
+ * agent so that a pod configured for either works unchanged.
+ *
+ * Malformed values never stop the agent: each produces one warning and the
+ * default is used instead.
+ */
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
+
+export interface AgentConfig {
+  /** Kill switch: SPANPROFILING_DISABLED=true turns the whole agent off. */
+  disabled: boolean;
+  logLevel: LogLevel;
+  tracing: {
+    /** False when OTEL_SDK_DISABLED=true: spans are neither made nor exported. */
+    enabled: boolean;
+  };
+  spanLink: {
+    /** OTEL_PYROSCOPE_ROOT_SPAN_ONLY: label samples with the local-root span only. */
+    rootSpanOnly: boolean;
+    /** OTEL_PYROSCOPE_ADD_SPAN_NAME: add the `span_name` label. */
+    addSpanName: boolean;
+    /** OTEL_PYROSCOPE_ADD_TRACE_ID: add the `trace_id` label (a series label before Pyroscope 2.1). */
+    addTraceId: boolean;
+  };
+  profiling: {
+    /** OTEL_PYROSCOPE_START_PROFILING and a server address: whether to profile at all. */
+    enabled: boolean;
+    serverAddress: string | undefined;
+    applicationName: string;
+    authToken: string | undefined;
+    basicAuthUser: string | undefined;
+    basicAuthPassword: string | undefined;
+    tenantId: string | undefined;
+    /** Static labels added to every series (PYROSCOPE_LABELS). */
+    labels: Record<string, string>;
+    /** Extra HTTP headers on every upload (PYROSCOPE_HTTP_HEADERS, JSON). */
+    headers: Record<string, string>;
+    uploadIntervalMs: number;
+    samplingIntervalMicros: number;
+    collectCpuTime: boolean;
+    /** Bytes between heap samples; 0 turns the heap profile off. */
+    heapSamplingIntervalBytes: number;
+    /** Upper bound on profiles waiting for upload while the server is unreachable. */
+    maxQueuedUploads: number;
+    /** Bound on the final flush when the process exits. */
+    shutdownTimeoutMs: number;
+  };
+}
+
+export interface ConfigResult {
+  config: AgentConfig;
+  warnings: string[];
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+const DEFAULT_UPLOAD_INTERVAL_MS = 15_000;
+/** About 100 Hz: the native profiler's own default (1 kHz) costs too much in production. */
+const DEFAULT_SAMPLING_INTERVAL_MICROS = 10_000;
+const LABEL_NAME = /^[a-z_][a-z0-9_]*$/;
+
+class Reader {
+  readonly warnings: string[] = [];
+  constructor(private readonly env: Env) {}
+
+  string(name: string): string | undefined {
+    const value = this.env[name]?.trim();
+    return value === undefined || value === '' ? undefined : value;
+  }
+
+  bool(name: string, fallback: boolean): boolean {
+    const raw = this.string(name);
+    if (raw === undefined) return fallback;
+    const value = raw.toLowerCase();
+    if (['true', '1', 'yes', 'on'].includes(value)) return true;
+    if (['false', '0', 'no', 'off'].includes(value)) return false;
+    this.warnings.push(`${name}=${JSON.stringify(raw)} is not a boolean (true/false); using ${fallback}`);
+    return fallback;
+  }
+
+  /** A non-negative integer, within [min, max]. */
+  integer(name: string, fallback: number, min: number, max: number): number {
+    const raw = this.string(name);
+    if (raw === undefined) return fallback;
+    const value = Number(raw);
+    if (!Number.isInteger(value) || value < min || value > max) {
+      this.warnings.push(`${name}=${JSON.stringify(raw)} is not an integer between ${min} and ${max}; using ${fallback}`);
+      return fallback;
+    }
+    return value;
+  }
+
+  /** A duration: plain milliseconds, or a number with a unit (500ms, 15s, 1m). */
+  duration(name: string, fallbackMs: number, minMs: number, maxMs: number): number | undefined {
+    const raw = this.string(name);
+    if (raw === undefined) return undefined;
+    const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(raw);
+    const unit = match?.[2] ?? 'ms';
+    const ms = match ? Number(match[1]) * (unit === 'm' ? 60_000 : unit === 's' ? 1000 : 1) : NaN;
+    if (!Number.isFinite(ms) || ms < minMs || ms > maxMs) {
+      this.warnings.push(
+        `${name}=${JSON.stringify(raw)} is not a duration between ${minMs}ms and ${maxMs / 1000}s (e.g. 15s or 15000); using ${fallbackMs}ms`,
+      );
+      return fallbackMs;
+    }
+    return Math.round(ms);
+  }
+
+  /** `k=v,k2=v2`, keys checked against Pyroscope's label-name rule. */
+  labels(name: string): Record<string, string> {
+    const raw = this.string(name);
+    const labels: Record<string, string> = {};
+    if (raw === undefined) return labels;
+    for (const pair of raw.split(',')) {
+      if (pair.trim() === '') continue;
+      const eq = pair.indexOf('=');
+      const key = eq > 0 ? pair.slice(0, eq).trim() : '';
+      const value = eq > 0 ? pair.slice(eq + 1).trim() : '';
+      if (!LABEL_NAME.test(key) || value === '') {
+        this.warnings.push(`${name}: ignoring ${JSON.stringify(pair)} (want name=value, name matching [a-z_][a-z0-9_]*)`);
+        continue;
+      }
+      labels[key] = value;
+    }
+    return labels;
+  }
+
+  headers(name: string): Record<string, string> {
+    const raw = this.string(name);
+    if (raw === undefined) return {};
+    try {
+      const parsed: unknown = JSON.parse(raw);
+      if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not an object');
+      const headers: Record<string, string> = {};
+      for (const [key, value] of Object.entries(parsed)) {
+        if (typeof value === 'string') headers[key] = value;
+        else this.warnings.push(`${name}: ignoring header ${JSON.stringify(key)} whose value is not a string`);
+      }
+      return headers;
+    } catch {
+      this.warnings.push(`${name} is not a JSON object of strings (e.g. {"X-Team":"shop"}); ignoring it`);
+      return {};
+    }
+  }
+
+  logLevel(name: string): LogLevel {
+    const raw = this.string(name)?.toLowerCase();
+    if (raw === undefined) return 'warn';
+    const aliases: Record<string, LogLevel> = {
+      debug: 'debug', trace: 'debug', verbose: 'debug', all: 'debug',
+      info: 'info', warn: 'warn', warning: 'warn', error: 'error', silent: 'silent', none: 'silent', off: 'silent',
+    };
+    const level = aliases[raw];
+    if (level === undefined) {
+      this.warnings.push(`${name}=${JSON.stringify(raw)} is not one of debug, info, warn, error, silent; using warn`);
+      return 'warn';
+    }
+    return level;
+  }
+}
+
+/** Reads the agent configuration from an environment (normally process.env). */
+export function readConfig(env: Env): ConfigResult {
+  const r = new Reader(env);
+  const serviceName = r.string('OTEL_SERVICE_NAME');
+  const applicationName = r.string('PYROSCOPE_APPLICATION_NAME') ?? serviceName ?? defaultServiceName(env);
+  if (serviceName !== undefined && r.string('PYROSCOPE_APPLICATION_NAME') !== undefined && serviceName !== applicationName) {
+    r.warnings.push(
+      `PYROSCOPE_APPLICATION_NAME (${applicationName}) differs from OTEL_SERVICE_NAME (${serviceName}): ` +
+        `Grafana links a trace to profiles by service_name, so the two should agree`,
+    );
+  }
+
+  const uploadIntervalMs =
+    r.duration('PYROSCOPE_UPLOAD_INTERVAL', DEFAULT_UPLOAD_INTERVAL_MS, 1000, 300_000) ??
+    r.duration('PYROSCOPE_FLUSH_INTERVAL_MS', DEFAULT_UPLOAD_INTERVAL_MS, 1000, 300_000) ??
+    DEFAULT_UPLOAD_INTERVAL_MS;
+
+  const serverAddress = r.string('PYROSCOPE_SERVER_ADDRESS');
+  if (serverAddress !== undefined && !/^https?:\/\/[^\s/]+/.test(serverAddress)) {
+    r.warnings.push(`PYROSCOPE_SERVER_ADDRESS=${JSON.stringify(serverAddress)} is not an http(s) URL; profiles will not be uploaded`);
+  }
+  const validServer = serverAddress !== undefined && /^https?:\/\/[^\s/]+/.test(serverAddress) ? serverAddress.replace(/\/+$/, '') : undefined;
+
+  const config: AgentConfig = {
+    disabled: r.bool('SPANPROFILING_DISABLED', false),
+    logLevel: r.logLevel('PYROSCOPE_LOG_LEVEL'),
+    tracing: { enabled: !r.bool('OTEL_SDK_DISABLED', false) },
+    spanLink: {
+      rootSpanOnly: r.bool('OTEL_PYROSCOPE_ROOT_SPAN_ONLY', true),
+      addSpanName: r.bool('OTEL_PYROSCOPE_ADD_SPAN_NAME', true),
+      addTraceId: r.bool('OTEL_PYROSCOPE_ADD_TRACE_ID', false),
+    },
+    profiling: {
+      enabled: r.bool('OTEL_PYROSCOPE_START_PROFILING', true) && validServer !== undefined,
+      serverAddress: validServer,
+      applicationName,
+      authToken: r.string('PYROSCOPE_AUTH_TOKEN'),
+      basicAuthUser: r.string('PYROSCOPE_BASIC_AUTH_USER'),
+      basicAuthPassword: r.string('PYROSCOPE_BASIC_AUTH_PASSWORD'),
+      tenantId: r.string('PYROSCOPE_TENANT_ID'),
+      labels: r.labels('PYROSCOPE_LABELS'),
+      headers: r.headers('PYROSCOPE_HTTP_HEADERS'),
+      uploadIntervalMs,
+      samplingIntervalMicros: r.integer('PYROSCOPE_WALL_SAMPLING_INTERVAL_MICROS', DEFAULT_SAMPLING_INTERVAL_MICROS, 1000, 1_000_000),
+      collectCpuTime: r.bool('PYROSCOPE_WALL_COLLECT_CPU_TIME', true),
+      heapSamplingIntervalBytes: r.integer('PYROSCOPE_HEAP_SAMPLING_INTERVAL_BYTES', 0, 0, 1 << 30),
+      maxQueuedUploads: r.integer('PYROSCOPE_MAX_QUEUED_UPLOADS', 8, 1, 1000),
+      shutdownTimeoutMs: r.integer('PYROSCOPE_SHUTDOWN_TIMEOUT_MS', 2000, 0, 30_000),
+    },
+  };
+  if (config.profiling.basicAuthUser !== undefined && config.profiling.authToken !== undefined) {
+    r.warnings.push('both PYROSCOPE_AUTH_TOKEN and PYROSCOPE_BASIC_AUTH_USER are set; using the token');
+  }
+  return { config, warnings: r.warnings };
+}
+
+/** What Pyroscope and OpenTelemetry would call a service with no name configured. */
+function defaultServiceName(env: Env): string {
+  const fromResource = /(?:^|,)\s*service\.name=([^,]+)/.exec(env['OTEL_RESOURCE_ATTRIBUTES'] ?? '');
+  return fromResource?.[1]?.trim() || 'unknown_service:node';
+}

@@ -1,0 +1,184 @@
+/**
+ * Turns what the native profiler produced into the profiles Pyroscope wants.
+ *
+ * - A CPU profile whose only sample type and period type are `cpu`/`nanoseconds`:
+ *   Pyroscope files it as `process_cpu:cpu:nanoseconds:cpu:nanoseconds`, the
+ *   type Grafana's traces-to-profiles asks for.
+ * - A wall profile (`samples`/`count`, `wall`/`nanoseconds`).
+ * - Identical (stack, labels) samples merged: the profiler writes one sample
+ *   per labelled hit.
+ * - Labels Pyroscope would reject or turn into noise dropped (names outside
+ *   the Prometheus rule, numeric labels).
+ * - Split so that every upload stays under Pyroscope's limits
+ *   (16,000 samples, 4 MiB uncompressed).
+ */
+import { Function as PprofFunction, Label, Location, Profile, Sample, ValueType } from 'pprof-format';
+
+export const MAX_SAMPLES_PER_PROFILE = 16_000;
+export const MAX_PROFILE_BYTES = 4 * 1024 * 1024;
+const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+
+export interface ShapedProfiles {
+  cpu: Profile[];
+  wall: Profile[];
+}
+
+export interface ShapeLimits {
+  maxSamples: number;
+  maxBytes: number;
+}
+
+const DEFAULT_LIMITS: ShapeLimits = { maxSamples: MAX_SAMPLES_PER_PROFILE, maxBytes: MAX_PROFILE_BYTES };
+
+/** Splits a time profile (sample, wall[, cpu]) into a CPU and a wall profile ready for upload. */
+export function shapeTimeProfile(source: Profile, limits: ShapeLimits = DEFAULT_LIMITS): ShapedProfiles {
+  const strings = source.stringTable;
+  const countIndex = findSampleType(source, 'sample', 'count') ?? findSampleType(source, 'samples', 'count');
+  const wallIndex = findSampleType(source, 'wall', 'nanoseconds');
+  const cpuIndex = findSampleType(source, 'cpu', 'nanoseconds');
+  const allowedKeys = allowedLabelKeys(source);
+  const intervalNanos = Number(source.period);
+
+  const cpu =
+    cpuIndex === undefined
+      ? []
+      : split(
+          derive(source, {
+            sampleType: [valueType(strings, 'cpu', 'nanoseconds')],
+            periodType: valueType(strings, 'cpu', 'nanoseconds'),
+            period: intervalNanos,
+            values: (v) => (Number(v[cpuIndex]) > 0 ? [v[cpuIndex]!] : undefined),
+            allowedKeys,
+          }),
+          limits,
+        );
+
+  const wall =
+    wallIndex === undefined
+      ? []
+      : split(
+          derive(source, {
+            sampleType: [valueType(strings, 'samples', 'count'), valueType(strings, 'wall', 'nanoseconds')],
+            periodType: valueType(strings, 'wall', 'nanoseconds'),
+            period: intervalNanos,
+            values: (v) => [countIndex === undefined ? 1 : v[countIndex]!, v[wallIndex]!],
+            allowedKeys,
+          }),
+          limits,
+        );
+  return { cpu, wall };
+}
+
+/** Heap profiles need only label sanitising, merging and the size limits. */
+export function shapeHeapProfile(source: Profile, limits: ShapeLimits = DEFAULT_LIMITS): Profile[] {
+  return split(
+    derive(source, {
+      sampleType: source.sampleType,
+      periodType: source.periodType,
+      period: Number(source.period),
+      values: (v) => v,
+      allowedKeys: allowedLabelKeys(source),
+    }),
+    limits,
+  );
+}
+
+type Numeric = number | bigint;
+
+interface Derivation {
+  sampleType: ValueType[];
+  periodType: ValueType | undefined;
+  period: number;
+  /** The new values of a sample, or undefined to drop it. */
+  values: (values: Numeric[]) => Numeric[] | undefined;
+  allowedKeys: ReadonlySet<Numeric>;
+}
+
+function derive(source: Profile, d: Derivation): Profile {
+  const merged = new Map<string, Sample>();
+  for (const sample of source.sample) {
+    const values = d.values(sample.value);
+    if (values === undefined) continue;
+    const labels = sample.label.filter((l) => d.allowedKeys.has(l.key) && Number(l.str) !== 0);
+    const key = `${sample.locationId.join(',')}|${labels.map((l) => `${l.key}=${l.str}`).sort().join(',')}`;
+    const existing = merged.get(key);
+    if (existing === undefined) {
+      merged.set(key, new Sample({ locationId: sample.locationId, value: values.map(Number), label: labels }));
+    } else {
+      existing.value = existing.value.map((v, i) => Number(v) + Number(values[i] ?? 0));
+    }
+  }
+  return new Profile({
+    sampleType: d.sampleType,
+    sample: [...merged.values()],
+    mapping: source.mapping,
+    location: source.location,
+    function: source.function,
+    stringTable: source.stringTable,
+    timeNanos: source.timeNanos,
+    durationNanos: source.durationNanos,
+    ...(d.periodType === undefined ? {} : { periodType: d.periodType }),
+    period: d.period,
+  });
+}
+
+/** Splits by sample count, then halves any part whose encoding is still too large. */
+function split(profile: Profile, limits: ShapeLimits): Profile[] {
+  if (profile.sample.length === 0) return [];
+  const parts: Profile[] = [];
+  for (let i = 0; i < profile.sample.length; i += limits.maxSamples) {
+    parts.push(...bySize(withSamples(profile, profile.sample.slice(i, i + limits.maxSamples)), limits));
+  }
+  return parts;
+}
+
+function bySize(profile: Profile, limits: ShapeLimits): Profile[] {
+  if (profile.length <= limits.maxBytes || profile.sample.length <= 1) return [profile];
+  const half = Math.ceil(profile.sample.length / 2);
+  return [
+    ...bySize(withSamples(profile, profile.sample.slice(0, half)), limits),
+    ...bySize(withSamples(profile, profile.sample.slice(half)), limits),
+  ];
+}
+
+/** A copy holding only these samples and the locations and functions they use. */
+function withSamples(profile: Profile, samples: Sample[]): Profile {
+  const locationIds = new Set<Numeric>();
+  for (const s of samples) for (const id of s.locationId) locationIds.add(id);
+  const location = profile.location.filter((l: Location) => locationIds.has(l.id));
+  const functionIds = new Set<Numeric>();
+  for (const l of location) for (const line of l.line) functionIds.add(line.functionId);
+  return new Profile({
+    sampleType: profile.sampleType,
+    sample: samples,
+    mapping: profile.mapping,
+    location,
+    function: profile.function.filter((f: PprofFunction) => functionIds.has(f.id)),
+    stringTable: profile.stringTable,
+    timeNanos: profile.timeNanos,
+    durationNanos: profile.durationNanos,
+    ...(profile.periodType === undefined ? {} : { periodType: profile.periodType }),
+    period: profile.period,
+  });
+}
+
+function findSampleType(profile: Profile, type: string, unit: string): number | undefined {
+  const s = profile.stringTable.strings;
+  const index = profile.sampleType.findIndex((t) => s[Number(t.type)] === type && s[Number(t.unit)] === unit);
+  return index < 0 ? undefined : index;
+}
+
+function valueType(strings: Profile['stringTable'], type: string, unit: string): ValueType {
+  return new ValueType({ type: strings.dedup(type), unit: strings.dedup(unit) });
+}
+
+/** String ids of label names Pyroscope accepts. */
+function allowedLabelKeys(profile: Profile): Set<Numeric> {
+  const allowed = new Set<Numeric>();
+  for (const sample of profile.sample) {
+    for (const label of sample.label as Label[]) {
+      if (!allowed.has(label.key) && LABEL_NAME.test(profile.stringTable.strings[Number(label.key)] ?? '')) allowed.add(label.key);
+    }
+  }
+  return allowed;
+}

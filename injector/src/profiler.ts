@@ -1,0 +1,111 @@
+/**
+ * The one place that drives @datadog/pprof's native time profiler: start,
+ * periodic collect (stop + restart), final stop, and the context calls made
+ * while it runs. Every call is guarded so a hook firing after the profiler
+ * stopped, or a native error, never reaches the app.
+ */
+import type { Profile } from 'pprof-format';
+import type { ContextMode, ProfilerContextTarget } from './profiler-context';
+
+/** The subset of @datadog/pprof this agent uses, so tests and fallbacks can pass their own. */
+export interface PprofModule {
+  time: {
+    start(options: Record<string, unknown>): void;
+    stop(restart?: boolean, generateLabels?: (arg: { node: unknown; context?: TimeSampleContext }) => Record<string, string | number>): Profile;
+    setContext(context?: object): void;
+    runWithContext<R>(context: object, fn: () => R): R;
+    isStarted(): boolean;
+  };
+  heap: {
+    start(intervalBytes: number, stackDepth: number): void;
+    stop(): void;
+    profile(): Profile;
+  };
+}
+
+interface TimeSampleContext {
+  context?: unknown;
+}
+
+export interface SpanProfilerOptions {
+  samplingIntervalMicros: number;
+  collectCpuTime: boolean;
+  heapSamplingIntervalBytes: number;
+  mode: ContextMode;
+}
+
+export type LabelsOfContext = (context: unknown) => Record<string, string>;
+
+const NO_LABELS: Record<string, string> = Object.freeze({}) as Record<string, string>;
+/** Used for "no span" in a CPED frame: runWithContext needs an object. */
+const EMPTY_CONTEXT = Object.freeze({});
+const HEAP_STACK_DEPTH = 64;
+
+export class SpanProfiler implements ProfilerContextTarget {
+  private started = false;
+  private heapStarted = false;
+  private readonly generateLabels: (arg: { node: unknown; context?: TimeSampleContext }) => Record<string, string>;
+
+  constructor(
+    private readonly pprof: PprofModule,
+    private readonly options: SpanProfilerOptions,
+    labelsOf: LabelsOfContext,
+  ) {
+    this.generateLabels = ({ context }) => {
+      const value = context?.context;
+      return value === undefined || value === EMPTY_CONTEXT ? NO_LABELS : labelsOf(value);
+    };
+  }
+
+  get running(): boolean {
+    return this.started;
+  }
+
+  start(): void {
+    if (this.started) return;
+    this.pprof.time.start({
+      intervalMicros: this.options.samplingIntervalMicros,
+      durationMillis: 2 ** 31 - 1,
+      withContexts: true,
+      collectCpuTime: this.options.collectCpuTime,
+      useCPED: this.options.mode === 'cped',
+      lineNumbers: false,
+    });
+    this.started = true;
+    if (this.options.heapSamplingIntervalBytes > 0) {
+      this.pprof.heap.start(this.options.heapSamplingIntervalBytes, HEAP_STACK_DEPTH);
+      this.heapStarted = true;
+    }
+  }
+
+  /** The time profile since the last collect; the profiler keeps running. */
+  collect(): Profile | undefined {
+    if (!this.started) return undefined;
+    return this.pprof.time.stop(true, this.generateLabels);
+  }
+
+  /** A heap snapshot of sampled live allocations, when heap profiling is on. */
+  heapProfile(): Profile | undefined {
+    return this.heapStarted ? this.pprof.heap.profile() : undefined;
+  }
+
+  /** The last time profile; context calls made after this are ignored. */
+  stop(): Profile | undefined {
+    if (!this.started) return undefined;
+    this.started = false;
+    if (this.heapStarted) {
+      this.heapStarted = false;
+      this.pprof.heap.stop();
+    }
+    return this.pprof.time.stop(false, this.generateLabels);
+  }
+
+  setContext(labels: object | undefined): void {
+    if (this.started) this.pprof.time.setContext(labels ?? EMPTY_CONTEXT);
+  }
+
+  runWithContext<R>(labels: object | undefined, fn: () => R): R {
+    if (!this.started) return fn();
+    return this.pprof.time.runWithContext(labels ?? EMPTY_CONTEXT, fn);
+  }
+}
