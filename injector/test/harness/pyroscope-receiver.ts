@@ -1,0 +1,108 @@
+/**
+ * A receiver that speaks Pyroscope's ingest protocol (`POST /ingest`, pprof
+ * body, raw or in a multipart `profile` field) and decodes every upload.
+ */
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { gunzipSync } from 'node:zlib';
+import { Profile } from 'pprof-format';
+
+export interface ReceivedSample {
+  /** Function names, leaf first. */
+  stack: string[];
+  values: number[];
+  labels: Record<string, string>;
+}
+
+export interface ReceivedProfile {
+  query: URLSearchParams;
+  headers: http.IncomingHttpHeaders;
+  /** Pyroscope's profile-type id without the name: sampleType:unit:periodType:unit (first sample type). */
+  types: string[];
+  periodType: string;
+  sampleCount: number;
+  uncompressedBytes: number;
+  samples: ReceivedSample[];
+}
+
+export interface ReceiverBehaviour {
+  /** HTTP status to answer (default 200). */
+  status?: number;
+  /** Delay before answering. */
+  delayMs?: number;
+}
+
+export function decodePprof(body: Buffer): { profile: Profile; bytes: number } {
+  const raw = body[0] === 0x1f && body[1] === 0x8b ? gunzipSync(body) : body;
+  return { profile: Profile.decode(raw), bytes: raw.length };
+}
+
+export function readSamples(profile: Profile): ReceivedSample[] {
+  const s = profile.stringTable.strings;
+  const functions = new Map(profile.function.map((f) => [Number(f.id), s[Number(f.name)] ?? '']));
+  const locations = new Map(profile.location.map((l) => [Number(l.id), l.line.map((line) => functions.get(Number(line.functionId)) ?? '')]));
+  return profile.sample.map((sample) => ({
+    stack: sample.locationId.flatMap((id) => locations.get(Number(id)) ?? []),
+    values: sample.value.map(Number),
+    labels: Object.fromEntries(sample.label.map((l) => [s[Number(l.key)] ?? '', Number(l.str) !== 0 ? (s[Number(l.str)] ?? '') : String(l.num)])),
+  }));
+}
+
+export class PyroscopeReceiver {
+  readonly profiles: ReceivedProfile[] = [];
+  readonly requests: { status: number; at: number }[] = [];
+  behaviour: ReceiverBehaviour = {};
+  url = '';
+  private server: http.Server | undefined;
+
+  async start(): Promise<this> {
+    this.server = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const answer = (status: number, body = ''): void => {
+          this.requests.push({ status, at: Date.now() });
+          const send = (): void => {
+            res.statusCode = status;
+            res.end(body);
+          };
+          if (this.behaviour.delayMs) setTimeout(send, this.behaviour.delayMs);
+          else send();
+        };
+        const url = new URL(req.url ?? '/', 'http://localhost');
+        if (req.method !== 'POST' || url.pathname !== '/ingest') return answer(404);
+        if (this.behaviour.status !== undefined && this.behaviour.status !== 200) return answer(this.behaviour.status, 'configured failure');
+        try {
+          const { profile, bytes } = decodePprof(Buffer.concat(chunks));
+          const s = profile.stringTable.strings;
+          const vt = (t: { type: unknown; unit: unknown } | undefined): string => (t ? `${s[Number(t.type)]}:${s[Number(t.unit)]}` : '');
+          this.profiles.push({
+            query: url.searchParams,
+            headers: req.headers,
+            types: profile.sampleType.map(vt),
+            periodType: vt(profile.periodType),
+            sampleCount: profile.sample.length,
+            uncompressedBytes: bytes,
+            samples: readSamples(profile),
+          });
+          answer(200);
+        } catch (err) {
+          answer(400, `cannot decode pprof: ${String(err)}`);
+        }
+      });
+    });
+    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    return this;
+  }
+
+  /** Profiles Pyroscope would file as process_cpu:cpu:nanoseconds:cpu:nanoseconds. */
+  cpuProfiles(): ReceivedProfile[] {
+    return this.profiles.filter((p) => p.types.length === 1 && p.types[0] === 'cpu:nanoseconds' && p.periodType === 'cpu:nanoseconds');
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    this.server?.closeAllConnections();
+  }
+}
