@@ -12,7 +12,7 @@
  * - Split so that every upload stays under Pyroscope's limits
  *   (16,000 samples, 4 MiB uncompressed).
  */
-import { Function as PprofFunction, Label, Location, Profile, Sample, ValueType } from 'pprof-format';
+import { Function as PprofFunction, Label, Location, Mapping, Profile, Sample, StringTable, ValueType } from 'pprof-format';
 
 export const MAX_SAMPLES_PER_PROFILE = 16_000;
 export const MAX_PROFILE_BYTES = 4 * 1024 * 1024;
@@ -141,23 +141,44 @@ function bySize(profile: Profile, limits: ShapeLimits): Profile[] {
   ];
 }
 
-/** A copy holding only these samples and the locations and functions they use. */
+/** A copy holding only these samples and the locations, functions, mappings and strings they use. */
 function withSamples(profile: Profile, samples: Sample[]): Profile {
   const locationIds = new Set<Numeric>();
-  for (const s of samples) for (const id of s.locationId) locationIds.add(id);
-  const location = profile.location.filter((l: Location) => locationIds.has(l.id));
+  for (const sample of samples) for (const id of sample.locationId) locationIds.add(id);
+  const locations = profile.location.filter((l: Location) => locationIds.has(l.id));
   const functionIds = new Set<Numeric>();
-  for (const l of location) for (const line of l.line) functionIds.add(line.functionId);
+  const mappingIds = new Set<Numeric>();
+  for (const l of locations) {
+    mappingIds.add(l.mappingId);
+    for (const line of l.line) functionIds.add(line.functionId);
+  }
+
+  const from = profile.stringTable.strings;
+  const strings = new StringTable();
+  const str = (id: Numeric): number => strings.dedup(from[Number(id)] ?? '');
+  const vt = (t: ValueType): ValueType => new ValueType({ type: str(t.type), unit: str(t.unit) });
+
   return new Profile({
-    sampleType: profile.sampleType,
-    sample: samples,
-    mapping: profile.mapping,
-    location,
-    function: profile.function.filter((f: PprofFunction) => functionIds.has(f.id)),
-    stringTable: profile.stringTable,
+    sampleType: profile.sampleType.map(vt),
+    sample: samples.map(
+      (s) =>
+        new Sample({
+          locationId: s.locationId,
+          value: s.value,
+          label: s.label.map((l) => new Label({ key: str(l.key), str: Number(l.str) === 0 ? 0 : str(l.str), num: l.num, numUnit: Number(l.numUnit) === 0 ? 0 : str(l.numUnit) })),
+        }),
+    ),
+    mapping: profile.mapping
+      .filter((m) => mappingIds.has(m.id))
+      .map((m) => new Mapping({ ...m, filename: str(m.filename), buildId: str(m.buildId) })),
+    location: locations,
+    function: profile.function
+      .filter((f: PprofFunction) => functionIds.has(f.id))
+      .map((f) => new PprofFunction({ id: f.id, name: str(f.name), systemName: str(f.systemName), filename: str(f.filename), startLine: f.startLine })),
+    stringTable: strings,
     timeNanos: profile.timeNanos,
     durationNanos: profile.durationNanos,
-    ...(profile.periodType === undefined ? {} : { periodType: profile.periodType }),
+    ...(profile.periodType === undefined ? {} : { periodType: vt(profile.periodType) }),
     period: profile.period,
   });
 }

@@ -1,0 +1,124 @@
+import { strict as assert } from 'node:assert';
+import { gzipSync } from 'node:zlib';
+import { Function as PprofFunction, Label, Line, Location, Profile, Sample, StringTable, ValueType } from 'pprof-format';
+import { shapeTimeProfile } from '../src/pprof-shape';
+import { decodePprof, readSamples } from './harness/pyroscope-receiver';
+
+/** A time profile as the native profiler writes it: sample/count, wall/ns, cpu/ns, one sample per labelled hit. */
+function timeProfile(samples: { stack: string[]; cpu: number; labels?: Record<string, string | number> }[]): Profile {
+  const strings = new StringTable();
+  const functions = new Map<string, PprofFunction>();
+  const locations = new Map<string, Location>();
+  const location = (name: string): Location => {
+    let loc = locations.get(name);
+    if (!loc) {
+      const fn = new PprofFunction({ id: functions.size + 1, name: strings.dedup(name) });
+      functions.set(name, fn);
+      loc = new Location({ id: locations.size + 1, line: [new Line({ functionId: fn.id })] });
+      locations.set(name, loc);
+    }
+    return loc;
+  };
+  return new Profile({
+    sampleType: [
+      new ValueType({ type: strings.dedup('sample'), unit: strings.dedup('count') }),
+      new ValueType({ type: strings.dedup('wall'), unit: strings.dedup('nanoseconds') }),
+      new ValueType({ type: strings.dedup('cpu'), unit: strings.dedup('nanoseconds') }),
+    ],
+    periodType: new ValueType({ type: strings.dedup('wall'), unit: strings.dedup('nanoseconds') }),
+    period: 10_000_000,
+    sample: samples.map(
+      (s) =>
+        new Sample({
+          locationId: s.stack.map((name) => location(name).id),
+          value: [1, 10_000_000, s.cpu],
+          label: Object.entries(s.labels ?? {}).map(([k, v]) =>
+            typeof v === 'number' ? new Label({ key: strings.dedup(k), num: v }) : new Label({ key: strings.dedup(k), str: strings.dedup(v) }),
+          ),
+        }),
+    ),
+    location: [...locations.values()],
+    function: [...functions.values()],
+    stringTable: strings,
+    timeNanos: Date.now() * 1e6,
+    durationNanos: 15e9,
+  });
+}
+
+const roundTrip = (p: Profile) => {
+  const decoded = decodePprof(gzipSync(p.encode())).profile;
+  const s = decoded.stringTable.strings;
+  return {
+    types: decoded.sampleType.map((t) => `${s[Number(t.type)]}:${s[Number(t.unit)]}`),
+    period: `${s[Number(decoded.periodType!.type)]}:${s[Number(decoded.periodType!.unit)]}`,
+    samples: readSamples(decoded),
+  };
+};
+
+describe('pprof shaping for Pyroscope', () => {
+  const span = { span_id: '00f067aa0ba902b7', span_name: 'GET /checkout' };
+
+  it('makes a CPU profile Pyroscope files as process_cpu:cpu:nanoseconds:cpu:nanoseconds, and a wall profile', () => {
+    const { cpu, wall } = shapeTimeProfile(timeProfile([{ stack: ['hot', 'main'], cpu: 9_000_000, labels: span }]));
+    assert.equal(cpu.length, 1);
+    const c = roundTrip(cpu[0]!);
+    assert.deepEqual(c.types, ['cpu:nanoseconds']);
+    assert.equal(c.period, 'cpu:nanoseconds');
+    assert.deepEqual(c.samples, [{ stack: ['hot', 'main'], values: [9_000_000], labels: span }]);
+    const w = roundTrip(wall[0]!);
+    assert.deepEqual(w.types, ['samples:count', 'wall:nanoseconds']);
+    assert.equal(w.period, 'wall:nanoseconds');
+  });
+
+  it('merges identical (stack, labels) samples and keeps different labels apart', () => {
+    const other = { span_id: '1111111111111111', span_name: 'GET /checkout' };
+    const { cpu, wall } = shapeTimeProfile(
+      timeProfile([
+        { stack: ['hot', 'main'], cpu: 1, labels: span },
+        { stack: ['hot', 'main'], cpu: 2, labels: span },
+        { stack: ['hot', 'main'], cpu: 4, labels: other },
+        { stack: ['cold', 'main'], cpu: 8, labels: span },
+      ]),
+    );
+    const samples = roundTrip(cpu[0]!).samples.map((s) => `${s.stack[0]} ${s.labels['span_id']} ${s.values[0]}`).sort();
+    assert.deepEqual(samples, ['cold 00f067aa0ba902b7 8', 'hot 00f067aa0ba902b7 3', 'hot 1111111111111111 4']);
+    assert.deepEqual(roundTrip(wall[0]!).samples.find((s) => s.stack[0] === 'hot' && s.labels['span_id'] === span.span_id)!.values, [2, 20_000_000]);
+  });
+
+  it('drops samples with no CPU time from the CPU profile only', () => {
+    const { cpu, wall } = shapeTimeProfile(timeProfile([{ stack: ['(idle)'], cpu: 0 }, { stack: ['hot'], cpu: 5 }]));
+    assert.deepEqual(roundTrip(cpu[0]!).samples.map((s) => s.stack[0]), ['hot']);
+    assert.equal(roundTrip(wall[0]!).samples.length, 2);
+  });
+
+  it('drops labels Pyroscope rejects (a space in the name) or ignores (numeric values)', () => {
+    const { cpu } = shapeTimeProfile(timeProfile([{ stack: ['hot'], cpu: 5, labels: { ...span, 'thread id': '7', tid: 7 } }]));
+    assert.deepEqual(roundTrip(cpu[0]!).samples[0]!.labels, span);
+  });
+
+  it('splits a profile over the sample limit into parts under it, losing nothing', () => {
+    const input = Array.from({ length: 25 }, (_, i) => ({ stack: [`f${i}`], cpu: i + 1 }));
+    const { cpu } = shapeTimeProfile(timeProfile(input), { maxSamples: 10, maxBytes: 4 << 20 });
+    assert.deepEqual(cpu.map((p) => p.sample.length), [10, 10, 5]);
+    const all = cpu.flatMap((p) => roundTrip(p).samples);
+    assert.equal(all.reduce((n, s) => n + s.values[0]!, 0), (25 * 26) / 2);
+    assert.deepEqual(all.map((s) => s.stack[0]).sort(), input.map((s) => s.stack[0]).sort());
+  });
+
+  it('splits a profile over the byte limit, each part under it and carrying only the functions it uses', () => {
+    const input = Array.from({ length: 64 }, (_, i) => ({ stack: [`function_with_a_long_name_${i}_${'x'.repeat(100)}`], cpu: 1 }));
+    const whole = shapeTimeProfile(timeProfile(input)).cpu[0]!;
+    const limit = Math.ceil(whole.length / 3);
+    const parts = shapeTimeProfile(timeProfile(input), { maxSamples: 16_000, maxBytes: limit }).cpu;
+    assert.ok(parts.length >= 3);
+    for (const p of parts) {
+      assert.ok(p.length <= limit, `${p.length} <= ${limit}`);
+      assert.equal(p.function.length, p.sample.length);
+    }
+    assert.equal(parts.reduce((n, p) => n + p.sample.length, 0), 64);
+  });
+
+  it('returns no profile when nothing was sampled', () => {
+    assert.deepEqual(shapeTimeProfile(timeProfile([])), { cpu: [], wall: [] });
+  });
+});
