@@ -2,9 +2,10 @@
 //   register.js                 the agent (OpenTelemetry SDK and instrumentations bundled in)
 //   pprof/out/src/index.js      the native profiler's JavaScript, bundled
 //   pprof/prebuilds/linux-*/    its prebuilt addons for linux x64/arm64, glibc and musl
+//   node_modules/               import-in-the-middle and its dependencies, for ES module apps
 // Nothing in it is loaded from the app's node_modules.
 import { build } from 'esbuild';
-import { cpSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -40,6 +41,7 @@ await build({
       name: 'pprof-external',
       setup(b) {
         b.onResolve({ filter: /^@datadog\/pprof(\/.*)?$/ }, () => ({ path: PPROF_BUNDLE, external: true }));
+        b.onResolve({ filter: /^import-in-the-middle(\/.*)?$/ }, (args) => ({ path: args.path, external: true }));
       },
     },
   ],
@@ -55,7 +57,21 @@ const prebuilds = join(dirname(require.resolve('@datadog/pprof/package.json')), 
 for (const platform of PLATFORMS) {
   cpSync(join(prebuilds, platform), join(dist, 'pprof/prebuilds', platform), { recursive: true });
 }
+// Shipped as files, not bundled (see src/esm-hooks.ts), with their own dependencies.
+for (const name of ['import-in-the-middle', 'cjs-module-lexer', 'es-module-lexer', 'module-details-from-path']) {
+  const from = packageDir(name, dirname(require.resolve('@opentelemetry/instrumentation/package.json')));
+  cpSync(from, join(dist, 'node_modules', name), { recursive: true, filter: (src) => !/\/(test|tests|benchmark|\.github)(\/|$)/.test(src) });
+}
 writeFileSync(join(dist, 'pprof/package.json'), JSON.stringify({ name: 'span-profiling-pprof', private: true }) + '\n');
+
+/** A package's folder as Node would find it from `from`, without relying on its "exports". */
+function packageDir(name, from) {
+  for (let dir = from; ; dir = dirname(dir)) {
+    const candidate = join(dir, 'node_modules', name);
+    if (existsSync(join(candidate, 'package.json'))) return candidate;
+    if (dirname(dir) === dir) throw new Error(`cannot find ${name} from ${from}`);
+  }
+}
 
 const bytes = (p) => (statSync(p).isDirectory() ? readdirSync(p).reduce((n, f) => n + bytes(join(p, f)), 0) : statSync(p).size);
 console.error(`agent built in ${dist}: ${(bytes(dist) / 1e6).toFixed(1)} MB`);

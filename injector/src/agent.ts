@@ -14,6 +14,7 @@ import { SpanProfiler, type PprofModule } from './profiler';
 import { shapeHeapProfile, shapeTimeProfile } from './pprof-shape';
 import { PyroscopeUploader, type Send } from './upload';
 import { startTracing, type Tracing } from './tracing';
+import { registerEsmHooks } from './esm-hooks';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -31,6 +32,8 @@ export interface AgentDeps {
   send?: Send;
   /** Whether to hook process signals and exit (off for in-process tests). */
   manageProcessLifecycle?: boolean;
+  /** Whether to register the ES module loader hook (off for in-process tests). */
+  esmHooks?: boolean;
 }
 
 export interface AgentHandle {
@@ -52,22 +55,24 @@ export function startAgent(deps: AgentDeps): AgentHandle {
   const linker = new SpanProfileLinker(config.spanLink);
   const contextManager = new ProfilingContextManager((ctx) => linker.labelsFor(ctx));
 
-  let tracing: Tracing | undefined;
-  if (config.disabled) {
-    log.info('SPANPROFILING_DISABLED is set: the agent does nothing');
-  } else if (config.tracing.enabled) {
-    try {
-      tracing = startTracing(deps.env, linker, contextManager);
-    } catch (err) {
-      log.error(`tracing could not start, continuing without it: ${describeError(err)}`);
-    }
-  }
+  if (config.disabled) log.info('SPANPROFILING_DISABLED is set: the agent does nothing');
 
+  // Profiling first: spans are marked with pyroscope.profile.id only when profiles will exist.
   let profiling: ProfilingLoop | undefined;
   if (!config.disabled && config.profiling.enabled) {
     profiling = startProfiling(config, deps, log, linker, contextManager);
   } else if (!config.disabled && config.profiling.serverAddress === undefined) {
     log.info('PYROSCOPE_SERVER_ADDRESS is not set: tracing only');
+  }
+
+  let tracing: Tracing | undefined;
+  if (!config.disabled && config.tracing.enabled) {
+    try {
+      if (deps.esmHooks !== false) registerEsmHooks(log);
+      tracing = startTracing(deps.env, profiling === undefined ? undefined : linker, contextManager);
+    } catch (err) {
+      log.error(`tracing could not start, continuing without it: ${describeError(err)}`);
+    }
   }
 
   let shutdownPromise: Promise<void> | undefined;

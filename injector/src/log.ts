@@ -27,7 +27,8 @@ export function createLogger(level: LogLevel, write: (line: string) => void = (l
   };
 }
 
+/** One line per log entry: the first line of an error's message. */
 export function describeError(err: unknown): string {
-  if (err instanceof Error) return err.message;
-  return String(err);
+  const message = err instanceof Error ? err.message : String(err);
+  return message.split('\n', 1)[0]!.trim();
 }

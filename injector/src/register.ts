@@ -4,6 +4,7 @@
  * Loads once per process even when required twice (NODE_OPTIONS and the
  * command line may both name it), and never lets an error escape into the app.
  */
+import { isMainThread } from 'node:worker_threads';
 import { startAgent, type AgentHandle, type NativeProfiler } from './agent';
 import type { PprofModule } from './profiler';
 
@@ -20,7 +21,8 @@ function loadNativeProfiler(): NativeProfiler {
 }
 
 const g = globalThis as Global;
-if (g[LOADED] === undefined) {
+// Preloads also run in worker threads, Node's own module-loader thread among them; the agent serves the main thread.
+if (g[LOADED] === undefined && isMainThread) {
   try {
     g[LOADED] = startAgent({ env: process.env, loadNativeProfiler });
   } catch (err) {

@@ -20,13 +20,13 @@ export interface Tracing {
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-export function startTracing(env: Env, linker: SpanProcessor, contextManager: ContextManager): Tracing {
+export function startTracing(env: Env, linker: SpanProcessor | undefined, contextManager: ContextManager): Tracing {
   const exporters = getSpanProcessorsFromEnv(undefined);
   const sdk = new NodeSDK({
     instrumentations: [getNodeAutoInstrumentations()],
     resourceDetectors: resourceDetectors(env),
     contextManager,
-    spanProcessors: exporters.length > 0 ? [linker, ...exporters] : [],
+    spanProcessors: exporters.length > 0 && linker !== undefined ? [linker, ...exporters] : exporters,
     // Metrics and logs go over OTLP only when asked for: this agent is about traces and
     // profiles, and trace backends rarely accept the other two.
     ...(env['OTEL_METRICS_EXPORTER'] === undefined ? { metricReaders: [] } : {}),

@@ -5,38 +5,14 @@
 import { strict as assert } from 'node:assert';
 import * as path from 'node:path';
 import { AppProcess, FIXTURES, load, testNodes, waitFor } from './harness/app-process';
-import { OtlpReceiver, type ReceivedSpan } from './harness/otlp-receiver';
-import { PyroscopeReceiver, type ReceivedProfile } from './harness/pyroscope-receiver';
+import { OtlpReceiver } from './harness/otlp-receiver';
+import { PyroscopeReceiver } from './harness/pyroscope-receiver';
+import { agentEnv, allSamples, requestQuery, serverSpans } from './harness/agent-env';
 import { attribution } from './harness/attribution';
 
 const SERVER = path.join(FIXTURES, 'server.js');
 const HOT = ['alpha', 'beta', 'gamma', 'delta'] as const;
 const VIA = ['await', 'timer', 'immediate', 'emitter', 'chain'] as const;
-const SPAN_KIND_SERVER = 2;
-
-export function agentEnv(pyroscope: PyroscopeReceiver, otlp: OtlpReceiver, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    OTEL_SERVICE_NAME: 'agent-test',
-    PYROSCOPE_SERVER_ADDRESS: pyroscope.url,
-    PYROSCOPE_UPLOAD_INTERVAL: '1s',
-    PYROSCOPE_LOG_LEVEL: 'info',
-    OTEL_EXPORTER_OTLP_ENDPOINT: otlp.httpUrl,
-    OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
-    OTEL_BSP_SCHEDULE_DELAY: '200',
-    ...extra,
-  };
-}
-
-export function serverSpans(spans: ReceivedSpan[]): ReceivedSpan[] {
-  return spans.filter((s) => s.kind === SPAN_KIND_SERVER);
-}
-
-/** The query string of a server span's request, from whichever semantic convention the instrumentation used. */
-export function requestQuery(span: ReceivedSpan): URLSearchParams {
-  const target = (span.attributes['url.query'] as string | undefined) ?? (span.attributes['http.target'] as string | undefined) ?? (span.attributes['url.full'] as string | undefined) ?? '';
-  const q = target.includes('?') ? target.slice(target.indexOf('?') + 1) : target;
-  return new URLSearchParams(q);
-}
 
 for (const node of testNodes()) {
   describe(`agent on ${node.label}`, function () {
@@ -134,8 +110,4 @@ for (const node of testNodes()) {
       assert.ok(overall.coverage >= 0.95, `${(overall.coverage * 100).toFixed(1)}% of hot CPU time carries a span label (${overall.unlabelled} unlabelled samples)`);
     });
   });
-}
-
-export function allSamples(profiles: ReceivedProfile[]) {
-  return profiles.flatMap((p) => p.samples);
 }
