@@ -1,5 +1,6 @@
 // Builds the self-contained agent directory, injector/dist/:
-//   register.js                 the agent (OpenTelemetry SDK and instrumentations bundled in)
+//   register.js                 the preload entry: loads agent.js once, in the main thread
+//   agent.js                    the agent (OpenTelemetry SDK and instrumentations bundled in)
 //   pprof/out/src/index.js      the native profiler's JavaScript, bundled
 //   pprof/prebuilds/linux-*/    its prebuilt addons for linux x64/arm64, glibc and musl
 //   node_modules/               import-in-the-middle and its dependencies, for ES module apps
@@ -24,18 +25,26 @@ const common = {
   platform: 'node',
   target: 'node18',
   format: 'cjs',
-  minify: true,
+  minify: process.env.AGENT_MINIFY !== 'false',
   keepNames: true,
   sourcemap: false,
   legalComments: 'eof',
   logLevel: 'warning',
 };
 
-// The agent, with the profiler left as a runtime require of the bundle above.
+// The preload entry: a few lines that load agent.js only where it should run.
 await build({
   ...common,
   entryPoints: [join(here, 'src/register.ts')],
   outfile: join(dist, 'register.js'),
+  plugins: [{ name: 'agent-external', setup: (b) => b.onResolve({ filter: /^\.\/agent\.js$/ }, (args) => ({ path: args.path, external: true })) }],
+});
+
+// The agent, with the profiler and import-in-the-middle left as runtime requires of files beside it.
+await build({
+  ...common,
+  entryPoints: [join(here, 'src/main.ts')],
+  outfile: join(dist, 'agent.js'),
   plugins: [
     {
       name: 'pprof-external',

@@ -14,7 +14,7 @@ import { SpanProfiler, type PprofModule } from './profiler';
 import { shapeHeapProfile, shapeTimeProfile } from './pprof-shape';
 import { PyroscopeUploader, type Send } from './upload';
 import { startTracing, type Tracing } from './tracing';
-import { registerEsmHooks } from './esm-hooks';
+import { isEsModuleEntry, registerEsmHooks } from './esm-hooks';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -68,8 +68,9 @@ export function startAgent(deps: AgentDeps): AgentHandle {
   let tracing: Tracing | undefined;
   if (!config.disabled && config.tracing.enabled) {
     try {
-      if (deps.esmHooks !== false) registerEsmHooks(log);
-      tracing = startTracing(deps.env, profiling === undefined ? undefined : linker, contextManager);
+      const esm = config.esmHooks === 'auto' ? isEsModuleEntry(process.argv[1]) : config.esmHooks === 'true';
+      if (esm && deps.esmHooks !== false) registerEsmHooks(log);
+      tracing = startTracing(deps.env, profiling === undefined ? undefined : linker, contextManager, log);
     } catch (err) {
       log.error(`tracing could not start, continuing without it: ${describeError(err)}`);
     }

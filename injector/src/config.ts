@@ -13,6 +13,8 @@ export interface AgentConfig {
   /** Kill switch: SPANPROFILING_DISABLED=true turns the whole agent off. */
   disabled: boolean;
   logLevel: LogLevel;
+  /** SPANPROFILING_ESM_HOOKS: register the ES module loader hook (auto: when the entry point is an ES module). */
+  esmHooks: 'auto' | 'true' | 'false';
   tracing: {
     /** False when OTEL_SDK_DISABLED=true: spans are neither made nor exported. */
     enabled: boolean;
@@ -188,6 +190,7 @@ export function readConfig(env: Env): ConfigResult {
   const config: AgentConfig = {
     disabled: r.bool('SPANPROFILING_DISABLED', false),
     logLevel: r.logLevel('PYROSCOPE_LOG_LEVEL'),
+    esmHooks: r.string('SPANPROFILING_ESM_HOOKS') === undefined ? 'auto' : r.bool('SPANPROFILING_ESM_HOOKS', false) ? 'true' : 'false',
     tracing: { enabled: !r.bool('OTEL_SDK_DISABLED', false) },
     spanLink: {
       rootSpanOnly: r.bool('OTEL_PYROSCOPE_ROOT_SPAN_ONLY', true),

@@ -1,30 +1,23 @@
 /**
  * Entry point: `node --require <agent>/register.js app.js`.
  *
- * Loads once per process even when required twice (NODE_OPTIONS and the
- * command line may both name it), and never lets an error escape into the app.
+ * Deliberately tiny. Preloads also run in worker threads (Node's own ES module
+ * loader thread among them), and this file decides, before anything large is
+ * parsed, whether the agent (agent.js, the bundle) loads at all: once per
+ * process, in the main thread. No error escapes into the app.
  */
 import { isMainThread } from 'node:worker_threads';
-import { startAgent, type AgentHandle, type NativeProfiler } from './agent';
-import type { PprofModule } from './profiler';
+import type { AgentHandle } from './agent';
 
 const LOADED = Symbol.for('spanprofiling.io/agent');
 type Global = typeof globalThis & { [LOADED]?: AgentHandle | 'failed' };
 
-function loadNativeProfiler(): NativeProfiler {
-  // Required lazily: on a runtime with no matching prebuild this throws and the agent falls back to tracing only.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const pprof = require('@datadog/pprof') as PprofModule;
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const acf = require('@datadog/pprof/out/src/async-context-frame') as { isAsyncContextFrameActive(): boolean };
-  return { pprof, asyncContextFrameActive: () => acf.isAsyncContextFrameActive() };
-}
-
 const g = globalThis as Global;
-// Preloads also run in worker threads, Node's own module-loader thread among them; the agent serves the main thread.
 if (g[LOADED] === undefined && isMainThread) {
   try {
-    g[LOADED] = startAgent({ env: process.env, loadNativeProfiler });
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const agent = require('./agent.js') as typeof import('./main');
+    g[LOADED] = agent.start();
   } catch (err) {
     g[LOADED] = 'failed';
     try {

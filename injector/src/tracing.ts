@@ -1,47 +1,145 @@
 /**
- * OpenTelemetry tracing from the standard OTEL_* environment, as the upstream
- * auto-instrumentation register script sets it up, plus two things of ours:
- * the span linker as the first span processor, and the context manager that
- * keeps the profiler's context in step with the active span.
+ * OpenTelemetry tracing from the standard OTEL_* environment, composed here
+ * from the SDK's parts rather than through NodeSDK, so that only what is
+ * configured gets loaded (start-up time is part of the agent's cost):
+ *
+ * - exporters: OTEL_TRACES_EXPORTER (otlp, console, zipkin, none); OTLP over
+ *   OTEL_EXPORTER_OTLP[_TRACES]_PROTOCOL grpc, http/protobuf (default) or
+ *   http/json, each exporter reading its own endpoint/headers/timeout env;
+ * - sampler, span limits and batch settings: read by the SDK from env;
+ * - propagators: OTEL_PROPAGATORS (tracecontext, baggage, b3, b3multi, jaeger, none);
+ * - resource: OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES plus local detectors
+ *   (OTEL_NODE_RESOURCE_DETECTORS picks among env, host, os, process,
+ *   serviceinstance, container);
+ * - instrumentations: see instrumentations.ts.
+ *
+ * Metrics and logs are not set up: this agent is about traces and profiles.
  */
-import { NodeSDK } from '@opentelemetry/sdk-node';
-import { getNodeAutoInstrumentations, getResourceDetectors } from '@opentelemetry/auto-instrumentations-node';
-import { getSpanProcessorsFromEnv } from '@opentelemetry/sdk-node/build/src/utils';
-import { containerDetector } from '@opentelemetry/resource-detector-container';
-import { envDetector, hostDetector, osDetector, processDetector, serviceInstanceIdDetector } from '@opentelemetry/resources';
-import type { ContextManager } from '@opentelemetry/api';
-import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { context, diag, DiagLogLevel, propagation, trace, type ContextManager, type DiagLogger, type TextMapPropagator } from '@opentelemetry/api';
+import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
+import { registerInstrumentations } from '@opentelemetry/instrumentation';
+import { defaultResource, detectResources, envDetector, hostDetector, osDetector, processDetector, serviceInstanceIdDetector, type ResourceDetector } from '@opentelemetry/resources';
+import { BasicTracerProvider, BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { INSTRUMENTATIONS, selectInstrumentations } from './instrumentations';
+import type { Logger } from './log';
+import { describeError } from './log';
 
 export interface Tracing {
-  /** False when no trace exporter is configured: spans are not exported, so none are linked. */
+  /** False when no trace exporter is configured. */
   readonly exporting: boolean;
   shutdown(): Promise<void>;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-export function startTracing(env: Env, linker: SpanProcessor | undefined, contextManager: ContextManager): Tracing {
-  const exporters = getSpanProcessorsFromEnv(undefined);
-  const sdk = new NodeSDK({
-    instrumentations: [getNodeAutoInstrumentations()],
-    resourceDetectors: resourceDetectors(env),
-    contextManager,
-    spanProcessors: exporters.length > 0 && linker !== undefined ? [linker, ...exporters] : exporters,
-    // Metrics and logs go over OTLP only when asked for: this agent is about traces and
-    // profiles, and trace backends rarely accept the other two.
-    ...(env['OTEL_METRICS_EXPORTER'] === undefined ? { metricReaders: [] } : {}),
-    ...(env['OTEL_LOGS_EXPORTER'] === undefined ? { logRecordProcessors: [] } : {}),
-  });
-  sdk.start();
-  return { exporting: exporters.length > 0, shutdown: () => sdk.shutdown() };
+/* eslint-disable @typescript-eslint/no-require-imports */
+const OTLP_EXPORTERS: Record<string, () => SpanExporter> = {
+  grpc: () => new (require('@opentelemetry/exporter-trace-otlp-grpc') as { OTLPTraceExporter: new () => SpanExporter }).OTLPTraceExporter(),
+  'http/protobuf': () => new (require('@opentelemetry/exporter-trace-otlp-proto') as { OTLPTraceExporter: new () => SpanExporter }).OTLPTraceExporter(),
+  'http/json': () => new (require('@opentelemetry/exporter-trace-otlp-http') as { OTLPTraceExporter: new () => SpanExporter }).OTLPTraceExporter(),
+};
+
+const PROPAGATORS: Record<string, () => TextMapPropagator> = {
+  tracecontext: () => new W3CTraceContextPropagator(),
+  baggage: () => new W3CBaggagePropagator(),
+  b3: () => {
+    const b3 = require('@opentelemetry/propagator-b3') as typeof import('@opentelemetry/propagator-b3');
+    return new b3.B3Propagator();
+  },
+  b3multi: () => {
+    const b3 = require('@opentelemetry/propagator-b3') as typeof import('@opentelemetry/propagator-b3');
+    return new b3.B3Propagator({ injectEncoding: b3.B3InjectEncoding.MULTI_HEADER });
+  },
+  jaeger: () => new (require('@opentelemetry/propagator-jaeger') as typeof import('@opentelemetry/propagator-jaeger')).JaegerPropagator(),
+};
+
+const DETECTORS: Record<string, () => ResourceDetector> = {
+  env: () => envDetector,
+  host: () => hostDetector,
+  os: () => osDetector,
+  process: () => processDetector,
+  serviceinstance: () => serviceInstanceIdDetector,
+  container: () => (require('@opentelemetry/resource-detector-container') as typeof import('@opentelemetry/resource-detector-container')).containerDetector,
+};
+/* eslint-enable @typescript-eslint/no-require-imports */
+
+/** Comma-separated names from env, or the default; unknown names are reported and skipped. */
+function names(env: Env, variable: string, known: Record<string, unknown>, fallback: string[], log: Logger, extra: string[] = []): string[] {
+  const raw = env[variable]?.trim();
+  const list = raw === undefined || raw === '' ? fallback : raw.split(',').map((n) => n.trim()).filter((n) => n !== '');
+  const unknown = list.filter((n) => !(n in known) && !extra.includes(n));
+  if (unknown.length > 0) log.warn(`${variable}: ignoring unsupported value(s) ${unknown.join(', ')}; supported: ${[...Object.keys(known), ...extra].join(', ')}`);
+  return list.filter((n) => !unknown.includes(n));
 }
 
-/**
- * The upstream default ("all") queries cloud metadata endpoints at start-up.
- * In a pod, the operator passes the Kubernetes attributes in
- * OTEL_RESOURCE_ATTRIBUTES, so by default only local detectors run.
- */
-function resourceDetectors(env: Env) {
-  if (env['OTEL_NODE_RESOURCE_DETECTORS'] !== undefined) return getResourceDetectors();
-  return [envDetector, hostDetector, osDetector, processDetector, serviceInstanceIdDetector, containerDetector];
+function exporters(env: Env, log: Logger): SpanExporter[] {
+  const selected = names(env, 'OTEL_TRACES_EXPORTER', { otlp: 1, console: 1, zipkin: 1 }, ['otlp'], log, ['none']);
+  if (selected.includes('none')) return [];
+  return selected.flatMap((name): SpanExporter[] => {
+    try {
+      if (name === 'console') return [new ConsoleSpanExporter()];
+      if (name === 'zipkin') {
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        return [new (require('@opentelemetry/exporter-zipkin') as typeof import('@opentelemetry/exporter-zipkin')).ZipkinExporter()];
+      }
+      const protocol = (env['OTEL_EXPORTER_OTLP_TRACES_PROTOCOL'] || env['OTEL_EXPORTER_OTLP_PROTOCOL'] || 'http/protobuf').trim();
+      const make = OTLP_EXPORTERS[protocol];
+      if (make === undefined) {
+        log.warn(`OTLP protocol ${JSON.stringify(protocol)} is not one of grpc, http/protobuf, http/json; using http/protobuf`);
+        return [OTLP_EXPORTERS['http/protobuf']!()];
+      }
+      return [make()];
+    } catch (err) {
+      log.error(`trace exporter ${name} could not be created: ${describeError(err)}`);
+      return [];
+    }
+  });
+}
+
+function propagator(env: Env, log: Logger): TextMapPropagator | undefined {
+  const selected = names(env, 'OTEL_PROPAGATORS', PROPAGATORS, ['tracecontext', 'baggage'], log, ['none']);
+  if (selected.includes('none')) return undefined;
+  return new CompositePropagator({ propagators: [...new Set(selected)].map((n) => PROPAGATORS[n]!()) });
+}
+
+/** OpenTelemetry's own diagnostics go to the agent's log, at OTEL_LOG_LEVEL (default: errors only). */
+function routeDiagnostics(env: Env, log: Logger): void {
+  const levels: Record<string, DiagLogLevel> = { NONE: DiagLogLevel.NONE, ERROR: DiagLogLevel.ERROR, WARN: DiagLogLevel.WARN, INFO: DiagLogLevel.INFO, DEBUG: DiagLogLevel.DEBUG, VERBOSE: DiagLogLevel.VERBOSE, ALL: DiagLogLevel.ALL };
+  const level = levels[(env['OTEL_LOG_LEVEL'] ?? 'ERROR').toUpperCase()] ?? DiagLogLevel.ERROR;
+  const write = (at: 'debug' | 'info' | 'warn' | 'error') => (message: string, ...args: unknown[]) =>
+    log[at](`opentelemetry: ${[message, ...args.map((a) => describeError(a))].join(' ')}`);
+  const logger: DiagLogger = { error: write('error'), warn: write('warn'), info: write('info'), debug: write('debug'), verbose: write('debug') };
+  diag.setLogger(logger, { logLevel: level, suppressOverrideMessage: true });
+}
+
+export function startTracing(env: Env, linker: SpanProcessor | undefined, contextManager: ContextManager, log: Logger): Tracing {
+  routeDiagnostics(env, log);
+  const selection = selectInstrumentations(env);
+  for (const warning of selection.warnings) log.warn(warning);
+
+  const spanExporters = exporters(env, log);
+  const processors: SpanProcessor[] = spanExporters.map((e) => (e instanceof ConsoleSpanExporter ? new SimpleSpanProcessor(e) : new BatchSpanProcessor(e)));
+  const detectors = names(env, 'OTEL_NODE_RESOURCE_DETECTORS', DETECTORS, Object.keys(DETECTORS), log, ['none']).filter((n) => n !== 'none').map((n) => DETECTORS[n]!());
+  const resource = defaultResource().merge(detectResources({ detectors }));
+  const provider = new BasicTracerProvider({
+    resource,
+    spanProcessors: processors.length > 0 && linker !== undefined ? [linker, ...processors] : processors,
+  });
+
+  context.setGlobalContextManager(contextManager.enable());
+  const p = propagator(env, log);
+  if (p !== undefined) propagation.setGlobalPropagator(p);
+  trace.setGlobalTracerProvider(provider);
+
+  const instrumentations = selection.names.flatMap((name) => {
+    try {
+      return [INSTRUMENTATIONS[name]!()];
+    } catch (err) {
+      log.warn(`instrumentation ${name} is off: ${describeError(err)}`);
+      return [];
+    }
+  });
+  registerInstrumentations({ instrumentations, tracerProvider: provider });
+
+  return { exporting: processors.length > 0, shutdown: () => provider.shutdown() };
 }

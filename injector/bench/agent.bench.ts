@@ -1,0 +1,202 @@
+/**
+ * `npm run bench:agent`: what the agent costs and how well it attributes, side
+ * by side in one run. Figures, not assertions: this machine is shared and noisy,
+ * so configurations are interleaved round by round and medians are reported.
+ *
+ * For a CPU-bound and an I/O-bound (many awaits) HTTP app, on this machine's
+ * Node and on Node 24 (and any other binary in SPANPROF_TEST_NODES):
+ *   none      the app alone
+ *   otel      OpenTelemetry tracing alone (the upstream auto-instrumentation register script)
+ *   agent     this agent: tracing + span-linked CPU/wall profiling at 100 Hz
+ * Also: attribution accuracy under concurrency, agent size on disk, start-up delay.
+ *
+ * Options (env): BENCH_SECONDS (per measurement, default 4), BENCH_ROUNDS (default 3),
+ * BENCH_CONCURRENCY (default 16).
+ */
+import { readdirSync, statSync } from 'node:fs';
+import * as path from 'node:path';
+import { AGENT, AppProcess, FIXTURES, REPO_ROOT, testNodes, type RequestResult } from '../test/harness/app-process';
+import { OtlpReceiver } from '../test/harness/otlp-receiver';
+import { PyroscopeReceiver } from '../test/harness/pyroscope-receiver';
+import { attribution } from '../test/harness/attribution';
+import { allSamples, requestQuery, serverSpans } from '../test/harness/agent-env';
+import * as http from 'node:http';
+
+const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 4);
+const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
+const CONCURRENCY = Number(process.env['BENCH_CONCURRENCY'] ?? 16);
+const SERVER = path.join(FIXTURES, 'server.js');
+const OTEL_REGISTER = require.resolve('@opentelemetry/auto-instrumentations-node/register');
+const HOT = ['alpha', 'beta', 'gamma', 'delta'];
+
+type Config = 'none' | 'otel' | 'agent';
+const CONFIGS: Config[] = ['none', 'otel', 'agent'];
+
+const APPS = {
+  'cpu-bound': (i: number) => `/work?fn=${HOT[i % 4]}&ms=2&rounds=2&via=await&i=${i}`,
+  'io-bound (50 awaits)': (i: number) => `/work?fn=${HOT[i % 4]}&ms=0.02&rounds=50&via=await&i=${i}`,
+} as const;
+
+interface Run {
+  rps: number;
+  p99: number;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
+}
+
+/** Closed-loop load for a fixed time. */
+async function timedLoad(port: number, pathFor: (i: number) => string, seconds: number): Promise<RequestResult[]> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+  const results: RequestResult[] = [];
+  const end = performance.now() + seconds * 1000;
+  let i = 0;
+  const worker = async (): Promise<void> => {
+    while (performance.now() < end) {
+      const p = pathFor(i++);
+      const start = performance.now();
+      const status = await new Promise<number>((resolve) => {
+        const req = http.get({ host: '127.0.0.1', port, path: p, agent }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        });
+        req.on('error', () => resolve(0));
+      });
+      results.push({ path: p, status, ms: performance.now() - start });
+    }
+  };
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  agent.destroy();
+  return results;
+}
+
+function envFor(config: Config, pyroscope: PyroscopeReceiver, otlp: OtlpReceiver): Record<string, string> {
+  const common = {
+    OTEL_SERVICE_NAME: 'bench',
+    OTEL_EXPORTER_OTLP_ENDPOINT: otlp.httpUrl,
+    OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
+    OTEL_METRICS_EXPORTER: 'none',
+    OTEL_LOGS_EXPORTER: 'none',
+    // Local detectors only: the upstream default also queries cloud metadata addresses.
+    OTEL_NODE_RESOURCE_DETECTORS: 'env,host,os,process,serviceinstance,container',
+  };
+  if (config === 'none') return {};
+  if (config === 'otel') return common;
+  return { ...common, PYROSCOPE_SERVER_ADDRESS: pyroscope.url, PYROSCOPE_UPLOAD_INTERVAL: '5s', PYROSCOPE_LOG_LEVEL: 'warn' };
+}
+
+function nodeArgsFor(config: Config): string[] {
+  return config === 'otel' ? ['--require', OTEL_REGISTER] : [];
+}
+
+async function measure(node: string, config: Config, pathFor: (i: number) => string): Promise<Run> {
+  const pyroscope = await new PyroscopeReceiver().start();
+  const otlp = await new OtlpReceiver().start();
+  const app = await AppProcess.start({ script: SERVER, node, agent: config === 'agent', nodeArgs: nodeArgsFor(config), env: envFor(config, pyroscope, otlp) });
+  try {
+    await timedLoad(app.port, pathFor, 1); // warm-up
+    const results = await timedLoad(app.port, pathFor, SECONDS);
+    const ok = results.filter((r) => r.status === 200);
+    return { rps: ok.length / SECONDS, p99: percentile(ok.map((r) => r.ms), 99) };
+  } finally {
+    await app.stop('SIGKILL');
+    await pyroscope.close();
+    await otlp.close();
+  }
+}
+
+async function accuracy(node: string, pathFor: (i: number) => string): Promise<{ accuracy: number; coverage: number; samples: number }> {
+  const pyroscope = await new PyroscopeReceiver().start();
+  const otlp = await new OtlpReceiver().start();
+  const app = await AppProcess.start({ script: SERVER, node, env: { ...envFor('agent', pyroscope, otlp), OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', PYROSCOPE_UPLOAD_INTERVAL: '1s' } });
+  await timedLoad(app.port, pathFor, SECONDS);
+  await new Promise((r) => setTimeout(r, 1000));
+  await app.stop('SIGTERM');
+  await pyroscope.close();
+  await otlp.close();
+  const routeBySpan = new Map(serverSpans(otlp.spans).map((s) => [s.spanId, requestQuery(s).get('fn') ?? '']));
+  const result = attribution(allSamples(pyroscope.cpuProfiles()), routeBySpan);
+  return { accuracy: result.accuracy, coverage: result.coverage, samples: result.hotSamples };
+}
+
+async function startupMs(node: string, config: Config): Promise<number> {
+  const pyroscope = await new PyroscopeReceiver().start();
+  const otlp = await new OtlpReceiver().start();
+  const times: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const start = performance.now();
+    const app = await AppProcess.start({ script: SERVER, node, agent: config === 'agent', nodeArgs: nodeArgsFor(config), env: envFor(config, pyroscope, otlp) });
+    times.push(performance.now() - start);
+    await app.stop('SIGKILL');
+  }
+  await pyroscope.close();
+  await otlp.close();
+  return median(times);
+}
+
+function dirBytes(p: string): number {
+  return statSync(p).isDirectory() ? readdirSync(p).reduce((n, f) => n + dirBytes(path.join(p, f)), 0) : statSync(p).size;
+}
+
+const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
+const ratio = (a: number, b: number): string => `${((a / b - 1) * 100 >= 0 ? '+' : '')}${((a / b - 1) * 100).toFixed(1)}%`;
+
+async function main(): Promise<void> {
+  const nodes = testNodes().filter((n, i, all) => all.findIndex((m) => m.major === n.major) === i);
+  console.log(`agent benchmark: ${SECONDS}s per measurement, ${ROUNDS} interleaved rounds, ${CONCURRENCY} concurrent connections, medians`);
+  console.log(`agent size on disk: ${(dirBytes(path.dirname(AGENT)) / 1e6).toFixed(1)} MB (${path.relative(REPO_ROOT, path.dirname(AGENT))})\n`);
+
+  const rows: string[][] = [['node', 'app', 'none req/s', 'otel req/s', 'agent req/s', 'agent vs otel', 'agent vs none', 'p99 none/otel/agent ms', 'attribution', 'labelled']];
+  const startup: string[][] = [['node', 'start none ms', 'start otel ms', 'start agent ms', 'agent delay ms']];
+  for (const node of nodes) {
+    for (const [appName, pathFor] of Object.entries(APPS)) {
+      const runs: Record<Config, Run[]> = { none: [], otel: [], agent: [] };
+      for (let round = 0; round < ROUNDS; round++) {
+        for (const config of round % 2 === 0 ? CONFIGS : [...CONFIGS].reverse()) runs[config].push(await measure(node.bin, config, pathFor));
+      }
+      const rps = (c: Config): number => median(runs[c].map((r) => r.rps));
+      const p99 = (c: Config): number => median(runs[c].map((r) => r.p99));
+      const acc = await accuracy(node.bin, pathFor);
+      rows.push([
+        node.label.replace(' (runs mocha)', ''),
+        appName,
+        rps('none').toFixed(0),
+        rps('otel').toFixed(0),
+        rps('agent').toFixed(0),
+        ratio(rps('agent'), rps('otel')),
+        ratio(rps('agent'), rps('none')),
+        `${p99('none').toFixed(1)} / ${p99('otel').toFixed(1)} / ${p99('agent').toFixed(1)}`,
+        `${pct(acc.accuracy)} (${acc.samples} samples)`,
+        pct(acc.coverage),
+      ]);
+      console.error(`done: ${node.label} ${appName}`);
+    }
+    const s = { none: await startupMs(node.bin, 'none'), otel: await startupMs(node.bin, 'otel'), agent: await startupMs(node.bin, 'agent') };
+    startup.push([node.label.replace(' (runs mocha)', ''), s.none.toFixed(0), s.otel.toFixed(0), s.agent.toFixed(0), (s.agent - s.none).toFixed(0)]);
+  }
+  printTable(rows);
+  console.log('');
+  printTable(startup);
+  console.log('\nattribution: share of hot-function CPU time labelled with the span of a request that ran that function;');
+  console.log('labelled: share of hot-function CPU time that carries any span label. Start-up: spawn to listening, median of 5.');
+}
+
+function printTable(rows: string[][]): void {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  for (const [i, row] of rows.entries()) {
+    console.log(row.map((c, j) => c.padEnd(widths[j]!)).join('  '));
+    if (i === 0) console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

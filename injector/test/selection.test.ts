@@ -1,0 +1,62 @@
+import { strict as assert } from 'node:assert';
+import { selectInstrumentations, INSTRUMENTATIONS } from '../src/instrumentations';
+import { isEsModuleEntry } from '../src/esm-hooks';
+
+describe('instrumentation selection from env', () => {
+  it('turns on every instrumentation but fs by default', () => {
+    const { names, warnings } = selectInstrumentations({});
+    assert.deepEqual(warnings, []);
+    assert.ok(names.includes('http') && names.includes('express') && names.includes('pg') && names.includes('undici'));
+    assert.ok(!names.includes('fs'));
+    assert.equal(names.length, Object.keys(INSTRUMENTATIONS).length - 1);
+  });
+
+  it('covers the servers and clients Node services use most', () => {
+    for (const name of ['http', 'undici', 'express', 'koa', 'pg', 'mysql2', 'redis', 'ioredis', 'grpc']) assert.ok(name in INSTRUMENTATIONS, name);
+  });
+
+  it('turns on only the listed ones with OTEL_NODE_ENABLED_INSTRUMENTATIONS, fs included if named', () => {
+    assert.deepEqual(selectInstrumentations({ OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'http, fs,pg' }).names, ['fs', 'http', 'pg']);
+  });
+
+  it('accepts full package names too', () => {
+    assert.deepEqual(selectInstrumentations({ OTEL_NODE_ENABLED_INSTRUMENTATIONS: '@opentelemetry/instrumentation-http' }).names, ['http']);
+  });
+
+  it('subtracts OTEL_NODE_DISABLED_INSTRUMENTATIONS, also from an enabled list', () => {
+    assert.ok(!selectInstrumentations({ OTEL_NODE_DISABLED_INSTRUMENTATIONS: 'dns,net' }).names.includes('dns'));
+    assert.deepEqual(selectInstrumentations({ OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'http,dns', OTEL_NODE_DISABLED_INSTRUMENTATIONS: 'dns' }).names, ['http']);
+  });
+
+  it('warns about names it does not know, listing the ones it does', () => {
+    const { names, warnings } = selectInstrumentations({ OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'http,expresss' });
+    assert.deepEqual(names, ['http']);
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0]!, /unknown instrumentation\(s\) expresss; known: amqplib, /);
+  });
+});
+
+describe('ES module entry detection', () => {
+  const files: Record<string, string> = {
+    '/srv/esm/package.json': '{"type":"module"}',
+    '/srv/cjs/package.json': '{"name":"x"}',
+    '/srv/broken/package.json': '{not json',
+  };
+  const read = (f: string): string => {
+    if (f in files) return files[f]!;
+    throw new Error('ENOENT');
+  };
+  const cases: [string | undefined, boolean][] = [
+    ['/srv/app/main.mjs', true],
+    ['/srv/esm/main.cjs', false],
+    ['/srv/esm/src/main.js', true],
+    ['/srv/cjs/main.js', false],
+    ['/srv/esm/main', true],
+    ['/srv/none/main.js', false],
+    ['/srv/broken/main.js', false],
+    [undefined, false],
+  ];
+  for (const [entry, esm] of cases) {
+    it(`${entry ?? '(no entry: -e or REPL)'} is ${esm ? '' : 'not '}an ES module`, () => assert.equal(isEsModuleEntry(entry, read), esm));
+  }
+});
