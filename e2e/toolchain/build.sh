@@ -117,8 +117,7 @@ tool_stamp() {
   {
     echo "$tool $pkg $version"
     ldflags_for "$tool" "$version"
-    cat "$MODULES/$module/go.mod" "$MODULES/$module/go.sum"
-    cat "$MODULES/$module"/*.go 2>/dev/null || true
+    cat "$MODULES/$module/go.mod" "$MODULES/$module/go.sum" "$MODULES/$module"/*.go 2>/dev/null || true
   } | hash_stdin
 }
 
@@ -164,6 +163,7 @@ build_tool() {
   log "building $tool $version..."
   t0=$SECONDS
   tmp=$(mktemp -d "$CACHE/.tmp-$tool-XXXXXX")
+  chmod 755 "$tmp"
   TMP_DIRS+=("$tmp")
   ldflags="-s -w $(ldflags_for "$tool" "$version")"
   local cgo=0
@@ -219,9 +219,16 @@ sync_module() {
     dir=$(jq -r .Dir <<<"$info")
     dirs+=("$dir")
     go mod edit -require="$m@$version"
+    # The wrapper needs at least upstream's go version.
+    local upgo mygo
+    upgo=$(go mod edit -json "$gomod" | jq -r '.Go // "1.0"')
+    mygo=$(go mod edit -json | jq -r '.Go // "1.0"')
+    if [[ $(printf '%s\n%s\n' "$upgo" "$mygo" | sort -V | tail -1) != "$mygo" ]]; then
+      go mod edit -go="$upgo"
+    fi
     # Upstream replaces.
     local old oldv new newv
-    while IFS=$'\t' read -r old oldv new newv; do
+    while IFS='|' read -r old oldv new newv; do
       [[ -n $old ]] || continue
       [[ -n $oldv ]] && old="$old@$oldv"
       if [[ $new == ./* || $new == ../* ]]; then
@@ -230,7 +237,7 @@ sync_module() {
         new="$new@$newv"
       fi
       go mod edit -replace="$old=$new"
-    done < <(go mod edit -json "$gomod" | jq -r '.Replace // [] | .[] | [.Old.Path, (.Old.Version // ""), .New.Path, (.New.Version // "")] | @tsv')
+    done < <(go mod edit -json "$gomod" | jq -r '.Replace // [] | .[] | [.Old.Path, (.Old.Version // ""), .New.Path, (.New.Version // "")] | join("|")')
   done
   for dir in "${dirs[@]}"; do
     [[ -f $dir/go.sum ]] && cat "$dir/go.sum" >>go.sum

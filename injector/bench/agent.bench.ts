@@ -11,7 +11,7 @@
  * Also: attribution accuracy under concurrency, agent size on disk, start-up delay.
  *
  * Options (env): BENCH_SECONDS (per measurement, default 4), BENCH_ROUNDS (default 3),
- * BENCH_CONCURRENCY (default 16).
+ * BENCH_CONCURRENCY (default 16), BENCH_PARTS (throughput,startup).
  */
 import { readdirSync, statSync } from 'node:fs';
 import * as path from 'node:path';
@@ -25,6 +25,8 @@ import * as http from 'node:http';
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 4);
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
 const CONCURRENCY = Number(process.env['BENCH_CONCURRENCY'] ?? 16);
+/** Which parts to run: throughput (includes attribution) and/or startup. */
+const PARTS = new Set((process.env['BENCH_PARTS'] ?? 'throughput,startup').split(','));
 const SERVER = path.join(FIXTURES, 'server.js');
 const OTEL_REGISTER = require.resolve('@opentelemetry/auto-instrumentations-node/register');
 const HOT = ['alpha', 'beta', 'gamma', 'delta'];
@@ -34,7 +36,7 @@ const CONFIGS: Config[] = ['none', 'otel', 'agent'];
 
 const APPS = {
   'cpu-bound': (i: number) => `/work?fn=${HOT[i % 4]}&ms=2&rounds=2&via=await&i=${i}`,
-  'io-bound (50 awaits)': (i: number) => `/work?fn=${HOT[i % 4]}&ms=0.02&rounds=50&via=await&i=${i}`,
+  'io-bound (50 awaits)': (i: number) => `/work?fn=${HOT[i % 4]}&ms=0.02&rounds=50&via=immediate&i=${i}`,
 } as const;
 
 interface Run {
@@ -156,7 +158,7 @@ async function main(): Promise<void> {
   const rows: string[][] = [['node', 'app', 'none req/s', 'otel req/s', 'agent req/s', 'agent vs otel', 'agent vs none', 'p99 none/otel/agent ms', 'attribution', 'labelled']];
   const startup: string[][] = [['node', 'start none ms', 'start otel ms', 'start agent ms', 'agent delay ms']];
   for (const node of nodes) {
-    for (const [appName, pathFor] of Object.entries(APPS)) {
+    for (const [appName, pathFor] of PARTS.has('throughput') ? Object.entries(APPS) : []) {
       const runs: Record<Config, Run[]> = { none: [], otel: [], agent: [] };
       for (let round = 0; round < ROUNDS; round++) {
         for (const config of round % 2 === 0 ? CONFIGS : [...CONFIGS].reverse()) runs[config].push(await measure(node.bin, config, pathFor));
@@ -178,6 +180,7 @@ async function main(): Promise<void> {
       ]);
       console.error(`done: ${node.label} ${appName}`);
     }
+    if (!PARTS.has('startup')) continue;
     const s = { none: await startupMs(node.bin, 'none'), otel: await startupMs(node.bin, 'otel'), agent: await startupMs(node.bin, 'agent') };
     startup.push([node.label.replace(' (runs mocha)', ''), s.none.toFixed(0), s.otel.toFixed(0), s.agent.toFixed(0), (s.agent - s.none).toFixed(0)]);
   }

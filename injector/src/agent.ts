@@ -4,32 +4,21 @@
  * Nothing here may throw into the app: every failure degrades to less
  * telemetry and a log line.
  */
-import { ROOT_CONTEXT, context as otelContext } from '@opentelemetry/api';
-import { suppressTracing } from '@opentelemetry/core';
 import { readConfig, type AgentConfig } from './config';
 import { createLogger, describeError, type Logger } from './log';
-import { SpanProfileLinker, SpanLabels } from './span-link';
+import { SpanProfileLinker } from './span-link';
 import { ProfilingContextManager, type ContextMode } from './profiler-context';
-import { SpanProfiler, type PprofModule } from './profiler';
-import { shapeHeapProfile, shapeTimeProfile } from './pprof-shape';
-import { PyroscopeUploader, type Send } from './upload';
+import { ProfilingLoop, type ProfilingDeps } from './profiling-loop';
 import { startTracing, type Tracing } from './tracing';
 import { isEsModuleEntry, registerEsmHooks } from './esm-hooks';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-export interface NativeProfiler {
-  pprof: PprofModule;
-  /** Whether AsyncLocalStorage is backed by AsyncContextFrame in this process. */
-  asyncContextFrameActive(): boolean;
-}
+export type { NativeProfiler } from './profiling-loop';
 
-export interface AgentDeps {
+export interface AgentDeps extends ProfilingDeps {
   env: Env;
-  /** Loads the native profiler; throws when no prebuild fits this runtime. */
-  loadNativeProfiler: () => NativeProfiler;
   log?: Logger;
-  send?: Send;
   /** Whether to hook process signals and exit (off for in-process tests). */
   manageProcessLifecycle?: boolean;
   /** Whether to register the ES module loader hook (off for in-process tests). */
@@ -52,15 +41,16 @@ export function startAgent(deps: AgentDeps): AgentHandle {
   const log = deps.log ?? createLogger(config.logLevel);
   for (const warning of warnings) log.warn(warning);
 
-  const linker = new SpanProfileLinker(config.spanLink);
+  let profiling: ProfilingLoop | undefined;
+  const linker = new SpanProfileLinker(config.spanLink, () => profiling?.running === true);
   const contextManager = new ProfilingContextManager((ctx) => linker.labelsFor(ctx));
 
   if (config.disabled) log.info('SPANPROFILING_DISABLED is set: the agent does nothing');
 
-  // Profiling first: spans are marked with pyroscope.profile.id only when profiles will exist.
-  let profiling: ProfilingLoop | undefined;
   if (!config.disabled && config.profiling.enabled) {
-    profiling = startProfiling(config, deps, log, linker, contextManager);
+    profiling = new ProfilingLoop(config.profiling, deps, log, linker, contextManager);
+    // Spans are linked only while the profiler runs (the linker asks), so none points at a missing profile.
+    if (!profiling.start()) profiling = undefined;
   } else if (!config.disabled && config.profiling.serverAddress === undefined) {
     log.info('PYROSCOPE_SERVER_ADDRESS is not set: tracing only');
   }
@@ -91,110 +81,12 @@ export function startAgent(deps: AgentDeps): AgentHandle {
 
   return {
     config,
-    contextMode: profiling?.mode,
+    get contextMode() {
+      return profiling?.mode;
+    },
     tracing: tracing?.exporting ?? false,
     flush: () => profiling?.flush(),
     shutdown,
-  };
-}
-
-interface ProfilingLoop {
-  mode: ContextMode;
-  flush(): void;
-  stop(): Promise<void>;
-}
-
-function startProfiling(
-  config: AgentConfig,
-  deps: AgentDeps,
-  log: Logger,
-  linker: SpanProfileLinker,
-  contextManager: ProfilingContextManager,
-): ProfilingLoop | undefined {
-  let native: NativeProfiler;
-  try {
-    native = deps.loadNativeProfiler();
-  } catch (err) {
-    log.warn(
-      `profiling is off: no native profiler for Node ${process.version} (ABI ${process.versions.modules}, ${process.platform}-${process.arch}): ` +
-        `${describeError(err)}. Tracing continues.`,
-    );
-    return undefined;
-  }
-
-  const p = config.profiling;
-  let mode: ContextMode;
-  try {
-    mode = native.asyncContextFrameActive() ? 'cped' : 'hooks';
-  } catch {
-    mode = 'hooks';
-  }
-  const profiler = new SpanProfiler(
-    native.pprof,
-    { samplingIntervalMicros: p.samplingIntervalMicros, collectCpuTime: p.collectCpuTime, heapSamplingIntervalBytes: p.heapSamplingIntervalBytes, mode },
-    (value) => (value instanceof SpanLabels ? linker.toPprofLabels(value) : {}),
-  );
-  try {
-    profiler.start();
-  } catch (err) {
-    log.warn(`profiling is off: the profiler did not start: ${describeError(err)}. Tracing continues.`);
-    return undefined;
-  }
-  contextManager.connectProfiler(profiler, mode);
-  log.info(`profiling ${p.applicationName} to ${p.serverAddress} every ${p.uploadIntervalMs}ms (span context: ${mode})`);
-
-  const uploader = new PyroscopeUploader(
-    { ...p, serverAddress: p.serverAddress!, sampleRate: Math.round(1e6 / p.samplingIntervalMicros) },
-    log,
-    deps.send,
-  );
-  let windowStart = Date.now();
-
-  // The agent's own work (serialising, uploading) must not be traced nor attributed to a span.
-  const quietly = <T>(fn: () => T): T => otelContext.with(suppressTracing(ROOT_CONTEXT), fn);
-
-  const ship = (profile: ReturnType<SpanProfiler['collect']>, heap: boolean): void => {
-    const untilMs = Date.now();
-    const fromMs = windowStart;
-    windowStart = untilMs;
-    if (profile !== undefined) {
-      const shaped = shapeTimeProfile(profile);
-      for (const part of [...shaped.cpu, ...shaped.wall]) uploader.enqueue({ pprof: part.encode(), fromMs, untilMs });
-    }
-    const heapProfile = heap ? profiler.heapProfile() : undefined;
-    if (heapProfile !== undefined) {
-      for (const part of shapeHeapProfile(heapProfile)) uploader.enqueue({ pprof: part.encode(), fromMs, untilMs });
-    }
-  };
-
-  const flush = (): void =>
-    quietly(() => {
-      try {
-        ship(profiler.collect(), true);
-      } catch (err) {
-        log.warn(`could not collect a profile: ${describeError(err)}`);
-      }
-    });
-
-  const timer = setInterval(flush, p.uploadIntervalMs);
-  timer.unref();
-
-  return {
-    mode,
-    flush,
-    stop: () =>
-      quietly(async () => {
-        clearInterval(timer);
-        contextManager.disconnectProfiler();
-        try {
-          const heap = profiler.heapProfile();
-          ship(profiler.stop(), false);
-          if (heap !== undefined) for (const part of shapeHeapProfile(heap)) uploader.enqueue({ pprof: part.encode(), fromMs: windowStart, untilMs: Date.now() });
-        } catch (err) {
-          log.warn(`could not collect the last profile: ${describeError(err)}`);
-        }
-        await uploader.close(p.shutdownTimeoutMs);
-      }),
   };
 }
 

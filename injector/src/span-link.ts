@@ -40,9 +40,14 @@ export class SpanProfileLinker implements SpanProcessor {
   /** Span -> the labels samples taken under it get. Weak: ended spans are collected. */
   private readonly labelsBySpan = new WeakMap<object, SpanLabels>();
 
-  constructor(private readonly options: SpanLinkOptions) {}
+  /** `active`: whether profiles are being taken; spans started otherwise are not linked. */
+  constructor(
+    private readonly options: SpanLinkOptions,
+    private readonly active: () => boolean = () => true,
+  ) {}
 
   onStart(span: Span, parentContext: Context): void {
+    if (!this.active()) return;
     const own = span.spanContext();
     if ((own.traceFlags & TraceFlags.SAMPLED) === 0) return;
     const parent = trace.getSpan(parentContext);

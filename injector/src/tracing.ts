@@ -16,7 +16,7 @@
  * Metrics and logs are not set up: this agent is about traces and profiles.
  */
 import { context, diag, DiagLogLevel, propagation, trace, type ContextManager, type DiagLogger, type TextMapPropagator } from '@opentelemetry/api';
-import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
+import { CompositePropagator, ExportResultCode, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { registerInstrumentations } from '@opentelemetry/instrumentation';
 import { defaultResource, detectResources, envDetector, hostDetector, osDetector, processDetector, serviceInstanceIdDetector, type ResourceDetector } from '@opentelemetry/resources';
 import { BasicTracerProvider, BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
@@ -31,6 +31,34 @@ export interface Tracing {
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
+
+/**
+ * Creates the real exporter at its first export (after the first batch delay),
+ * so loading an exporter and its transport stays off the app's start-up path.
+ */
+class DeferredExporter implements SpanExporter {
+  private exporter: SpanExporter | undefined;
+  constructor(private readonly create: () => SpanExporter) {}
+  private get real(): SpanExporter {
+    return (this.exporter ??= this.create());
+  }
+  export(spans: Parameters<SpanExporter['export']>[0], done: Parameters<SpanExporter['export']>[1]): void {
+    let exporter: SpanExporter;
+    try {
+      exporter = this.real;
+    } catch (err) {
+      done({ code: ExportResultCode.FAILED, error: err instanceof Error ? err : new Error(String(err)) });
+      return;
+    }
+    exporter.export(spans, done);
+  }
+  shutdown(): Promise<void> {
+    return this.exporter?.shutdown() ?? Promise.resolve();
+  }
+  forceFlush(): Promise<void> {
+    return this.exporter?.forceFlush?.() ?? Promise.resolve();
+  }
+}
 
 /* eslint-disable @typescript-eslint/no-require-imports */
 const OTLP_EXPORTERS: Record<string, () => SpanExporter> = {
@@ -86,9 +114,9 @@ function exporters(env: Env, log: Logger): SpanExporter[] {
       const make = OTLP_EXPORTERS[protocol];
       if (make === undefined) {
         log.warn(`OTLP protocol ${JSON.stringify(protocol)} is not one of grpc, http/protobuf, http/json; using http/protobuf`);
-        return [OTLP_EXPORTERS['http/protobuf']!()];
+        return [new DeferredExporter(OTLP_EXPORTERS['http/protobuf']!)];
       }
-      return [make()];
+      return [new DeferredExporter(make)];
     } catch (err) {
       log.error(`trace exporter ${name} could not be created: ${describeError(err)}`);
       return [];

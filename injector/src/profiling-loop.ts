@@ -1,0 +1,138 @@
+/**
+ * The profiling side of the agent over time: load and start the native
+ * profiler, collect and ship a profile every upload interval, and a last one
+ * at shutdown. Failures turn profiling off (with one warning) or lose one
+ * profile; they never reach the app.
+ */
+import { ROOT_CONTEXT, context as otelContext } from '@opentelemetry/api';
+import { suppressTracing } from '@opentelemetry/core';
+import type { Profile } from 'pprof-format';
+import type { AgentConfig } from './config';
+import { describeError, type Logger } from './log';
+import { shapeHeapProfile, shapeTimeProfile } from './pprof-shape';
+import { SpanProfiler, type PprofModule } from './profiler';
+import type { ContextMode, ProfilingContextManager } from './profiler-context';
+import { SpanLabels, type SpanProfileLinker } from './span-link';
+import { PyroscopeUploader, type Send } from './upload';
+
+export interface NativeProfiler {
+  pprof: PprofModule;
+  /** Whether AsyncLocalStorage is backed by AsyncContextFrame in this process. */
+  asyncContextFrameActive(): boolean;
+}
+
+export interface ProfilingDeps {
+  /** Loads the native profiler; throws when no prebuild fits this runtime. */
+  loadNativeProfiler: () => NativeProfiler;
+  send?: Send;
+}
+
+/** The agent's own work (serialising, uploading) is neither traced nor attributed to a span. */
+const quietly = <T>(fn: () => T): T => otelContext.with(suppressTracing(ROOT_CONTEXT), fn);
+
+export class ProfilingLoop {
+  private profiler: SpanProfiler | undefined;
+  private uploader: PyroscopeUploader | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private windowStart = Date.now();
+  private stopped = false;
+  mode: ContextMode | undefined;
+
+  constructor(
+    private readonly config: AgentConfig['profiling'],
+    private readonly deps: ProfilingDeps,
+    private readonly log: Logger,
+    private readonly linker: SpanProfileLinker,
+    private readonly contextManager: ProfilingContextManager,
+  ) {}
+
+  get running(): boolean {
+    return this.profiler?.running === true;
+  }
+
+  /** Loads and starts the native profiler. Returns false (after one warning) when it cannot. */
+  start(): boolean {
+    if (this.stopped || this.profiler !== undefined) return this.running;
+    const p = this.config;
+    let native: NativeProfiler;
+    try {
+      native = this.deps.loadNativeProfiler();
+    } catch (err) {
+      this.log.warn(
+        `profiling is off: no native profiler for Node ${process.version} (ABI ${process.versions.modules}, ${process.platform}-${process.arch}): ` +
+          `${describeError(err)}. Tracing continues.`,
+      );
+      this.stopped = true;
+      return false;
+    }
+    let mode: ContextMode;
+    try {
+      mode = native.asyncContextFrameActive() ? 'cped' : 'hooks';
+    } catch {
+      mode = 'hooks';
+    }
+    const profiler = new SpanProfiler(
+      native.pprof,
+      { samplingIntervalMicros: p.samplingIntervalMicros, collectCpuTime: p.collectCpuTime, heapSamplingIntervalBytes: p.heapSamplingIntervalBytes, mode },
+      (value) => (value instanceof SpanLabels ? this.linker.toPprofLabels(value) : {}),
+    );
+    try {
+      profiler.start();
+    } catch (err) {
+      this.log.warn(`profiling is off: the profiler did not start: ${describeError(err)}. Tracing continues.`);
+      this.stopped = true;
+      return false;
+    }
+    this.profiler = profiler;
+    this.mode = mode;
+    this.contextManager.connectProfiler(profiler, mode);
+    this.uploader = new PyroscopeUploader({ ...p, serverAddress: p.serverAddress!, sampleRate: Math.round(1e6 / p.samplingIntervalMicros) }, this.log, this.deps.send);
+    this.windowStart = Date.now();
+    this.timer = setInterval(() => this.flush(), p.uploadIntervalMs);
+    this.timer.unref();
+    this.log.info(`profiling ${p.applicationName} to ${p.serverAddress} every ${p.uploadIntervalMs}ms (span context: ${mode})`);
+    return true;
+  }
+
+  /** Collects the profile of the interval so far and queues it for upload. */
+  flush(): void {
+    quietly(() => {
+      try {
+        if (this.profiler?.running) this.ship(this.profiler.collect(), this.profiler.heapProfile());
+      } catch (err) {
+        this.log.warn(`could not collect a profile: ${describeError(err)}`);
+      }
+    });
+  }
+
+  /** The last profile, uploaded within the shutdown timeout. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    const profiler = this.profiler;
+    if (profiler === undefined) return;
+    this.contextManager.disconnectProfiler();
+    await quietly(async () => {
+      try {
+        const heap = profiler.heapProfile();
+        this.ship(profiler.stop(), heap);
+      } catch (err) {
+        this.log.warn(`could not collect the last profile: ${describeError(err)}`);
+      }
+      await this.uploader?.close(this.config.shutdownTimeoutMs);
+    });
+  }
+
+  private ship(time: Profile | undefined, heap: Profile | undefined): void {
+    const untilMs = Date.now();
+    const fromMs = this.windowStart;
+    this.windowStart = untilMs;
+    const parts: Profile[] = [];
+    if (time !== undefined) {
+      const shaped = shapeTimeProfile(time);
+      parts.push(...shaped.cpu, ...shaped.wall);
+    }
+    if (heap !== undefined) parts.push(...shapeHeapProfile(heap));
+    for (const part of parts) this.uploader?.enqueue({ pprof: part.encode(), fromMs, untilMs });
+  }
+}
