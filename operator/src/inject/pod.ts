@@ -1,0 +1,151 @@
+/**
+ * The mutation of a pod: a pure function of the pod, its namespace and the
+ * known SpanProfilings. It decides (select.ts, which containers), changes
+ * (nodejs.ts, init container and volume) and reports: the status and reason
+ * annotations, and warnings for the user.
+ *
+ * Idempotent: a pod it already injected comes back unchanged, so webhook
+ * reinvocation never injects twice.
+ */
+import type { V1Container, V1Pod, V1Volume } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
+import { ANNOTATION_REASON, ANNOTATION_SPANPROFILING, ANNOTATION_STATUS, LABEL_INJECTED, ref, type InjectionStatus, type SpanProfiling } from '../api';
+import { parseContainerNames } from './annotations';
+import { generatedEnv, generatedResourceAttributes, type EnvContext } from './env';
+import { AGENT_MOUNT_PATH, AGENT_VOLUME, injectContainer } from './nodejs';
+import { selectSpanProfiling } from './select';
+import { serviceName } from './service-name';
+
+export const INIT_CONTAINER = 'spanprofiling-agent';
+
+export interface OperatorDefaults {
+  /** The agent image the operator was installed with. */
+  agentImage: string;
+  imagePullPolicy?: string;
+}
+
+export interface MutationInput {
+  pod: V1Pod;
+  /** The namespace the pod is created in (the admission request's, since metadata.namespace may be empty). */
+  namespace: string;
+  namespaceAnnotations: Readonly<Record<string, string>> | undefined;
+  spanProfilings: readonly SpanProfiling[];
+  defaults: OperatorDefaults;
+}
+
+export interface MutationResult {
+  pod: V1Pod;
+  status: InjectionStatus;
+  reason: string;
+  warnings: string[];
+  spanProfiling?: SpanProfiling;
+}
+
+const DEFAULT_RESOURCES = { requests: { cpu: '10m', memory: '16Mi' }, limits: { cpu: '200m', memory: '64Mi' } };
+const DEFAULT_SECURITY_CONTEXT = {
+  runAsNonRoot: true,
+  runAsUser: 65532,
+  runAsGroup: 65532,
+  allowPrivilegeEscalation: false,
+  readOnlyRootFilesystem: true,
+  capabilities: { drop: ['ALL'] },
+  seccompProfile: { type: 'RuntimeDefault' },
+};
+
+export function mutatePod(input: MutationInput): MutationResult {
+  const pod = structuredClone(input.pod);
+  const annotations = pod.metadata?.annotations ?? {};
+  if (annotations[ANNOTATION_STATUS] === 'injected' || pod.spec?.initContainers?.some((c) => c.name === INIT_CONTAINER)) {
+    return { pod, status: 'injected', reason: annotations[ANNOTATION_REASON] ?? 'already injected', warnings: [] };
+  }
+
+  const selection = selectSpanProfiling({
+    podNamespace: input.namespace,
+    podAnnotations: annotations,
+    podLabels: pod.metadata?.labels,
+    namespaceAnnotations: input.namespaceAnnotations,
+    spanProfilings: input.spanProfilings,
+  });
+  if (selection.outcome !== 'inject') {
+    return annotate(pod, { status: selection.outcome === 'skip' ? 'skipped' : 'error', reason: selection.reason, warnings: selection.outcome === 'error' ? [selection.reason] : [] });
+  }
+  const sp = selection.spanProfiling;
+
+  const containers = pod.spec?.containers ?? [];
+  const wanted = parseContainerNames(annotations) ?? (sp.spec.containerNames?.length ? sp.spec.containerNames : containers[0] ? [containers[0].name] : []);
+  const missing = wanted.filter((n) => !containers.some((c) => c.name === n));
+  const warnings: string[] = missing.length > 0 ? [`no container named ${missing.join(', ')} in the pod; injecting ${wanted.filter((n) => !missing.includes(n)).join(', ') || 'nothing'}`] : [];
+
+  const service = serviceName(pod);
+  const skipped: string[] = [];
+  let injectedCount = 0;
+  const newContainers = containers.map((container): V1Container => {
+    if (!wanted.includes(container.name)) return container;
+    const ctx: EnvContext = { serviceName: service, podNamespace: input.namespace, containerName: container.name, workload: workloadAttributes(pod) };
+    const result = injectContainer(container, {
+      fromSpanProfiling: sp.spec.env ?? [],
+      generated: generatedEnv(sp, ctx),
+      resource: { generated: generatedResourceAttributes(ctx), fromSpanProfiling: sp.spec.resourceAttributes ?? {} },
+    });
+    if (!result.injected) {
+      skipped.push(result.reason);
+      return container;
+    }
+    injectedCount++;
+    warnings.push(...result.warnings);
+    return result.container;
+  });
+
+  if (injectedCount === 0) {
+    const reason = skipped.length > 0 ? skipped.join('; ') : `no container to inject (${missing.length > 0 ? `missing: ${missing.join(', ')}` : 'the pod has no containers'})`;
+    return annotate(pod, { status: 'skipped', reason, warnings: [...warnings, reason] });
+  }
+  const volumes = pod.spec?.volumes ?? [];
+  if (volumes.some((v) => v.name === AGENT_VOLUME)) {
+    const reason = `the pod already has a volume named ${AGENT_VOLUME}`;
+    return annotate(pod, { status: 'error', reason, warnings: [reason] });
+  }
+
+  const agent = sp.spec.agent ?? {};
+  const volume: V1Volume = { name: AGENT_VOLUME, emptyDir: { sizeLimit: String(agent.volumeSizeLimit ?? '64Mi') } };
+  const init: V1Container = {
+    name: INIT_CONTAINER,
+    image: agent.image && agent.image !== '' ? agent.image : input.defaults.agentImage,
+    command: ['cp', '-R', '/agent/.', `${AGENT_MOUNT_PATH}/`],
+    volumeMounts: [{ name: AGENT_VOLUME, mountPath: AGENT_MOUNT_PATH }],
+    resources: (agent.resources as V1Container['resources']) ?? DEFAULT_RESOURCES,
+    securityContext: (agent.securityContext as V1Container['securityContext']) ?? DEFAULT_SECURITY_CONTEXT,
+    ...(agent.imagePullPolicy ?? input.defaults.imagePullPolicy ? { imagePullPolicy: agent.imagePullPolicy ?? input.defaults.imagePullPolicy } : {}),
+  };
+  pod.spec = { ...pod.spec!, containers: newContainers, volumes: [...volumes, volume], initContainers: [init, ...(pod.spec?.initContainers ?? [])] };
+  pod.metadata = { ...pod.metadata, labels: { ...pod.metadata?.labels, [LABEL_INJECTED]: 'true' }, annotations: { ...pod.metadata?.annotations, [ANNOTATION_SPANPROFILING]: ref(sp) } };
+  const injectedNames = newContainers.filter((c, i) => c !== containers[i]).map((c) => c.name);
+  const reason = `injected ${injectedNames.join(', ')} with SpanProfiling ${ref(sp)}${skipped.length > 0 ? `; skipped ${skipped.join('; ')}` : ''}`;
+  if (skipped.length > 0) warnings.push(...skipped);
+  return { ...annotate(pod, { status: 'injected', reason, warnings }), spanProfiling: sp };
+}
+
+function annotate(pod: V1Pod, r: { status: InjectionStatus; reason: string; warnings: string[] }): MutationResult {
+  pod.metadata = { ...pod.metadata, annotations: { ...pod.metadata?.annotations, [ANNOTATION_STATUS]: r.status, [ANNOTATION_REASON]: r.reason } };
+  return { pod, ...r };
+}
+
+/** Workload attributes that are known when the pod is admitted. */
+function workloadAttributes(pod: V1Pod): Record<string, string> {
+  const owner = pod.metadata?.ownerReferences?.find((o) => o.controller === true);
+  if (owner === undefined) return {};
+  const hash = pod.metadata?.labels?.['pod-template-hash'];
+  switch (owner.kind) {
+    case 'ReplicaSet':
+      return hash !== undefined && owner.name.endsWith(`-${hash}`)
+        ? { 'k8s.replicaset.name': owner.name, 'k8s.deployment.name': owner.name.slice(0, -hash.length - 1) }
+        : { 'k8s.replicaset.name': owner.name };
+    case 'StatefulSet':
+      return { 'k8s.statefulset.name': owner.name };
+    case 'DaemonSet':
+      return { 'k8s.daemonset.name': owner.name };
+    case 'Job':
+      return { 'k8s.job.name': owner.name };
+    default:
+      return {};
+  }
+}
