@@ -204,7 +204,7 @@ link_bin() {
 # Adds upstream's go.sum lines to the wrapper's (the checksum database
 # lacks some of pyroscope's pseudo-versions; upstream's go.sum vouches for them).
 # Copies upstream's module replaces; local-path replaces are mapped by
-# local_replace(). Then tidies.
+# local_replace() ("-" = drop it). Then tidies.
 sync_module() {
   local module=$1 upstreams var version m info gomod dir dirs=()
   read -r _ upstreams var <<<"$(module_row "$module")"
@@ -231,8 +231,13 @@ sync_module() {
     while IFS='|' read -r old oldv new newv; do
       [[ -n $old ]] || continue
       [[ -n $oldv ]] && old="$old@$oldv"
-      if [[ $new == ./* || $new == ../* ]]; then
-        new=$(local_replace "$module" "${old%@*}") || die "no rule for local replace $old => $new in $m; add one to local_replace()"
+      if [[ $new == */FORBIDDEN_DEPENDENCY ]]; then
+        continue # etcd's guard against bad imports
+      elif [[ $new == ./* || $new == ../* ]]; then
+        local target
+        target=$(local_replace "$module" "${old%@*}" "$gomod") || die "no rule for local replace $old => $new in $m; add one to local_replace()"
+        [[ $target == - ]] && continue
+        new=$target
       elif [[ -n $newv ]]; then
         new="$new@$newv"
       fi
@@ -249,11 +254,15 @@ sync_module() {
 
 # Target of an upstream replace that points into upstream's own tree.
 local_replace() {
-  local module=$1 path=$2
+  local module=$1 path=$2 upstream_gomod=$3
   case "$module:$path" in
     pyroscope:github.com/grafana/pyroscope/api) echo "$path@$PYROSCOPE_API_VERSION" ;;
     kubernetes:k8s.io/*) # staging module: published as v0.<minor>.<patch>
       echo "$path@v0.${KUBERNETES_VERSION#v1.}" ;;
+    etcd:go.etcd.io/etcd/*) # sibling modules of the same release, at the version upstream requires
+      local v
+      v=$(go mod edit -json "$upstream_gomod" | jq -r --arg p "$path" '.Require[] | select(.Path == $p) | .Version')
+      [[ -n $v ]] && echo "$path@$v" ;;
     *) return 1 ;;
   esac
 }
