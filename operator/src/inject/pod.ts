@@ -12,7 +12,7 @@ import { ANNOTATION_REASON, ANNOTATION_SPANPROFILING, ANNOTATION_STATUS, LABEL_I
 import { parseContainerNames } from './annotations';
 import { generatedEnv, generatedResourceAttributes, type EnvContext } from './env';
 import { AGENT_MOUNT_PATH, AGENT_VOLUME, injectContainer } from './nodejs';
-import { selectSpanProfiling } from './select';
+import { selectSpanProfiling, type ReasonCode } from './select';
 import { serviceName } from './service-name';
 
 export const INIT_CONTAINER = 'spanprofiling-agent';
@@ -32,9 +32,12 @@ export interface MutationInput {
   defaults: OperatorDefaults;
 }
 
+export type MutationCode = ReasonCode | 'injected' | 'already-injected' | 'no-injectable-container' | 'volume-conflict';
+
 export interface MutationResult {
   pod: V1Pod;
   status: InjectionStatus;
+  code: MutationCode;
   reason: string;
   warnings: string[];
   spanProfiling?: SpanProfiling;
@@ -55,7 +58,7 @@ export function mutatePod(input: MutationInput): MutationResult {
   const pod = structuredClone(input.pod);
   const annotations = pod.metadata?.annotations ?? {};
   if (annotations[ANNOTATION_STATUS] === 'injected' || pod.spec?.initContainers?.some((c) => c.name === INIT_CONTAINER)) {
-    return { pod, status: 'injected', reason: annotations[ANNOTATION_REASON] ?? 'already injected', warnings: [] };
+    return { pod, status: 'injected', code: 'already-injected', reason: annotations[ANNOTATION_REASON] ?? 'already injected', warnings: [] };
   }
 
   const selection = selectSpanProfiling({
@@ -66,7 +69,7 @@ export function mutatePod(input: MutationInput): MutationResult {
     spanProfilings: input.spanProfilings,
   });
   if (selection.outcome !== 'inject') {
-    return annotate(pod, { status: selection.outcome === 'skip' ? 'skipped' : 'error', reason: selection.reason, warnings: selection.outcome === 'error' ? [selection.reason] : [] });
+    return annotate(pod, { status: selection.outcome === 'skip' ? 'skipped' : 'error', code: selection.code, reason: selection.reason, warnings: selection.outcome === 'error' ? [selection.reason] : [] });
   }
   const sp = selection.spanProfiling;
 
@@ -97,12 +100,12 @@ export function mutatePod(input: MutationInput): MutationResult {
 
   if (injectedCount === 0) {
     const reason = skipped.length > 0 ? skipped.join('; ') : `no container to inject (${missing.length > 0 ? `missing: ${missing.join(', ')}` : 'the pod has no containers'})`;
-    return annotate(pod, { status: 'skipped', reason, warnings: [...warnings, reason] });
+    return annotate(pod, { status: 'skipped', code: 'no-injectable-container', reason, warnings: [...warnings, reason] });
   }
   const volumes = pod.spec?.volumes ?? [];
   if (volumes.some((v) => v.name === AGENT_VOLUME)) {
     const reason = `the pod already has a volume named ${AGENT_VOLUME}`;
-    return annotate(pod, { status: 'error', reason, warnings: [reason] });
+    return annotate(pod, { status: 'error', code: 'volume-conflict', reason, warnings: [reason] });
   }
 
   const agent = sp.spec.agent ?? {};
@@ -121,10 +124,10 @@ export function mutatePod(input: MutationInput): MutationResult {
   const injectedNames = newContainers.filter((c, i) => c !== containers[i]).map((c) => c.name);
   const reason = `injected ${injectedNames.join(', ')} with SpanProfiling ${ref(sp)}${skipped.length > 0 ? `; skipped ${skipped.join('; ')}` : ''}`;
   if (skipped.length > 0) warnings.push(...skipped);
-  return { ...annotate(pod, { status: 'injected', reason, warnings }), spanProfiling: sp };
+  return { ...annotate(pod, { status: 'injected', code: 'injected', reason, warnings }), spanProfiling: sp };
 }
 
-function annotate(pod: V1Pod, r: { status: InjectionStatus; reason: string; warnings: string[] }): MutationResult {
+function annotate(pod: V1Pod, r: { status: InjectionStatus; code: MutationCode; reason: string; warnings: string[] }): MutationResult {
   pod.metadata = { ...pod.metadata, annotations: { ...pod.metadata?.annotations, [ANNOTATION_STATUS]: r.status, [ANNOTATION_REASON]: r.reason } };
   return { pod, ...r };
 }

@@ -9,10 +9,20 @@
 import { ANNOTATION_INJECT, ref, type LabelSelector, type SpanProfiling } from '../api';
 import { describeInject, parseInject, type InjectValue } from './annotations';
 
+/** Short, stable reason codes (metrics labels); the reason text says the details. */
+export type ReasonCode =
+  | 'not-opted-in'
+  | 'opted-out'
+  | 'invalid-annotation'
+  | 'no-spanprofiling'
+  | 'several-spanprofilings'
+  | 'spanprofiling-not-found'
+  | 'selector-mismatch';
+
 export type Selection =
   | { outcome: 'inject'; spanProfiling: SpanProfiling }
-  | { outcome: 'skip'; reason: string }
-  | { outcome: 'error'; reason: string };
+  | { outcome: 'skip'; code: ReasonCode; reason: string }
+  | { outcome: 'error'; code: ReasonCode; reason: string };
 
 export interface SelectInput {
   podNamespace: string;
@@ -34,22 +44,23 @@ export function selectSpanProfiling(input: SelectInput): Selection {
   const where = from === 'pod' ? 'the pod' : `namespace ${input.podNamespace}`;
   switch (value.kind) {
     case 'unset':
-      return { outcome: 'skip', reason: `neither the pod nor namespace ${input.podNamespace} has ${ANNOTATION_INJECT}` };
+      return { outcome: 'skip', code: 'not-opted-in', reason: `neither the pod nor namespace ${input.podNamespace} has ${ANNOTATION_INJECT}` };
     case 'false':
-      return { outcome: 'skip', reason: `${ANNOTATION_INJECT}=false on ${where}` };
+      return { outcome: 'skip', code: 'opted-out', reason: `${ANNOTATION_INJECT}=false on ${where}` };
     case 'invalid':
       return {
         outcome: 'error',
+        code: 'invalid-annotation',
         reason: `${ANNOTATION_INJECT}=${describeInject(value)} on ${where} is not "true", "false", "<name>" or "<namespace>/<name>"`,
       };
     case 'true': {
       const local = input.spanProfilings.filter((sp) => sp.metadata.namespace === input.podNamespace);
       if (local.length === 0) {
-        return { outcome: 'error', reason: `${ANNOTATION_INJECT}=true but namespace ${input.podNamespace} has no SpanProfiling; create one, or name one as <namespace>/<name>` };
+        return { outcome: 'error', code: 'no-spanprofiling', reason: `${ANNOTATION_INJECT}=true but namespace ${input.podNamespace} has no SpanProfiling; create one, or name one as <namespace>/<name>` };
       }
       if (local.length > 1) {
         const names = local.map((sp) => sp.metadata.name).sort().join(', ');
-        return { outcome: 'error', reason: `${ANNOTATION_INJECT}=true but namespace ${input.podNamespace} has several SpanProfilings (${names}); name the one to use` };
+        return { outcome: 'error', code: 'several-spanprofilings', reason: `${ANNOTATION_INJECT}=true but namespace ${input.podNamespace} has several SpanProfilings (${names}); name the one to use` };
       }
       return matchSelector(local[0]!, input.podLabels);
     }
@@ -57,7 +68,7 @@ export function selectSpanProfiling(input: SelectInput): Selection {
       const namespace = value.namespace ?? input.podNamespace;
       const found = input.spanProfilings.find((sp) => sp.metadata.namespace === namespace && sp.metadata.name === value.name);
       if (found === undefined) {
-        return { outcome: 'error', reason: `SpanProfiling ${namespace}/${value.name}, named by ${ANNOTATION_INJECT} on ${where}, does not exist` };
+        return { outcome: 'error', code: 'spanprofiling-not-found', reason: `SpanProfiling ${namespace}/${value.name}, named by ${ANNOTATION_INJECT} on ${where}, does not exist` };
       }
       return matchSelector(found, input.podLabels);
     }
@@ -66,7 +77,7 @@ export function selectSpanProfiling(input: SelectInput): Selection {
 
 function matchSelector(sp: SpanProfiling, labels: Readonly<Record<string, string>> | undefined): Selection {
   if (sp.spec.selector !== undefined && !matchesLabelSelector(sp.spec.selector, labels ?? {})) {
-    return { outcome: 'skip', reason: `the pod's labels do not match the selector of SpanProfiling ${ref(sp)}` };
+    return { outcome: 'skip', code: 'selector-mismatch', reason: `the pod's labels do not match the selector of SpanProfiling ${ref(sp)}` };
   }
   return { outcome: 'inject', spanProfiling: sp };
 }

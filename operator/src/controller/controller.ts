@@ -1,0 +1,227 @@
+/**
+ * The reconcilers the leader runs: SpanProfiling status (conditions,
+ * observedGeneration, injected pod count, Events), the namespace label the
+ * webhook selects on, and a reason on pods that were admitted while the
+ * webhook could not see them. Each is a function from observed to desired
+ * state, safe to run any number of times; the caches come from reflectors
+ * that every replica keeps (the webhook reads them too).
+ */
+import { ANNOTATION_REASON, ANNOTATION_SPANPROFILING, ANNOTATION_STATUS, API_VERSION, GROUP, KIND, LABEL_INJECTED, PLURAL, ref, VERSION, type SpanProfiling } from '../api';
+import { parseInject } from '../inject/annotations';
+import type { Kube } from '../kube/client';
+import { isNotFound } from '../kube/client';
+import { Reflector, type KubeObject } from '../kube/reflector';
+import type { Log } from '../log';
+import { errorMessage } from '../log';
+import type { OperatorMetrics } from '../metrics';
+import { namespaceLabelPatch, wantsInjectionLabel, type NamespaceLike } from './namespaces';
+import { desiredStatus, referencedSecrets, statusChanged } from './status';
+
+interface Pod extends KubeObject {
+  metadata: { name: string; namespace: string; annotations?: Record<string, string>; labels?: Record<string, string>; deletionTimestamp?: string; uid?: string };
+  status?: { phase?: string };
+}
+
+interface Secret {
+  data?: Record<string, string>;
+}
+
+export const UNSEEN_POD_REASON =
+  'admitted while the span-profiling webhook could not see it (operator unavailable, or the namespace opted in later); delete the pod to have it recreated with the agent';
+
+export interface ControllerOptions {
+  /** Namespaces never labelled for injection (the operator's own, kube-system). */
+  excludedNamespaces: ReadonlySet<string>;
+  resyncSeconds?: number;
+  now?: () => Date;
+}
+
+export class Caches {
+  readonly spanProfilings: Reflector<SpanProfiling & KubeObject>;
+  readonly namespaces: Reflector<NamespaceLike & KubeObject>;
+  readonly injectedPods: Reflector<Pod>;
+
+  constructor(kube: Kube, log: Log) {
+    this.spanProfilings = new Reflector(kube, `/apis/${GROUP}/${VERSION}/${PLURAL}`, log);
+    this.namespaces = new Reflector(kube, '/api/v1/namespaces', log);
+    this.injectedPods = new Reflector(kube, '/api/v1/pods', log, `labelSelector=${encodeURIComponent(`${LABEL_INJECTED}=true`)}`);
+  }
+
+  async start(): Promise<void> {
+    await Promise.all([this.spanProfilings.start(), this.namespaces.start(), this.injectedPods.start()]);
+  }
+
+  stop(): void {
+    this.spanProfilings.stop();
+    this.namespaces.stop();
+    this.injectedPods.stop();
+  }
+
+  get synced(): boolean {
+    return this.spanProfilings.hasSynced && this.namespaces.hasSynced;
+  }
+}
+
+export class Controller {
+  private readonly queue = new Set<string>();
+  private running = false;
+  private active = false;
+  private resync: NodeJS.Timeout | undefined;
+  private readonly now: () => Date;
+
+  constructor(
+    private readonly kube: Kube,
+    private readonly caches: Caches,
+    private readonly options: ControllerOptions,
+    private readonly log: Log,
+    private readonly metrics: OperatorMetrics,
+  ) {
+    this.now = options.now ?? (() => new Date());
+    caches.spanProfilings.onChange((_, sp) => {
+      if (sp !== undefined) this.enqueue(`sp:${ref(sp)}`);
+      if (sp?.metadata.namespace !== undefined) this.enqueue(`ns:${sp.metadata.namespace}`);
+    });
+    caches.namespaces.onChange((type, ns) => {
+      if (ns?.metadata?.name !== undefined && type !== 'DELETED') this.enqueue(`ns:${ns.metadata.name}`);
+    });
+    caches.injectedPods.onChange((_, pod) => {
+      const owner = pod?.metadata.annotations?.[ANNOTATION_SPANPROFILING];
+      if (owner !== undefined) this.enqueue(`sp:${owner}`);
+    });
+  }
+
+  /** Called when this replica becomes leader. */
+  activate(): void {
+    this.active = true;
+    this.enqueueAll();
+    this.resync = setInterval(() => this.enqueueAll(), (this.options.resyncSeconds ?? 60) * 1000);
+    this.resync.unref();
+  }
+
+  deactivate(): void {
+    this.active = false;
+    clearInterval(this.resync);
+    this.queue.clear();
+  }
+
+  private enqueueAll(): void {
+    for (const sp of this.caches.spanProfilings.list()) this.enqueue(`sp:${ref(sp)}`);
+    for (const ns of this.caches.namespaces.list()) if (ns.metadata?.name) this.enqueue(`ns:${ns.metadata.name}`);
+  }
+
+  enqueue(key: string): void {
+    if (!this.active) return;
+    this.queue.add(key);
+    if (!this.running) void this.drain();
+  }
+
+  /** Resolves once the queue is empty (for tests and shutdown). */
+  async idle(): Promise<void> {
+    while (this.running || this.queue.size > 0) await new Promise((r) => setTimeout(r, 20));
+  }
+
+  private async drain(): Promise<void> {
+    this.running = true;
+    try {
+      while (this.active && this.queue.size > 0) {
+        const key = this.queue.values().next().value as string;
+        this.queue.delete(key);
+        try {
+          if (key.startsWith('sp:')) await this.reconcileSpanProfiling(key.slice(3));
+          else await this.reconcileNamespace(key.slice(3));
+          this.metrics.reconciles.inc({ result: 'ok' });
+        } catch (err) {
+          this.metrics.reconciles.inc({ result: 'error' });
+          this.log.warn('reconcile failed, will retry', { key, error: errorMessage(err) });
+          setTimeout(() => this.enqueue(key), 2000).unref();
+        }
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  async reconcileSpanProfiling(key: string): Promise<void> {
+    const [namespace, name] = key.split('/') as [string, string];
+    const sp = this.caches.spanProfilings.get(namespace, name);
+    if (sp === undefined) return;
+    const secrets = new Map<string, string[]>();
+    for (const secretName of referencedSecrets(sp)) {
+      const secret = await this.kube.get<Secret>(`/api/v1/namespaces/${namespace}/secrets/${secretName}`);
+      if (secret !== undefined) secrets.set(secretName, Object.keys(secret.data ?? {}));
+    }
+    const injectedPods = this.caches.injectedPods
+      .list()
+      .filter((p) => p.metadata.annotations?.[ANNOTATION_SPANPROFILING] === key && p.metadata.deletionTimestamp === undefined && p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed').length;
+    const status = desiredStatus(sp, { secrets, injectedPods, now: this.now() });
+    if (!statusChanged(sp.status, status)) return;
+
+    const before = new Map((sp.status?.conditions ?? []).map((c) => [c.type, c.status]));
+    try {
+      await this.kube.request('PATCH', `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${PLURAL}/${name}/status`, { status }, 'application/merge-patch+json');
+    } catch (err) {
+      if (isNotFound(err)) return;
+      throw err;
+    }
+    for (const c of status.conditions ?? []) {
+      if (before.get(c.type) === c.status) continue;
+      const abnormal = (c.type === 'Ready' && c.status !== 'True') || (c.type !== 'Ready' && c.status === 'True');
+      if (c.type !== 'Ready' && !abnormal && !before.has(c.type)) continue;
+      await this.event(sp, abnormal ? 'Warning' : 'Normal', c.reason, c.type === 'Ready' ? c.message : `${c.type}: ${c.message}`);
+    }
+  }
+
+  async reconcileNamespace(name: string): Promise<void> {
+    const ns = this.caches.namespaces.get(undefined, name);
+    if (ns === undefined) return;
+    const count = this.caches.spanProfilings.list().filter((sp) => sp.metadata.namespace === name).length;
+    const wanted = wantsInjectionLabel(ns, count, this.options.excludedNamespaces);
+    const patch = namespaceLabelPatch(ns, wanted);
+    if (patch !== undefined) {
+      await this.kube.request('PATCH', `/api/v1/namespaces/${name}`, patch, 'application/merge-patch+json');
+      this.log.info(wanted ? 'namespace labelled for injection' : 'namespace injection label removed', { namespace: name });
+    }
+    if (wanted && parseInject(ns.metadata?.annotations).kind !== 'unset') await this.markUnseenPods(name);
+  }
+
+  /** Pods in an opted-in namespace that the webhook never saw get a reason, so users know to restart them. */
+  private async markUnseenPods(namespace: string): Promise<void> {
+    const pods = await this.kube.request<{ items: Pod[] }>('GET', `/api/v1/namespaces/${namespace}/pods`);
+    for (const pod of pods.items) {
+      const a = pod.metadata.annotations ?? {};
+      if (a[ANNOTATION_STATUS] !== undefined || pod.metadata.deletionTimestamp !== undefined || pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') continue;
+      try {
+        await this.kube.request(
+          'PATCH',
+          `/api/v1/namespaces/${namespace}/pods/${pod.metadata.name}`,
+          { metadata: { annotations: { [ANNOTATION_STATUS]: 'skipped', [ANNOTATION_REASON]: UNSEEN_POD_REASON } } },
+          'application/merge-patch+json',
+        );
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+    }
+  }
+
+  private async event(sp: SpanProfiling, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+    const now = this.now().toISOString();
+    try {
+      await this.kube.request('POST', `/api/v1/namespaces/${sp.metadata.namespace}/events`, {
+        apiVersion: 'v1',
+        kind: 'Event',
+        metadata: { generateName: `${sp.metadata.name}.`, namespace: sp.metadata.namespace },
+        involvedObject: { apiVersion: API_VERSION, kind: KIND, name: sp.metadata.name, namespace: sp.metadata.namespace, uid: sp.metadata.uid },
+        type,
+        reason,
+        message: message.slice(0, 1024),
+        firstTimestamp: now,
+        lastTimestamp: now,
+        count: 1,
+        source: { component: 'span-profiling-operator' },
+        reportingComponent: 'span-profiling-operator',
+      });
+    } catch (err) {
+      this.log.warn('could not record an event', { error: errorMessage(err) });
+    }
+  }
+}

@@ -1,0 +1,158 @@
+/**
+ * The one narrow edge to the Kubernetes API server: JSON requests by REST path
+ * and streaming watches. Authentication comes from @kubernetes/client-node's
+ * KubeConfig (in-cluster service account, or a kubeconfig file), the rest is
+ * plain node:https, so every call the operator makes is visible here.
+ */
+import * as https from 'node:https';
+import * as http from 'node:http';
+
+export class KubeError extends Error {
+  constructor(
+    readonly status: number,
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface WatchEvent<T> {
+  type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
+  object: T;
+}
+
+export interface Kube {
+  request<T>(method: string, path: string, body?: unknown, contentType?: string): Promise<T>;
+  /** GET that answers undefined for 404. */
+  get<T>(path: string): Promise<T | undefined>;
+  /** Streams watch events until the server closes, abort() is called, or an error occurs. */
+  watch<T>(path: string, onEvent: (event: WatchEvent<T>) => void): { done: Promise<void>; abort: () => void };
+}
+
+interface RequestOptions {
+  server: string;
+  https: https.RequestOptions;
+  headers: Record<string, string>;
+}
+
+export type AuthProvider = () => Promise<RequestOptions>;
+
+/** Loads credentials: KUBECONFIG or ~/.kube/config, else the in-cluster service account. */
+export async function kubeFromEnvironment(kubeconfigPath?: string): Promise<Kube> {
+  const k8s = await import('@kubernetes/client-node');
+  const kc = new k8s.KubeConfig();
+  if (kubeconfigPath !== undefined) kc.loadFromFile(kubeconfigPath);
+  else kc.loadFromDefault();
+  const cluster = kc.getCurrentCluster();
+  if (cluster === null) throw new Error('no Kubernetes cluster configured (KUBECONFIG, ~/.kube/config or in-cluster service account)');
+  const auth: AuthProvider = async () => {
+    const opts: https.RequestOptions = {};
+    await kc.applyToHTTPSOptions(opts);
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(opts.headers ?? {})) if (typeof v === 'string') headers[k] = v;
+    return { server: cluster.server.replace(/\/+$/, ''), https: opts, headers };
+  };
+  return new HttpKube(auth);
+}
+
+export class HttpKube implements Kube {
+  constructor(private readonly auth: AuthProvider) {}
+
+  async request<T>(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<T> {
+    const { res, text } = await this.send(method, path, body, contentType);
+    if ((res.statusCode ?? 0) >= 400) throw statusError(res.statusCode ?? 0, text, `${method} ${path}`);
+    return (text === '' ? undefined : JSON.parse(text)) as T;
+  }
+
+  async get<T>(path: string): Promise<T | undefined> {
+    try {
+      return await this.request<T>('GET', path);
+    } catch (err) {
+      if (err instanceof KubeError && err.status === 404) return undefined;
+      throw err;
+    }
+  }
+
+  watch<T>(path: string, onEvent: (event: WatchEvent<T>) => void): { done: Promise<void>; abort: () => void } {
+    let request: http.ClientRequest | undefined;
+    let aborted = false;
+    const done = (async () => {
+      const o = await this.auth();
+      await new Promise<void>((resolve, reject) => {
+        if (aborted) return resolve();
+        request = https.request(`${o.server}${path}`, { ...o.https, method: 'GET', headers: { ...o.headers, accept: 'application/json' } }, (res) => {
+          if ((res.statusCode ?? 0) >= 400) {
+            let text = '';
+            res.on('data', (c: Buffer) => (text += c.toString()));
+            res.on('end', () => reject(statusError(res.statusCode ?? 0, text, `WATCH ${path}`)));
+            return;
+          }
+          let buffer = '';
+          res.on('data', (chunk: Buffer) => {
+            buffer += chunk.toString('utf8');
+            for (let nl = buffer.indexOf('\n'); nl >= 0; nl = buffer.indexOf('\n')) {
+              const line = buffer.slice(0, nl).trim();
+              buffer = buffer.slice(nl + 1);
+              if (line === '') continue;
+              try {
+                onEvent(JSON.parse(line) as WatchEvent<T>);
+              } catch (err) {
+                request?.destroy(err instanceof Error ? err : new Error(String(err)));
+              }
+            }
+          });
+          res.on('end', () => resolve());
+          res.on('error', (err) => (aborted ? resolve() : reject(err)));
+        });
+        request.on('error', (err) => (aborted ? resolve() : reject(err)));
+        request.end();
+      });
+    })();
+    return {
+      done,
+      abort: () => {
+        aborted = true;
+        request?.destroy();
+      },
+    };
+  }
+
+  private async send(method: string, path: string, body: unknown, contentType: string): Promise<{ res: http.IncomingMessage; text: string }> {
+    const o = await this.auth();
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    return new Promise((resolve, reject) => {
+      const req = https.request(`${o.server}${path}`, {
+        ...o.https,
+        method,
+        timeout: 30_000,
+        headers: { ...o.headers, accept: 'application/json', ...(payload ? { 'content-type': contentType, 'content-length': String(payload.length) } : {}) },
+      });
+      req.on('timeout', () => req.destroy(new Error(`${method} ${path}: no answer within 30s`)));
+      req.on('error', reject);
+      req.on('response', (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c.toString('utf8')));
+        res.on('end', () => resolve({ res, text }));
+        res.on('error', reject);
+      });
+      req.end(payload);
+    });
+  }
+}
+
+function statusError(status: number, text: string, what: string): KubeError {
+  let reason = '';
+  let message = text;
+  try {
+    const s = JSON.parse(text) as { reason?: string; message?: string };
+    reason = s.reason ?? '';
+    message = s.message ?? text;
+  } catch {
+    // not a Status object
+  }
+  return new KubeError(status, reason, `${what}: ${status} ${message}`.slice(0, 2000));
+}
+
+export const isConflict = (err: unknown): boolean => err instanceof KubeError && err.status === 409;
+export const isNotFound = (err: unknown): boolean => err instanceof KubeError && err.status === 404;

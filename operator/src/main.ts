@@ -1,0 +1,227 @@
+/**
+ * The operator process: every replica keeps the caches and serves the
+ * webhook; the replica holding the Lease also manages the certificate and
+ * runs the reconcilers. Configuration comes from the environment (set by the
+ * Helm chart):
+ *
+ *   OPERATOR_NAMESPACE     namespace the operator runs in (required)
+ *   POD_NAME               this replica's identity for leader election (default: hostname)
+ *   AGENT_IMAGE            the agent init image injected into pods (required)
+ *   AGENT_IMAGE_PULL_POLICY
+ *   WEBHOOK_PORT           HTTPS port of the webhook (9443)
+ *   PROBE_PORT             HTTP port of /healthz, /readyz, /metrics (8081)
+ *   WEBHOOK_SERVICE_NAME   Service in front of the webhook (span-profiling-operator-webhook)
+ *   WEBHOOK_CONFIG_NAME    MutatingWebhookConfiguration to keep the CA in (span-profiling-operator)
+ *   CERT_MODE              self (default): the operator makes and rotates its certificate;
+ *                          external: cert-manager or the user provides the Secret
+ *   CERT_SECRET_NAME       Secret holding the serving certificate (span-profiling-operator-webhook-tls)
+ *   LEASE_NAME             Lease for leader election (span-profiling-operator-leader)
+ *   EXCLUDED_NAMESPACES    never labelled for injection (default: kube-system and OPERATOR_NAMESPACE)
+ *   LOG_LEVEL              debug, info, warn, error
+ *   KUBECONFIG             outside a cluster: which kubeconfig to use
+ */
+import * as http from 'node:http';
+import { hostname } from 'node:os';
+import { CertManager, type ServingCert } from './certs/manager';
+import { Caches, Controller } from './controller/controller';
+import { kubeFromEnvironment } from './kube/client';
+import { LeaderElector } from './kube/lease';
+import { errorMessage, jsonLog, type Level } from './log';
+import { operatorMetrics } from './metrics';
+import { WebhookServer } from './webhook/server';
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+export interface OperatorConfig {
+  namespace: string;
+  identity: string;
+  agentImage: string;
+  agentImagePullPolicy: string | undefined;
+  webhookPort: number;
+  probePort: number;
+  serviceName: string;
+  webhookConfigName: string;
+  certMode: 'self' | 'external';
+  certSecretName: string;
+  leaseName: string;
+  excludedNamespaces: Set<string>;
+  logLevel: Level;
+  kubeconfig: string | undefined;
+}
+
+export function readOperatorConfig(env: Env): OperatorConfig {
+  const required = (name: string): string => {
+    const v = env[name]?.trim();
+    if (!v) throw new Error(`${name} is required (the Helm chart sets it)`);
+    return v;
+  };
+  const port = (name: string, fallback: number): number => {
+    const v = Number(env[name] ?? fallback);
+    if (!Number.isInteger(v) || v < 0 || v > 65535) throw new Error(`${name}=${env[name]} is not a port number`);
+    return v;
+  };
+  const namespace = required('OPERATOR_NAMESPACE');
+  const certMode = env['CERT_MODE'] ?? 'self';
+  if (certMode !== 'self' && certMode !== 'external') throw new Error(`CERT_MODE=${certMode} is not "self" or "external"`);
+  const level = (env['LOG_LEVEL'] ?? 'info') as Level;
+  if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new Error(`LOG_LEVEL=${level} is not debug, info, warn or error`);
+  return {
+    namespace,
+    identity: env['POD_NAME'] ?? hostname(),
+    agentImage: required('AGENT_IMAGE'),
+    agentImagePullPolicy: env['AGENT_IMAGE_PULL_POLICY'],
+    webhookPort: port('WEBHOOK_PORT', 9443),
+    probePort: port('PROBE_PORT', 8081),
+    serviceName: env['WEBHOOK_SERVICE_NAME'] ?? 'span-profiling-operator-webhook',
+    webhookConfigName: env['WEBHOOK_CONFIG_NAME'] ?? 'span-profiling-operator',
+    certMode,
+    certSecretName: env['CERT_SECRET_NAME'] ?? 'span-profiling-operator-webhook-tls',
+    leaseName: env['LEASE_NAME'] ?? 'span-profiling-operator-leader',
+    excludedNamespaces: new Set((env['EXCLUDED_NAMESPACES'] ?? `kube-system,${namespace}`).split(',').map((s) => s.trim()).filter(Boolean)),
+    logLevel: level,
+    kubeconfig: env['KUBECONFIG'],
+  };
+}
+
+export interface RunningOperator {
+  webhookPort: number;
+  probePort: number;
+  stop(): Promise<void>;
+}
+
+export async function runOperator(config: OperatorConfig): Promise<RunningOperator> {
+  const log = jsonLog(config.logLevel);
+  const metrics = operatorMetrics();
+  const kube = await kubeFromEnvironment(config.kubeconfig);
+  const caches = new Caches(kube, log);
+  const controller = new Controller(kube, caches, { excludedNamespaces: config.excludedNamespaces }, log, metrics);
+  const certs = new CertManager(kube, {
+    mode: config.certMode,
+    namespace: config.namespace,
+    secretName: config.certSecretName,
+    webhookConfigName: config.webhookConfigName,
+    dnsNames: [`${config.serviceName}.${config.namespace}.svc`, `${config.serviceName}.${config.namespace}.svc.cluster.local`, `${config.serviceName}.${config.namespace}`, config.serviceName],
+  }, log);
+
+  let webhook: WebhookServer | undefined;
+  let served: ServingCert | undefined;
+  const ready = (): boolean => caches.synced && webhook !== undefined;
+
+  const probes = http.createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    const send = (status: number, body: string, type = 'text/plain'): void => {
+      res.writeHead(status, { 'content-type': type });
+      res.end(body);
+    };
+    if (path === '/healthz') return send(200, 'ok');
+    if (path === '/readyz') return ready() ? send(200, 'ready') : send(503, caches.synced ? 'waiting for the webhook certificate' : 'caches not synced');
+    if (path === '/metrics') return send(200, metrics.registry.render(), 'text/plain; version=0.0.4');
+    send(404, 'not found');
+  });
+  await new Promise<void>((resolve) => probes.listen(config.probePort, resolve));
+  const probePort = (probes.address() as { port: number }).port;
+
+  const elector = new LeaderElector(kube, {
+    namespace: config.namespace,
+    name: config.leaseName,
+    identity: config.identity,
+    onStartedLeading: () => {
+      metrics.leader.set({}, 1);
+      void refreshCertificate(true);
+      controller.activate();
+    },
+    onStoppedLeading: () => {
+      metrics.leader.set({}, 0);
+      controller.deactivate();
+    },
+  }, log);
+
+  const refreshCertificate = async (asLeader: boolean): Promise<void> => {
+    try {
+      const current = asLeader ? await certs.reconcile() : await certs.load();
+      if (current === undefined) return;
+      if (webhook === undefined) return;
+      if (served?.cert !== current.cert) {
+        webhook.setCertificate(current.cert, current.key);
+        served = current;
+        log.info('serving a new webhook certificate');
+      }
+    } catch (err) {
+      log.warn('certificate check failed', { error: errorMessage(err) });
+    }
+  };
+
+  await caches.start();
+  log.info('caches synced');
+  elector.start();
+
+  // Serve as soon as a certificate exists (the leader makes it in self mode).
+  let webhookPort = 0;
+  for (;;) {
+    const cert = await (elector.isLeader ? certs.reconcile() : certs.load()).catch((err: unknown) => {
+      log.warn('waiting for the webhook certificate', { error: errorMessage(err) });
+      return undefined;
+    });
+    if (cert !== undefined) {
+      webhook = new WebhookServer({
+        port: config.webhookPort,
+        tls: cert,
+        context: {
+          namespaceAnnotations: (ns) => caches.namespaces.get(undefined, ns)?.metadata?.annotations,
+          spanProfilings: () => caches.spanProfilings.list(),
+          defaults: { agentImage: config.agentImage, ...(config.agentImagePullPolicy ? { imagePullPolicy: config.agentImagePullPolicy } : {}) },
+        },
+        metrics,
+        log,
+        ready,
+      });
+      webhookPort = await webhook.start();
+      served = cert;
+      log.info('webhook serving', { port: webhookPort });
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  const certTimer = setInterval(() => void refreshCertificate(elector.isLeader), 60_000);
+  certTimer.unref();
+
+  return {
+    webhookPort,
+    probePort,
+    stop: async () => {
+      clearInterval(certTimer);
+      controller.deactivate();
+      await elector.stop();
+      caches.stop();
+      await webhook?.close();
+      await new Promise<void>((resolve) => probes.close(() => resolve()));
+      probes.closeAllConnections();
+    },
+  };
+}
+
+if (require.main === module) {
+  let config: OperatorConfig;
+  try {
+    config = readOperatorConfig(process.env);
+  } catch (err) {
+    process.stderr.write(`span-profiling-operator: ${errorMessage(err)}\n`);
+    process.exit(2);
+  }
+  runOperator(config).then(
+    (operator) => {
+      let stopping = false;
+      const stop = (): void => {
+        if (stopping) return;
+        stopping = true;
+        void operator.stop().then(() => process.exit(0));
+      };
+      process.on('SIGTERM', stop);
+      process.on('SIGINT', stop);
+    },
+    (err: unknown) => {
+      process.stderr.write(`span-profiling-operator: ${errorMessage(err)}\n`);
+      process.exit(1);
+    },
+  );
+}

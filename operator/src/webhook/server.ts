@@ -1,0 +1,100 @@
+/**
+ * The HTTPS server: the mutating webhook, health and readiness, and metrics.
+ * A thin shell: it only reads bodies, calls review(), and writes answers.
+ * Its certificate can be replaced while it runs (rotation).
+ */
+import * as https from 'node:https';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { review, type ReviewContext } from './review';
+import type { OperatorMetrics } from '../metrics';
+import type { Log } from '../log';
+
+export const MUTATE_PATH = '/mutate-v1-pod';
+const MAX_BODY_BYTES = 4 * 1024 * 1024;
+
+export interface ServerOptions {
+  port: number;
+  host?: string;
+  tls: { cert: string; key: string };
+  context: ReviewContext;
+  metrics: OperatorMetrics;
+  log: Log;
+  /** Readiness: true once caches are synced and a certificate is in place. */
+  ready: () => boolean;
+}
+
+export class WebhookServer {
+  private server: https.Server | undefined;
+
+  constructor(private readonly options: ServerOptions) {}
+
+  async start(): Promise<number> {
+    this.server = https.createServer({ cert: this.options.tls.cert, key: this.options.tls.key }, (req, res) => this.handle(req, res));
+    this.server.on('tlsClientError', (err) => this.options.log.debug('TLS handshake failed', { error: err.message }));
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(this.options.port, this.options.host ?? '0.0.0.0', resolve);
+    });
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  /** Serves a new certificate to new connections. */
+  setCertificate(cert: string, key: string): void {
+    this.server?.setSecureContext({ cert, key });
+  }
+
+  async close(): Promise<void> {
+    if (this.server === undefined) return;
+    await new Promise<void>((resolve) => this.server!.close(() => resolve()));
+    this.server.closeAllConnections();
+  }
+
+  private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method === 'GET' && path === '/healthz') return this.text(res, 200, 'ok');
+    if (req.method === 'GET' && path === '/readyz') return this.options.ready() ? this.text(res, 200, 'ready') : this.text(res, 503, 'not ready');
+    if (req.method === 'GET' && path === '/metrics') return this.text(res, 200, this.options.metrics.registry.render(), 'text/plain; version=0.0.4');
+    if (req.method !== 'POST' || path !== MUTATE_PATH) return this.text(res, 404, 'not found');
+
+    const started = process.hrtime.bigint();
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        this.text(res, 413, 'request too large');
+        req.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => {
+      if (res.headersSent) return;
+      let body: unknown;
+      try {
+        body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      } catch {
+        return this.text(res, 400, 'body is not JSON');
+      }
+      const outcome = review(body, this.options.context);
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      this.options.metrics.latency.observe(seconds);
+      if (outcome.result !== undefined) {
+        const r = outcome.result;
+        this.options.metrics.mutations.inc({ status: r.status, reason: r.code });
+        const level = r.status === 'error' || r.status === 'internal-error' ? 'warn' : 'info';
+        this.options.log[level]('admission', { namespace: r.namespace, pod: r.pod, status: r.status, code: r.code, reason: r.reason, ms: Math.round(seconds * 1e4) / 10 });
+      }
+      res.writeHead(outcome.httpStatus, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(outcome.body));
+    });
+    req.on('error', () => res.destroy());
+  }
+
+  private text(res: http.ServerResponse, status: number, body: string, type = 'text/plain'): void {
+    if (res.headersSent) return;
+    res.writeHead(status, { 'content-type': type });
+    res.end(body);
+  }
+}
