@@ -32,8 +32,8 @@ export interface ProfileUpload {
   untilMs: number;
 }
 
-/** Sends one HTTP request; injectable so the queue can be tested without a network. */
-export type Send = (url: URL, headers: Record<string, string>, body: Buffer, timeoutMs: number) => Promise<number>;
+/** Sends one HTTP request and answers the status and (the start of) the body; injectable for tests. */
+export type Send = (url: URL, headers: Record<string, string>, body: Buffer, timeoutMs: number) => Promise<{ status: number; body: string }>;
 
 interface Queued {
   body: Buffer;
@@ -100,8 +100,8 @@ export class PyroscopeUploader {
       let outcome: 'done' | 'retry' | 'drop';
       let detail = '';
       try {
-        const status = await this.send(entry.url, this.headers(), entry.body, REQUEST_TIMEOUT_MS);
-        detail = `HTTP ${status}`;
+        const { status, body } = await this.send(entry.url, this.headers(), entry.body, REQUEST_TIMEOUT_MS);
+        detail = `HTTP ${status}${body.trim() === '' ? '' : `: ${body.trim().slice(0, 300)}`}`;
         outcome = status >= 200 && status < 300 ? 'done' : status === 429 || status >= 500 ? 'retry' : 'drop';
       } catch (err) {
         detail = describeError(err);
@@ -177,7 +177,7 @@ export class PyroscopeUploader {
 }
 
 /** Plain node:http(s): the agent's own traffic must not go through instrumented fetch. */
-export function sendWithNodeHttp(url: URL, headers: Record<string, string>, body: Buffer, timeoutMs: number): Promise<number> {
+export function sendWithNodeHttp(url: URL, headers: Record<string, string>, body: Buffer, timeoutMs: number): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const request = (url.protocol === 'https:' ? https : http).request(url, {
       method: 'POST',
@@ -187,8 +187,11 @@ export function sendWithNodeHttp(url: URL, headers: Record<string, string>, body
     request.on('timeout', () => request.destroy(new Error(`no answer within ${timeoutMs}ms`)));
     request.on('error', reject);
     request.on('response', (response) => {
-      response.resume();
-      response.on('end', () => resolve(response.statusCode ?? 0));
+      let text = '';
+      response.on('data', (chunk: Buffer) => {
+        if (text.length < 1000) text += chunk.toString('utf8');
+      });
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body: text }));
       response.on('error', reject);
     });
     request.end(body);

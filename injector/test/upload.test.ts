@@ -98,7 +98,7 @@ describe('Pyroscope uploader', function () {
     let calls = 0;
     const send: Send = async () => {
       calls++;
-      return 401;
+      return { status: 401, body: 'unauthorized' };
     };
     const log = recordingLogger();
     const uploader = new PyroscopeUploader(target(), log, send);

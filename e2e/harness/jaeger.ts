@@ -1,0 +1,87 @@
+/**
+ * A real Jaeger (v2, the OpenTelemetry-collector based binary) with in-memory
+ * storage: OTLP in, the query API out, all on loopback ports.
+ */
+import { writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { freePort, httpOk, ManagedProcess, tempDir } from './processes';
+import { tool } from './toolchain';
+
+export interface Jaeger {
+  otlpHttpUrl: string;
+  otlpGrpcUrl: string;
+  queryUrl: string;
+  process: ManagedProcess;
+  stop(): Promise<void>;
+}
+
+export async function startJaeger(logDir = tempDir('jaeger')): Promise<Jaeger> {
+  const [otlpGrpc, otlpHttp, queryHttp, queryGrpc, health] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
+  const config = `
+service:
+  extensions: [jaeger_storage, jaeger_query, healthcheckv2]
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [jaeger_storage_exporter]
+  telemetry:
+    metrics:
+      level: none
+    logs:
+      level: info
+extensions:
+  healthcheckv2:
+    use_v2: true
+    http:
+      endpoint: 127.0.0.1:${health}
+  jaeger_query:
+    storage:
+      traces: memstore
+    http:
+      endpoint: 127.0.0.1:${queryHttp}
+    grpc:
+      endpoint: 127.0.0.1:${queryGrpc}
+  jaeger_storage:
+    backends:
+      memstore:
+        memory:
+          max_traces: 100000
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:${otlpGrpc}
+      http:
+        endpoint: 127.0.0.1:${otlpHttp}
+processors:
+  batch:
+    timeout: 200ms
+exporters:
+  jaeger_storage_exporter:
+    trace_storage: memstore
+`;
+  const file = path.join(logDir, 'jaeger.yaml');
+  writeFileSync(file, config);
+  const process = new ManagedProcess('jaeger', tool('jaeger'), ['--config', file], { logDir });
+  const queryUrl = `http://127.0.0.1:${queryHttp}`;
+  await process.waitUntil('the query API answers', () => httpOk(`${queryUrl}/api/services`), 60_000);
+  return { otlpHttpUrl: `http://127.0.0.1:${otlpHttp}`, otlpGrpcUrl: `http://127.0.0.1:${otlpGrpc}`, queryUrl, process, stop: () => process.stop() };
+}
+
+export interface JaegerSpan {
+  traceID: string;
+  spanID: string;
+  operationName: string;
+  references?: { refType: string; spanID: string; traceID: string }[];
+  tags: { key: string; type: string; value: unknown }[];
+  duration: number;
+}
+
+export async function jaegerTraces(queryUrl: string, service: string, limit = 1000): Promise<{ traceID: string; spans: JaegerSpan[] }[]> {
+  const res = await fetch(`${queryUrl}/api/traces?service=${encodeURIComponent(service)}&limit=${limit}&lookback=1h`, { signal: AbortSignal.timeout(10_000) });
+  if (!res.ok) throw new Error(`jaeger query: HTTP ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { data: { traceID: string; spans: JaegerSpan[] }[] }).data ?? [];
+}
+
+export const tagOf = (span: JaegerSpan, key: string): unknown => span.tags.find((t) => t.key === key)?.value;

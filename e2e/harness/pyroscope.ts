@@ -1,0 +1,62 @@
+/**
+ * A real Grafana Pyroscope (single binary, every component in one process,
+ * filesystem storage) on loopback ports, for tests.
+ */
+import * as path from 'node:path';
+import { freePort, httpOk, ManagedProcess, removeDir, tempDir } from './processes';
+import { tool } from './toolchain';
+
+export interface Pyroscope {
+  url: string;
+  process: ManagedProcess;
+  stop(): Promise<void>;
+}
+
+export async function startPyroscope(logDir = tempDir('pyroscope')): Promise<Pyroscope> {
+  const [http, grpc, memberlist] = [await freePort(), await freePort(), await freePort()];
+  const data = tempDir('pyroscope-data');
+  const args = [
+    `-server.http-listen-address=127.0.0.1`,
+    `-server.http-listen-port=${http}`,
+    `-server.grpc-listen-address=127.0.0.1`,
+    `-server.grpc-listen-port=${grpc}`,
+    // Every component announces a loopback address in its ring: nothing dials the host's other interfaces.
+    `-memberlist.bind-addr=127.0.0.1`,
+    `-memberlist.bind-port=${memberlist}`,
+    `-memberlist.advertise-addr=127.0.0.1`,
+    `-memberlist.advertise-port=${memberlist}`,
+    '-ingester.lifecycler.addr=127.0.0.1',
+    '-compactor.ring.instance-addr=127.0.0.1',
+    '-distributor.ring.instance-addr=127.0.0.1',
+    '-overrides-exporter.ring.instance-addr=127.0.0.1',
+    '-query-frontend.instance-addr=127.0.0.1',
+    '-query-scheduler.ring.instance-addr=127.0.0.1',
+    '-store-gateway.sharding-ring.instance-addr=127.0.0.1',
+    `-pyroscopedb.data-path=${path.join(data, 'db')}`,
+    '-storage.backend=filesystem',
+    `-storage.filesystem.dir=${path.join(data, 'blocks')}`,
+    '-self-profiling.disable-push=true',
+    '-usage-stats.enabled=false',
+    // Single process: no rollout to slow down.
+    '-ingester.min-ready-duration=0s',
+  ];
+  const process = new ManagedProcess('pyroscope', tool('pyroscope'), args, { logDir, cwd: data });
+  const url = `http://127.0.0.1:${http}`;
+  await process.waitUntil('/ready answers 200', () => httpOk(`${url}/ready`), 90_000);
+  return {
+    url,
+    process,
+    stop: async () => {
+      await process.stop();
+      removeDir(data);
+    },
+  };
+}
+
+/** Connect-protocol JSON call, as Grafana makes them. */
+export async function pyroscopeCall<T>(url: string, method: string, body: unknown): Promise<T> {
+  const res = await fetch(`${url}/${method}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(20_000) });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method}: HTTP ${res.status} ${text}`);
+  return JSON.parse(text) as T;
+}

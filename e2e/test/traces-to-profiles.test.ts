@@ -1,0 +1,101 @@
+/**
+ * The traces-to-profiles round trip with no Kubernetes, against the real
+ * backends: an app with the agent preloaded sends traces to Jaeger and
+ * profiles to Pyroscope; the test reads root spans carrying
+ * pyroscope.profile.id from Jaeger's query API and asks Pyroscope exactly
+ * what Grafana asks (SelectMergeSpanProfile, process_cpu CPU type) for them.
+ */
+import { strict as assert } from 'node:assert';
+import * as path from 'node:path';
+import { AppProcess, FIXTURES, load } from '../../injector/test/harness/app-process';
+import { jaegerTraces, startJaeger, tagOf, type Jaeger, type JaegerSpan } from '../harness/jaeger';
+import { pyroscopeCall, startPyroscope, type Pyroscope } from '../harness/pyroscope';
+import { requireTools } from '../harness/toolchain';
+
+const PROFILE_TYPE = 'process_cpu:cpu:nanoseconds:cpu:nanoseconds';
+const SERVICE = 'roundtrip';
+
+interface Flamegraph {
+  flamegraph?: { names: string[]; levels: { values: string[] }[]; total: string };
+}
+
+/** Function names in a flame graph that carry self time. */
+function hotNames(fg: Flamegraph): Map<string, number> {
+  const names = fg.flamegraph?.names ?? [];
+  const self = new Map<string, number>();
+  for (const level of fg.flamegraph?.levels ?? []) {
+    const v = level.values.map(Number);
+    // values come in 4-tuples: offset, total, self, name index
+    for (let i = 0; i + 3 < v.length; i += 4) self.set(names[v[i + 3]!]!, (self.get(names[v[i + 3]!]!) ?? 0) + v[i + 2]!);
+  }
+  return self;
+}
+
+describe('traces to profiles, against real Jaeger and Pyroscope', function () {
+  this.timeout(240_000);
+  let pyroscope: Pyroscope;
+  let jaeger: Jaeger;
+  const start = Date.now() - 60_000;
+  let roots: JaegerSpan[] = [];
+
+  before(async () => {
+    requireTools('pyroscope', 'jaeger');
+    [pyroscope, jaeger] = await Promise.all([startPyroscope(), startJaeger()]);
+    const app = await AppProcess.start({
+      script: path.join(FIXTURES, 'server.js'),
+      env: {
+        OTEL_SERVICE_NAME: SERVICE,
+        OTEL_EXPORTER_OTLP_ENDPOINT: jaeger.otlpHttpUrl,
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
+        OTEL_BSP_SCHEDULE_DELAY: '200',
+        PYROSCOPE_SERVER_ADDRESS: pyroscope.url,
+        PYROSCOPE_UPLOAD_INTERVAL: '2s',
+        PYROSCOPE_LOG_LEVEL: 'info',
+      },
+    });
+    const paths = Array.from({ length: 40 }, (_, i) => `/work?fn=${i % 2 === 0 ? 'alpha' : 'beta'}&ms=4&rounds=8&i=${i}`);
+    await load(app.port, paths, 6);
+    await app.stop('SIGTERM');
+    assert.doesNotMatch(app.stderr, /upload to .* failed/, `uploads to Pyroscope worked:\n${app.stderr}`);
+    for (let i = 0; i < 50 && roots.length < paths.length; i++) {
+      const traces = await jaegerTraces(jaeger.queryUrl, SERVICE);
+      roots = traces.flatMap((t) => t.spans).filter((s) => tagOf(s, 'pyroscope.profile.id') !== undefined);
+      if (roots.length < paths.length) await new Promise((r) => setTimeout(r, 200));
+    }
+  });
+
+  after(async () => {
+    await Promise.all([pyroscope?.stop(), jaeger?.stop()]);
+  });
+
+  const spansFor = (fn: string): JaegerSpan[] =>
+    roots.filter((s) => String(tagOf(s, 'url.query') ?? tagOf(s, 'http.target') ?? '').includes(`fn=${fn}`));
+
+  it('Jaeger holds the root spans with pyroscope.profile.id = span id', () => {
+    assert.ok(roots.length >= 40, `${roots.length} root spans with the attribute`);
+    for (const s of roots) assert.equal(tagOf(s, 'pyroscope.profile.id'), s.spanID);
+  });
+
+  it('Pyroscope lists the CPU profile type Grafana asks for', async () => {
+    const types = await pyroscopeCall<{ profileTypes?: { ID: string }[] }>(pyroscope.url, 'querier.v1.QuerierService/ProfileTypes', { start, end: Date.now() + 60_000 });
+    assert.ok(types.profileTypes?.some((t) => t.ID === PROFILE_TYPE), JSON.stringify(types));
+  });
+
+  for (const [fn, hot, other] of [['alpha', 'hotAlpha', 'hotBeta'], ['beta', 'hotBeta', 'hotAlpha']] as const) {
+    it(`SelectMergeSpanProfile for the ${fn} requests' spans shows ${hot} and not ${other}`, async () => {
+      const ids = spansFor(fn).map((s) => s.spanID);
+      assert.ok(ids.length >= 10, `${ids.length} ${fn} spans`);
+      const fg = await pyroscopeCall<Flamegraph>(pyroscope.url, 'querier.v1.QuerierService/SelectMergeSpanProfile', {
+        profileTypeID: PROFILE_TYPE,
+        labelSelector: `{service_name="${SERVICE}"}`,
+        spanSelector: ids,
+        start,
+        end: Date.now() + 60_000,
+        maxNodes: 1024,
+      });
+      const self = hotNames(fg);
+      assert.ok((self.get(hot) ?? 0) > 0, `${hot} in the span profile: ${[...self.keys()].join(', ')}`);
+      assert.equal(self.get(other) ?? 0, 0, `${other} belongs to other requests`);
+    });
+  }
+});
