@@ -17,6 +17,8 @@
  *   CERT_SECRET_NAME       Secret holding the serving certificate (span-profiling-operator-webhook-tls)
  *   LEASE_NAME             Lease for leader election (span-profiling-operator-leader)
  *   EXCLUDED_NAMESPACES    never labelled for injection (default: kube-system and OPERATOR_NAMESPACE)
+ *   OPT_IN_NAMESPACES      opted in as if annotated spanprofiling.io/inject=true (comma-separated)
+ *   WEBHOOK_EXTRA_SANS     extra names/IPs in the self-made certificate (for a webhook reached by URL)
  *   LOG_LEVEL              debug, info, warn, error
  *   KUBECONFIG             outside a cluster: which kubeconfig to use
  */
@@ -24,6 +26,7 @@ import * as http from 'node:http';
 import { hostname } from 'node:os';
 import { CertManager, type ServingCert } from './certs/manager';
 import { Caches, Controller } from './controller/controller';
+import { effectiveNamespaceAnnotations } from './controller/namespaces';
 import { kubeFromEnvironment } from './kube/client';
 import { LeaderElector } from './kube/lease';
 import { errorMessage, jsonLog, type Level } from './log';
@@ -45,6 +48,8 @@ export interface OperatorConfig {
   certSecretName: string;
   leaseName: string;
   excludedNamespaces: Set<string>;
+  optInNamespaces: Set<string>;
+  extraSans: string[];
   logLevel: Level;
   kubeconfig: string | undefined;
 }
@@ -78,6 +83,8 @@ export function readOperatorConfig(env: Env): OperatorConfig {
     certSecretName: env['CERT_SECRET_NAME'] ?? 'span-profiling-operator-webhook-tls',
     leaseName: env['LEASE_NAME'] ?? 'span-profiling-operator-leader',
     excludedNamespaces: new Set((env['EXCLUDED_NAMESPACES'] ?? `kube-system,${namespace}`).split(',').map((s) => s.trim()).filter(Boolean)),
+    optInNamespaces: new Set((env['OPT_IN_NAMESPACES'] ?? '').split(',').map((s) => s.trim()).filter(Boolean)),
+    extraSans: (env['WEBHOOK_EXTRA_SANS'] ?? '').split(',').map((s) => s.trim()).filter(Boolean),
     logLevel: level,
     kubeconfig: env['KUBECONFIG'],
   };
@@ -94,13 +101,13 @@ export async function runOperator(config: OperatorConfig): Promise<RunningOperat
   const metrics = operatorMetrics();
   const kube = await kubeFromEnvironment(config.kubeconfig);
   const caches = new Caches(kube, log);
-  const controller = new Controller(kube, caches, { excludedNamespaces: config.excludedNamespaces }, log, metrics);
+  const controller = new Controller(kube, caches, { excludedNamespaces: config.excludedNamespaces, optInNamespaces: config.optInNamespaces }, log, metrics);
   const certs = new CertManager(kube, {
     mode: config.certMode,
     namespace: config.namespace,
     secretName: config.certSecretName,
     webhookConfigName: config.webhookConfigName,
-    dnsNames: [`${config.serviceName}.${config.namespace}.svc`, `${config.serviceName}.${config.namespace}.svc.cluster.local`, `${config.serviceName}.${config.namespace}`, config.serviceName],
+    dnsNames: [`${config.serviceName}.${config.namespace}.svc`, `${config.serviceName}.${config.namespace}.svc.cluster.local`, `${config.serviceName}.${config.namespace}`, config.serviceName, ...config.extraSans],
   }, log);
 
   let webhook: WebhookServer | undefined;
@@ -167,7 +174,7 @@ export async function runOperator(config: OperatorConfig): Promise<RunningOperat
         port: config.webhookPort,
         tls: cert,
         context: {
-          namespaceAnnotations: (ns) => caches.namespaces.get(undefined, ns)?.metadata?.annotations,
+          namespaceAnnotations: (ns) => effectiveNamespaceAnnotations(caches.namespaces.get(undefined, ns) ?? { metadata: { name: ns } }, config.optInNamespaces),
           spanProfilings: () => caches.spanProfilings.list(),
           defaults: { agentImage: config.agentImage, ...(config.agentImagePullPolicy ? { imagePullPolicy: config.agentImagePullPolicy } : {}) },
         },

@@ -14,7 +14,7 @@ import { Reflector, type KubeObject } from '../kube/reflector';
 import type { Log } from '../log';
 import { errorMessage } from '../log';
 import type { OperatorMetrics } from '../metrics';
-import { namespaceLabelPatch, wantsInjectionLabel, type NamespaceLike } from './namespaces';
+import { effectiveNamespaceAnnotations, namespaceLabelPatch, wantsInjectionLabel, type NamespaceLike } from './namespaces';
 import { desiredStatus, referencedSecrets, statusChanged } from './status';
 
 interface Pod extends KubeObject {
@@ -32,6 +32,8 @@ export const UNSEEN_POD_REASON =
 export interface ControllerOptions {
   /** Namespaces never labelled for injection (the operator's own, kube-system). */
   excludedNamespaces: ReadonlySet<string>;
+  /** Namespaces opted in at install, as if annotated "true". */
+  optInNamespaces?: ReadonlySet<string>;
   resyncSeconds?: number;
   now?: () => Date;
 }
@@ -172,11 +174,12 @@ export class Controller {
   }
 
   async reconcileNamespace(name: string): Promise<void> {
-    const ns = this.caches.namespaces.get(undefined, name);
-    if (ns === undefined) return;
+    const cached = this.caches.namespaces.get(undefined, name);
+    if (cached === undefined) return;
+    const ns = { metadata: { ...cached.metadata, annotations: effectiveNamespaceAnnotations(cached, this.options.optInNamespaces ?? new Set()) } };
     const count = this.caches.spanProfilings.list().filter((sp) => sp.metadata.namespace === name).length;
     const wanted = wantsInjectionLabel(ns, count, this.options.excludedNamespaces);
-    const patch = namespaceLabelPatch(ns, wanted);
+    const patch = namespaceLabelPatch(cached, wanted);
     if (patch !== undefined) {
       await this.kube.request('PATCH', `/api/v1/namespaces/${name}`, patch, 'application/merge-patch+json');
       this.log.info(wanted ? 'namespace labelled for injection' : 'namespace injection label removed', { namespace: name });

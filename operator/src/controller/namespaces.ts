@@ -5,7 +5,7 @@
  * or when it holds a SpanProfiling (so that a pod annotation alone can opt a
  * pod in there). Never the operator's own namespace or kube-system.
  */
-import { LABEL_NAMESPACE_INJECTION, NAMESPACE_INJECTION_ENABLED } from '../api';
+import { ANNOTATION_INJECT, LABEL_NAMESPACE_INJECTION, NAMESPACE_INJECTION_ENABLED } from '../api';
 import { parseInject } from '../inject/annotations';
 
 export interface NamespaceLike {
@@ -25,4 +25,16 @@ export function namespaceLabelPatch(ns: NamespaceLike, wanted: boolean): Record<
   const has = ns.metadata?.labels?.[LABEL_NAMESPACE_INJECTION] === NAMESPACE_INJECTION_ENABLED;
   if (has === wanted) return undefined;
   return { metadata: { labels: { [LABEL_NAMESPACE_INJECTION]: wanted ? NAMESPACE_INJECTION_ENABLED : null } } };
+}
+
+/**
+ * A namespace's annotations as the operator reads them: namespaces opted in
+ * at install (OPT_IN_NAMESPACES) count as annotated "true" unless the
+ * namespace says otherwise itself.
+ */
+export function effectiveNamespaceAnnotations(ns: NamespaceLike | undefined, optIn: ReadonlySet<string>): Record<string, string> | undefined {
+  const own = ns?.metadata?.annotations;
+  const name = ns?.metadata?.name;
+  if (name === undefined || !optIn.has(name) || (own?.[ANNOTATION_INJECT] ?? '').trim() !== '') return own;
+  return { ...own, [ANNOTATION_INJECT]: 'true' };
 }
