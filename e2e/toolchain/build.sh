@@ -83,8 +83,13 @@ ldflags_for() {
         f+=" -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
       done
       echo "$f" ;;
-    helm)
-      echo "-X helm.sh/helm/v3/internal/version.version=$V -X helm.sh/helm/v3/internal/version.gitTreeState=clean" ;;
+    helm) # as helm's Makefile: the Kubernetes version it assumes is that of its client-go
+      local cg kmin
+      cg=$(awk '$1 == "k8s.io/client-go" {print $2}' "$MODULES/helm/go.mod" 2>/dev/null)
+      kmin=${cg#v0.}; kmin=${kmin%%.*}
+      echo "-X helm.sh/helm/v3/internal/version.version=$V -X helm.sh/helm/v3/internal/version.gitTreeState=clean" \
+        "-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$kmin" \
+        "-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$kmin" ;;
     crictl)
       echo "-X sigs.k8s.io/cri-tools/pkg/version.Version=${V#v}" ;;
     *) echo "" ;;
@@ -211,10 +216,15 @@ sync_module() {
   version=${!var}
   cd "$MODULES/$module"
   export GOFLAGS="-mod=mod -buildvcs=false"
+  # Modules that the checksum database does not know (lookups answer 404): their
+  # go.sum lines are recorded on first download, then committed and checked.
+  case $module in
+    crictl) export GONOSUMDB="${GONOSUMDB:+$GONOSUMDB,}sigs.k8s.io/cri-tools" ;;
+  esac
   touch go.sum
   for m in ${upstreams//,/ }; do
     log "sync $module: $m@$version"
-    info=$(go mod download -json "$m@$version")
+    info=$(go mod download -json "$m@$version") || die "$(jq -r '.Error // empty' <<<"$info" 2>/dev/null || true)"
     gomod=$(jq -r .GoMod <<<"$info")
     dir=$(jq -r .Dir <<<"$info")
     dirs+=("$dir")
@@ -268,56 +278,62 @@ local_replace() {
 }
 
 # ------------------------------------------------------------------- main ---
-TMP_DIRS=()
-cleanup() { local d; for d in "${TMP_DIRS[@]}"; do rm -rf "$d"; done; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# The whole script is parsed before anything runs (main is called on the last
+# line), so editing or updating this file during a build is harmless.
+main() {
+  TMP_DIRS=()
+  cleanup() { local d; for d in "${TMP_DIRS[@]}"; do rm -rf "$d"; done; }
+  trap cleanup EXIT
+  trap 'exit 130' INT TERM
 
-force=0
-want=()
-while (($#)); do
-  case $1 in
-    --dir) bin_dir; exit 0 ;;
-    --list)
-      echo "tools:"; all_tools | while read -r t; do
-        read -r _ _ _ var <<<"$(tool_row "$t")"; echo "  $t ${!var}"; done
-      echo "groups:"; for g in "${!GROUPS_TABLE[@]}"; do echo "  $g: ${GROUPS_TABLE[$g]}"; done
-      exit 0 ;;
-    --force) force=1 ;;
-    --sync)
-      shift; (($#)) || die "--sync needs module names"
-      for m in "$@"; do (sync_module "$m"); done
-      exit 0 ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    -*) die "unknown option $1" ;;
-    *)
-      if [[ -n ${GROUPS_TABLE[$1]+x} ]]; then want+=(${GROUPS_TABLE[$1]}); else tool_row "$1" >/dev/null; want+=("$1"); fi ;;
-  esac
-  shift
-done
-((${#want[@]})) || want=(${GROUPS_TABLE[all]})
+  force=0
+  want=()
+  while (($#)); do
+    case $1 in
+      --dir) bin_dir; exit 0 ;;
+      --list)
+        echo "tools:"; all_tools | while read -r t; do
+          read -r _ _ _ var <<<"$(tool_row "$t")"; echo "  $t ${!var}"; done
+        echo "groups:"; for g in "${!GROUPS_TABLE[@]}"; do echo "  $g: ${GROUPS_TABLE[$g]}"; done
+        exit 0 ;;
+      --force) force=1 ;;
+      --sync)
+        shift; (($#)) || die "--sync needs module names"
+        for m in "$@"; do (sync_module "$m"); done
+        exit 0 ;;
+      -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+      -*) die "unknown option $1" ;;
+      *)
+        if [[ -n ${GROUPS_TABLE[$1]+x} ]]; then want+=(${GROUPS_TABLE[$1]}); else tool_row "$1" >/dev/null; want+=("$1"); fi ;;
+    esac
+    shift
+  done
+  ((${#want[@]})) || want=(${GROUPS_TABLE[all]})
 
-command -v go >/dev/null || die "go is not installed"
-command -v jq >/dev/null || die "jq is not installed"
-mkdir -p "$CACHE"
-go_env
+  command -v go >/dev/null || die "go is not installed"
+  command -v jq >/dev/null || die "jq is not installed"
+  mkdir -p "$CACHE"
+  go_env
 
-# One builder at a time per cache (another build.sh waits here).
-exec 9>"$CACHE/.lock"
-if ! flock -n 9; then
-  log "waiting for another build.sh using $CACHE..."
-  flock 9
-fi
-rm -rf "$CACHE"/.tmp-* "$CACHE"/.old-* "$CACHE"/.bin-link-*
+  # One builder at a time per cache (another build.sh waits here).
+  exec 9>"$CACHE/.lock"
+  if ! flock -n 9; then
+    log "waiting for another build.sh using $CACHE..."
+    flock 9
+  fi
+  rm -rf "$CACHE"/.tmp-* "$CACHE"/.old-* "$CACHE"/.bin-link-*
 
-declare -A seen=()
-for t in "${want[@]}"; do
-  [[ -n ${seen[$t]+x} ]] && continue
-  seen[$t]=1
-  build_tool "$t" "$force"
-done
+  declare -A seen=()
+  for t in "${want[@]}"; do
+    [[ -n ${seen[$t]+x} ]] && continue
+    seen[$t]=1
+    build_tool "$t" "$force"
+  done
 
-dir=$(bin_dir)
-link_bin "$dir"
-for t in "${want[@]}"; do [[ -x $dir/$t ]] || die "$t missing from $dir"; done
-echo "$dir"
+  dir=$(bin_dir)
+  link_bin "$dir"
+  for t in "${want[@]}"; do [[ -x $dir/$t ]] || die "$t missing from $dir"; done
+  echo "$dir"
+}
+
+main "$@"; exit $?

@@ -73,7 +73,7 @@ export interface SpanProfilingSpec {
   agent?: {
     image?: string;
     imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
-    volumeSizeLimit?: string | number;
+    volumeSizeLimit?: string;
     resources?: Record<string, unknown>;
     securityContext?: Record<string, unknown>;
   };

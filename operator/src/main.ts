@@ -99,6 +99,7 @@ export interface RunningOperator {
 export async function runOperator(config: OperatorConfig): Promise<RunningOperator> {
   const log = jsonLog(config.logLevel);
   const metrics = operatorMetrics();
+  metrics.leader.set({}, 0);
   const kube = await kubeFromEnvironment(config.kubeconfig);
   const caches = new Caches(kube, log);
   const controller = new Controller(kube, caches, { excludedNamespaces: config.excludedNamespaces, optInNamespaces: config.optInNamespaces }, log, metrics);

@@ -29,6 +29,8 @@ interface Secret {
 export const UNSEEN_POD_REASON =
   'admitted while the span-profiling webhook could not see it (operator unavailable, or the namespace opted in later); delete the pod to have it recreated with the agent';
 
+const CREDENTIALS_RECHECK_MS = 5000;
+
 export interface ControllerOptions {
   /** Namespaces never labelled for injection (the operator's own, kube-system). */
   excludedNamespaces: ReadonlySet<string>;
@@ -111,6 +113,17 @@ export class Controller {
     for (const ns of this.caches.namespaces.list()) if (ns.metadata?.name) this.enqueue(`ns:${ns.metadata.name}`);
   }
 
+  private readonly delayed = new Set<string>();
+
+  private requeueAfter(key: string, ms: number): void {
+    if (this.delayed.has(key)) return;
+    this.delayed.add(key);
+    setTimeout(() => {
+      this.delayed.delete(key);
+      this.enqueue(key);
+    }, ms).unref();
+  }
+
   enqueue(key: string): void {
     if (!this.active) return;
     this.queue.add(key);
@@ -135,7 +148,7 @@ export class Controller {
         } catch (err) {
           this.metrics.reconciles.inc({ result: 'error' });
           this.log.warn('reconcile failed, will retry', { key, error: errorMessage(err) });
-          setTimeout(() => this.enqueue(key), 2000).unref();
+          this.requeueAfter(key, 2000);
         }
       }
     } finally {
@@ -156,6 +169,8 @@ export class Controller {
       .list()
       .filter((p) => p.metadata.annotations?.[ANNOTATION_SPANPROFILING] === key && p.metadata.deletionTimestamp === undefined && p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed').length;
     const status = desiredStatus(sp, { secrets, injectedPods, now: this.now() });
+    // Secrets are not watched (that would cache every Secret of the cluster): look again soon while one is missing.
+    if (status.conditions?.some((c) => c.type === 'CredentialsMissing' && c.status === 'True')) this.requeueAfter(`sp:${key}`, CREDENTIALS_RECHECK_MS);
     if (!statusChanged(sp.status, status)) return;
 
     const before = new Map((sp.status?.conditions ?? []).map((c) => [c.type, c.status]));

@@ -1,0 +1,309 @@
+/**
+ * The operator against a real kube-apiserver (e2e/harness/control-plane.ts):
+ * the CRD's schema and validation, and the operator as a process —
+ * registering its webhook, mutating real pod creations, status, events,
+ * leader election, and pods still admitted while it is down.
+ */
+import { strict as assert } from 'node:assert';
+import { existsSync } from 'node:fs';
+import * as https from 'node:https';
+import * as path from 'node:path';
+import { startControlPlane, type ControlPlane } from '../../e2e/harness/control-plane';
+import { freePort, httpOk, ManagedProcess, removeDir, tempDir } from '../../e2e/harness/processes';
+import { REPO_ROOT } from '../../e2e/harness/toolchain';
+
+const OPERATOR = path.join(REPO_ROOT, 'operator/dist/operator.js');
+const OPERATOR_NS = 'span-profiling';
+const WEBHOOK_CONFIG = 'span-profiling-operator';
+
+interface Pod {
+  metadata: { name: string; annotations?: Record<string, string>; labels?: Record<string, string> };
+  spec: { initContainers?: { name: string; image: string }[]; containers: { name: string; env?: { name: string; value?: string }[] }[]; volumes?: { name: string }[] };
+}
+interface SpanProfilingObject {
+  status?: { observedGeneration?: number; injectedPods?: number; conditions?: { type: string; status: string; reason: string; message: string }[] };
+}
+
+const until = async <T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> => {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe().catch(() => undefined);
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+};
+
+const spanProfiling = (name: string, spec: Record<string, unknown> = {}) => ({
+  apiVersion: 'spanprofiling.io/v1alpha1',
+  kind: 'SpanProfiling',
+  metadata: { name },
+  spec: { pyroscope: { address: 'http://pyroscope.obs:4040' }, tracing: { otlp: { endpoint: 'http://jaeger.obs:4318' } }, ...spec },
+});
+
+describe('operator against a real kube-apiserver', function () {
+  this.timeout(180_000);
+  let cp: ControlPlane;
+  const logDir = tempDir('operator');
+  const operators: ManagedProcess[] = [];
+  let webhookPort = 0;
+
+  const apply = async (obj: unknown, namespace?: string): Promise<{ code: number; stdout: string; stderr: string }> =>
+    cp.kubectlResult(['apply', ...(namespace ? ['-n', namespace] : []), '-f', '-'], JSON.stringify(obj));
+
+  const startOperator = async (identity: string, port: number): Promise<{ process: ManagedProcess; probePort: number }> => {
+    const probePort = await freePort();
+    const p = new ManagedProcess(identity, process.execPath, [OPERATOR], {
+      logDir,
+      env: {
+        PATH: process.env['PATH'],
+        KUBECONFIG: cp.kubeconfig,
+        OPERATOR_NAMESPACE: OPERATOR_NS,
+        POD_NAME: identity,
+        AGENT_IMAGE: 'span-profiling-agent:test',
+        WEBHOOK_PORT: String(port),
+        PROBE_PORT: String(probePort),
+        WEBHOOK_CONFIG_NAME: WEBHOOK_CONFIG,
+        WEBHOOK_EXTRA_SANS: '127.0.0.1',
+        LEASE_NAME: 'span-profiling-operator-leader',
+        LOG_LEVEL: 'debug',
+      },
+    });
+    operators.push(p);
+    await p.waitUntil('ready', () => httpOk(`http://127.0.0.1:${probePort}/readyz`), 60_000);
+    return { process: p, probePort };
+  };
+
+  const createPod = async (namespace: string, name: string, annotations: Record<string, string> = {}): Promise<Pod> => {
+    const res = await cp.api<Pod>('POST', `/api/v1/namespaces/${namespace}/pods`, {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, annotations, labels: { app: 'web' } },
+      spec: { containers: [{ name: 'app', image: 'node:24', env: [{ name: 'NODE_OPTIONS', value: '--max-old-space-size=256' }] }] },
+    });
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+    return res.body;
+  };
+
+  const getSp = async (namespace: string, name: string): Promise<SpanProfilingObject> =>
+    (await cp.api<SpanProfilingObject>('GET', `/apis/spanprofiling.io/v1alpha1/namespaces/${namespace}/spanprofilings/${name}`)).body;
+  const condition = (sp: SpanProfilingObject, type: string) => sp.status?.conditions?.find((c) => c.type === type);
+
+  before(async () => {
+    assert.ok(existsSync(OPERATOR), `${OPERATOR} is missing: run npm run build`);
+    cp = await startControlPlane();
+    const crd = await cp.kubectlResult(['apply', '-f', path.join(REPO_ROOT, 'crds')]);
+    assert.equal(crd.code, 0, crd.stderr);
+    await cp.kubectl('wait', '--for=condition=Established', '--timeout=60s', 'crd/spanprofilings.spanprofiling.io');
+    for (const ns of [OPERATOR_NS, 'shop', 'other', 'creds']) await cp.kubectl('create', 'namespace', ns);
+    await cp.kubectl('annotate', 'namespace', 'shop', 'spanprofiling.io/inject=true');
+    await cp.kubectl('annotate', 'namespace', 'creds', 'spanprofiling.io/inject=true');
+    webhookPort = await freePort();
+    const webhook = {
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'MutatingWebhookConfiguration',
+      metadata: { name: WEBHOOK_CONFIG },
+      webhooks: [
+        {
+          name: 'pods.spanprofiling.io',
+          admissionReviewVersions: ['v1'],
+          sideEffects: 'None',
+          failurePolicy: 'Ignore',
+          timeoutSeconds: 5,
+          reinvocationPolicy: 'IfNeeded',
+          clientConfig: { url: `https://127.0.0.1:${webhookPort}/mutate-v1-pod` },
+          rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'], scope: 'Namespaced' }],
+          namespaceSelector: {
+            matchLabels: { 'spanprofiling.io/injection': 'enabled' },
+            matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', OPERATOR_NS] }],
+          },
+        },
+      ],
+    };
+    const r = await apply(webhook);
+    assert.equal(r.code, 0, r.stderr);
+  });
+
+  after(async () => {
+    for (const p of operators) await p.stop();
+    await cp?.stop();
+    removeDir(logDir);
+  });
+
+  describe('the SpanProfiling CRD', () => {
+    it('teaches with kubectl explain', async () => {
+      const out = (await cp.kubectl('explain', 'spanprofiling.spec.pyroscope')).stdout;
+      assert.match(out, /The Grafana Pyroscope server that receives the profiles/);
+      assert.match(out, /authTokenSecretRef/);
+      assert.match((await cp.kubectl('explain', 'sprof.spec.tracing.sampler')).stdout, /Which traces are kept/);
+    });
+
+    it('fills in defaults', async () => {
+      const r = await apply(spanProfiling('defaults'), 'other');
+      assert.equal(r.code, 0, r.stderr);
+      const got = (await cp.api<{ spec: { pyroscope: { uploadInterval: string }; profiling: { sampleRateHz: number; enabled: boolean }; tracing: { propagators: string[]; otlp: { protocol: string } }; agent: { volumeSizeLimit: string } } }>('GET', '/apis/spanprofiling.io/v1alpha1/namespaces/other/spanprofilings/defaults')).body;
+      assert.equal(got.spec.pyroscope.uploadInterval, '15s');
+      assert.equal(got.spec.profiling.sampleRateHz, 100);
+      assert.equal(got.spec.profiling.enabled, true);
+      assert.deepEqual(got.spec.tracing.propagators, ['tracecontext', 'baggage']);
+      assert.equal(got.spec.tracing.otlp.protocol, 'http/protobuf');
+      assert.equal(got.spec.agent.volumeSizeLimit, '64Mi');
+      await cp.kubectl('delete', '-n', 'other', 'spanprofiling', 'defaults');
+    });
+
+    const invalid: [string, Record<string, unknown>, RegExp][] = [
+      ['no Pyroscope address', { pyroscope: {} }, /spec.pyroscope.address: Required value/],
+      ['an address that is not a URL', { pyroscope: { address: 'pyroscope:4040' } }, /spec.pyroscope.address: Invalid value: "pyroscope:4040"/],
+      ['both a token and basic auth', { pyroscope: { address: 'http://p:4040', authTokenSecretRef: { name: 's', key: 'k' }, basicAuth: { username: 'u', passwordSecretRef: { name: 's', key: 'p' } } } }, /set either pyroscope.authTokenSecretRef or pyroscope.basicAuth, not both/],
+      ['a ratio sampler without its ratio', { tracing: { otlp: { endpoint: 'http://c:4318' }, sampler: { type: 'traceidratio' } } }, /sampler.argument \(a ratio between 0 and 1\) is required/],
+      ['a ratio above 1', { tracing: { otlp: { endpoint: 'http://c:4318' }, sampler: { type: 'traceidratio', argument: '1.5' } } }, /spec.tracing.sampler.argument: Invalid value: "1.5"/],
+      ['tracing on without an endpoint', { tracing: { enabled: true } }, /tracing.otlp.endpoint is required while tracing is enabled/],
+      ['NODE_OPTIONS in env', { env: [{ name: 'NODE_OPTIONS', value: '--inspect' }] }, /NODE_OPTIONS is managed by the operator/],
+      ['a label name Pyroscope rejects', { pyroscope: { address: 'http://p:4040', labels: { 'Team Name': 'x' } } }, /label names must match \[a-z_\]\[a-z0-9_\]\*/],
+      ['a sample rate of 0', { profiling: { sampleRateHz: 0 } }, /spec.profiling.sampleRateHz: Invalid value: 0: spec.profiling.sampleRateHz in body should be greater than or equal to 1/],
+      ['an unknown OTLP protocol', { tracing: { otlp: { endpoint: 'http://c:4318', protocol: 'thrift' } } }, /spec.tracing.otlp.protocol: Unsupported value: "thrift"/],
+      ['an upload interval without a unit', { pyroscope: { address: 'http://p:4040', uploadInterval: '15' } }, /spec.pyroscope.uploadInterval: Invalid value: "15"/],
+    ];
+    for (const [what, spec, message] of invalid) {
+      it(`rejects ${what}, saying so`, async () => {
+        const base = spanProfiling('invalid');
+        const r = await apply({ ...base, spec: { ...base.spec, ...spec } }, 'other');
+        assert.notEqual(r.code, 0, 'rejected');
+        assert.match(r.stderr, message);
+      });
+    }
+  });
+
+  describe('the operator process', () => {
+    let first: { process: ManagedProcess; probePort: number };
+
+    before(async () => {
+      const r = await apply(spanProfiling('default'), 'shop');
+      assert.equal(r.code, 0, r.stderr);
+      first = await startOperator('op-1', webhookPort);
+    });
+
+    it('registers its webhook: a CA bundle in the configuration and a serving certificate in a Secret', async () => {
+      const bundle = await until('caBundle', async () => {
+        const cfg = await cp.api<{ webhooks: { clientConfig: { caBundle?: string } }[] }>('GET', `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${WEBHOOK_CONFIG}`);
+        return cfg.body.webhooks[0]?.clientConfig.caBundle;
+      });
+      assert.match(Buffer.from(bundle, 'base64').toString(), /BEGIN CERTIFICATE/);
+      const secret = await cp.api<{ type: string; data: Record<string, string> }>('GET', `/api/v1/namespaces/${OPERATOR_NS}/secrets/span-profiling-operator-webhook-tls`);
+      assert.equal(secret.body.type, 'kubernetes.io/tls');
+      assert.ok(secret.body.data['tls.crt'] && secret.body.data['tls.key']);
+    });
+
+    it('labels opted-in namespaces for the webhook, and only them', async () => {
+      await until('shop labelled', async () => (await cp.api<{ metadata: { labels?: Record<string, string> } }>('GET', '/api/v1/namespaces/shop')).body.metadata.labels?.['spanprofiling.io/injection'] === 'enabled');
+      const other = (await cp.api<{ metadata: { labels?: Record<string, string> } }>('GET', '/api/v1/namespaces/other')).body;
+      assert.equal(other.metadata.labels?.['spanprofiling.io/injection'], undefined);
+      const own = (await cp.api<{ metadata: { labels?: Record<string, string> } }>('GET', `/api/v1/namespaces/${OPERATOR_NS}`)).body;
+      assert.equal(own.metadata.labels?.['spanprofiling.io/injection'], undefined);
+    });
+
+    it('injects a pod created in an opted-in namespace', async () => {
+      const pod = await until('an injected pod', async () => {
+        const p = await createPod('shop', `web-${Date.now()}`);
+        return p.metadata.annotations?.['spanprofiling.io/status'] === 'injected' ? p : (await cp.api('DELETE', `/api/v1/namespaces/shop/pods/${p.metadata.name}`), undefined);
+      });
+      assert.equal(pod.spec.initContainers?.[0]?.name, 'spanprofiling-agent');
+      assert.equal(pod.spec.initContainers?.[0]?.image, 'span-profiling-agent:test');
+      assert.ok(pod.spec.volumes?.some((v) => v.name === 'spanprofiling-agent'));
+      const env = pod.spec.containers[0]!.env!;
+      assert.equal(env.find((e) => e.name === 'NODE_OPTIONS')?.value, '--max-old-space-size=256 --require /spanprofiling/register.js');
+      assert.equal(env.find((e) => e.name === 'PYROSCOPE_SERVER_ADDRESS')?.value, 'http://pyroscope.obs:4040');
+      assert.equal(pod.metadata.labels?.['spanprofiling.io/injected'], 'true');
+    });
+
+    it('leaves pods of other namespaces untouched (the webhook never sees them)', async () => {
+      const pod = await createPod('other', 'web');
+      assert.equal(pod.spec.initContainers, undefined);
+      assert.equal(pod.metadata.annotations?.['spanprofiling.io/status'], undefined);
+    });
+
+    it('leaves a pod annotated "false" untouched, recording why', async () => {
+      const pod = await createPod('shop', 'opted-out', { 'spanprofiling.io/inject': 'false' });
+      assert.equal(pod.spec.initContainers, undefined);
+      assert.equal(pod.spec.containers[0]!.env!.length, 1);
+      assert.equal(pod.metadata.annotations?.['spanprofiling.io/status'], 'skipped');
+      assert.match(pod.metadata.annotations?.['spanprofiling.io/reason'] ?? '', /inject=false on the pod/);
+    });
+
+    it('reports Ready with the injected pod count and observedGeneration', async () => {
+      const sp = await until('status', async () => {
+        const s = await getSp('shop', 'default');
+        return condition(s, 'Ready')?.status === 'True' && (s.status?.injectedPods ?? 0) >= 1 ? s : undefined;
+      });
+      assert.equal(sp.status?.observedGeneration, 1);
+      const out = (await cp.kubectl('get', '-n', 'shop', 'sprof')).stdout;
+      assert.match(out, /NAME\s+READY\s+PYROSCOPE\s+INJECTED\s+AGE/);
+      assert.match(out, /default\s+True\s+http:\/\/pyroscope.obs:4040\s+1/);
+    });
+
+    it('reports a missing credentials Secret in its conditions and an event, and recovers when it appears', async () => {
+      const r = await apply(spanProfiling('secured', { pyroscope: { address: 'https://p:4040', authTokenSecretRef: { name: 'pyroscope-token', key: 'token' } } }), 'creds');
+      assert.equal(r.code, 0, r.stderr);
+      const sp = await until('CredentialsMissing', async () => {
+        const s = await getSp('creds', 'secured');
+        return condition(s, 'CredentialsMissing')?.status === 'True' ? s : undefined;
+      });
+      assert.match(condition(sp, 'CredentialsMissing')!.message, /Secret creds\/pyroscope-token not found/);
+      assert.equal(condition(sp, 'Ready')?.status, 'False');
+      const events = await until('a warning event', async () => {
+        const out = (await cp.kubectl('get', 'events', '-n', 'creds', '-o', 'json')).stdout;
+        const items = (JSON.parse(out) as { items: { type: string; reason: string; involvedObject: { name: string } }[] }).items;
+        return items.find((e) => e.involvedObject.name === 'secured' && e.type === 'Warning');
+      });
+      assert.equal(events.reason, 'CredentialsMissing');
+      await cp.kubectl('create', 'secret', 'generic', '-n', 'creds', 'pyroscope-token', '--from-literal=token=t');
+      await until('Ready again', async () => condition(await getSp('creds', 'secured'), 'Ready')?.status === 'True', 90_000);
+    });
+
+    it('exposes Prometheus metrics of its mutations', async () => {
+      const text = await (await fetch(`http://127.0.0.1:${first.probePort}/metrics`)).text();
+      assert.match(text, /spanprofiling_webhook_mutations_total\{reason="injected",status="injected"\} [1-9]/);
+      assert.match(text, /spanprofiling_leader 1/);
+    });
+
+    it('runs as two replicas: both serve the webhook, one leads, the other takes over', async () => {
+      const secondPort = await freePort();
+      const second = await startOperator('op-2', secondPort);
+      const lease = async () => (await cp.api<{ spec: { holderIdentity?: string } }>('GET', `/apis/coordination.k8s.io/v1/namespaces/${OPERATOR_NS}/leases/span-profiling-operator-leader`)).body.spec.holderIdentity;
+      assert.equal(await lease(), 'op-1');
+      assert.match(await (await fetch(`http://127.0.0.1:${second.probePort}/metrics`)).text(), /spanprofiling_leader 0/);
+      // The follower serves the webhook too, with the certificate the leader made.
+      const secret = await cp.api<{ data: Record<string, string> }>('GET', `/api/v1/namespaces/${OPERATOR_NS}/secrets/span-profiling-operator-webhook-tls`);
+      const review = await new Promise<{ response: { allowed: boolean; patchType?: string } }>((resolve, reject) => {
+        const body = JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'u1', kind: { kind: 'Pod' }, operation: 'CREATE', namespace: 'shop', object: { metadata: { name: 'x' }, spec: { containers: [{ name: 'app', image: 'node' }] } } } });
+        const req = https.request({ host: '127.0.0.1', port: secondPort, path: '/mutate-v1-pod', method: 'POST', ca: Buffer.from(secret.body.data['ca.crt']!, 'base64'), headers: { 'content-type': 'application/json' } }, (res) => {
+          let text = '';
+          res.on('data', (c: Buffer) => (text += c));
+          res.on('end', () => resolve(JSON.parse(text)));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+      assert.equal(review.response.allowed, true);
+      assert.equal(review.response.patchType, 'JSONPatch');
+      await first.process.stop();
+      await until('op-2 leads', async () => (await lease()) === 'op-2', 30_000);
+      const pod = await createPod('shop', 'after-failover');
+      assert.equal(pod.metadata.annotations?.['spanprofiling.io/status'], undefined, 'the webhook config still points at op-1, which is gone');
+      await second.process.stop();
+    });
+
+    it('still admits pods with the operator down, and gives them a reason when it is back', async () => {
+      const started = Date.now();
+      const pod = await createPod('shop', 'while-down');
+      assert.ok(Date.now() - started < 15_000);
+      assert.equal(pod.spec.initContainers, undefined);
+      await startOperator('op-3', webhookPort);
+      const annotated = await until('a reason on the unseen pod', async () => {
+        const p = (await cp.api<Pod>('GET', '/api/v1/namespaces/shop/pods/while-down')).body;
+        return p.metadata.annotations?.['spanprofiling.io/status'] === 'skipped' ? p : undefined;
+      });
+      assert.match(annotated.metadata.annotations!['spanprofiling.io/reason']!, /webhook could not see it/);
+    });
+  });
+});
