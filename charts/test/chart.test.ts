@@ -1,0 +1,184 @@
+/**
+ * The Helm chart with the real helm and a real kube-apiserver: lint, render
+ * with several value sets, server-side validation of every rendered object,
+ * install / upgrade / uninstall, and the values schema rejecting mistakes.
+ */
+import { strict as assert } from 'node:assert';
+import { execFile } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { startControlPlane, type ControlPlane } from '../../e2e/harness/control-plane';
+import { removeDir, tempDir } from '../../e2e/harness/processes';
+import { REPO_ROOT, requireTools, tool } from '../../e2e/harness/toolchain';
+
+const CHART = path.join(REPO_ROOT, 'charts/span-profiling-operator');
+const CRD = 'spanprofiling.io_spanprofilings.yaml';
+
+interface K8sObject {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string };
+  spec?: Record<string, unknown>;
+  webhooks?: Record<string, unknown>[];
+}
+
+describe('Helm chart charts/span-profiling-operator', function () {
+  this.timeout(180_000);
+  let cp: ControlPlane;
+  const work = tempDir('chart');
+
+  const helm = (args: string[]): Promise<{ code: number; stdout: string; stderr: string }> =>
+    new Promise((resolve) =>
+      execFile(tool('helm'), args, { env: { ...process.env, KUBECONFIG: cp?.kubeconfig ?? '', HELM_CACHE_HOME: path.join(work, 'cache'), HELM_CONFIG_HOME: path.join(work, 'config'), HELM_DATA_HOME: path.join(work, 'data') }, maxBuffer: 64 << 20 }, (err, stdout, stderr) =>
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      ),
+    );
+  const valuesFile = (name: string, values: unknown): string => {
+    const file = path.join(work, `${name}.json`);
+    writeFileSync(file, JSON.stringify(values));
+    return file;
+  };
+  const render = async (values: unknown = {}): Promise<K8sObject[]> => {
+    const r = await helm(['template', 'spo', CHART, '--namespace', 'span-profiling', '--include-crds', '-f', valuesFile('render', values)]);
+    assert.equal(r.code, 0, r.stderr);
+    return parseAllDocuments(r.stdout).map((d) => d.toJS() as K8sObject).filter((o) => o !== null);
+  };
+
+  before(async () => {
+    requireTools('helm', 'kubectl', 'kube-apiserver', 'etcd');
+    cp = await startControlPlane();
+    await cp.kubectl('create', 'namespace', 'span-profiling');
+  });
+  after(async () => {
+    await cp?.stop();
+    removeDir(work);
+  });
+
+  it("carries the CRD of crds/ unchanged (crds/ is the single source; sync with: npm run chart:sync-crds)", () => {
+    assert.equal(readFileSync(path.join(CHART, 'crds', CRD), 'utf8'), readFileSync(path.join(REPO_ROOT, 'crds', CRD), 'utf8'));
+  });
+
+  it('passes helm lint', async () => {
+    const r = await helm(['lint', CHART, '--strict']);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+  });
+
+  it('renders by default: 2 replicas with a PDB, spread, probes, restricted security, the webhook as the design says', async () => {
+    const objects = await render();
+    const kinds = objects.map((o) => o.kind).sort();
+    assert.deepEqual(kinds, ['ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'Deployment', 'MutatingWebhookConfiguration', 'PodDisruptionBudget', 'Role', 'RoleBinding', 'Service', 'ServiceAccount']);
+    const deployment = objects.find((o) => o.kind === 'Deployment')! as unknown as { spec: { replicas: number; template: { spec: { topologySpreadConstraints?: unknown[]; securityContext: Record<string, unknown>; containers: { securityContext: Record<string, unknown>; livenessProbe?: unknown; readinessProbe?: unknown; resources?: unknown }[] } } } };
+    assert.equal(deployment.spec.replicas, 2);
+    const pod = deployment.spec.template.spec;
+    assert.equal(pod.topologySpreadConstraints?.length, 1);
+    assert.equal(pod.securityContext['runAsNonRoot'], true);
+    const c = pod.containers[0]!;
+    assert.deepEqual(c.securityContext, { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
+    assert.ok(c.livenessProbe && c.readinessProbe && c.resources);
+    const hook = objects.find((o) => o.kind === 'MutatingWebhookConfiguration')!.webhooks![0]! as Record<string, unknown>;
+    assert.equal(hook['failurePolicy'], 'Ignore');
+    assert.equal(hook['sideEffects'], 'None');
+    assert.equal(hook['reinvocationPolicy'], 'IfNeeded');
+    assert.ok((hook['timeoutSeconds'] as number) <= 10);
+    assert.deepEqual(hook['rules'], [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'], scope: 'Namespaced' }]);
+    assert.deepEqual(hook['namespaceSelector'], {
+      matchLabels: { 'spanprofiling.io/injection': 'enabled' },
+      matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'span-profiling'] }],
+    });
+  });
+
+  it('grants only what the operator uses (no wildcards, no secrets listing, webhook update by name)', async () => {
+    const objects = await render();
+    const rules = objects.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role').flatMap((o) => (o as unknown as { rules: { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] }[] }).rules);
+    for (const r of rules) {
+      assert.ok(!r.verbs.includes('*') && !r.resources.includes('*') && !r.apiGroups.includes('*'), JSON.stringify(r));
+      if (r.resources.includes('secrets')) assert.ok(!r.verbs.some((v) => ['list', 'watch', 'delete'].includes(v)), JSON.stringify(r));
+      if (r.resources.includes('mutatingwebhookconfigurations')) assert.deepEqual(r.resourceNames, ['spo-span-profiling-operator']);
+    }
+  });
+
+  const valueSets: [string, Record<string, unknown>][] = [
+    ['defaults', {}],
+    ['one replica (no PDB)', { replicaCount: 1 }],
+    ['provided certificates', { certificates: { mode: 'provided', secretName: 'my-tls', provided: { caBundle: Buffer.from('-----BEGIN CERTIFICATE-----\n').toString('base64') } } }],
+    ['a default SpanProfiling and opted-in namespaces', { defaultSpanProfiling: { enabled: true, namespace: 'span-profiling', spec: { pyroscope: { address: 'http://pyroscope:4040' }, tracing: { otlp: { endpoint: 'http://jaeger:4318' } } } }, optInNamespaces: ['shop', 'cart'], logLevel: 'debug' }],
+  ];
+  for (const [name, values] of valueSets) {
+    it(`renders objects the real API server accepts (dry-run=server): ${name}`, async () => {
+      const objects = await render(values);
+      if (name === 'one replica (no PDB)') assert.ok(!objects.some((o) => o.kind === 'PodDisruptionBudget'));
+      // The CRD first, so the SpanProfiling validates against it.
+      const crds = objects.filter((o) => o.kind === 'CustomResourceDefinition');
+      const rest = objects.filter((o) => o.kind !== 'CustomResourceDefinition');
+      const crdApply = await cp.kubectlResult(['apply', '-f', '-'], crds.map((o) => JSON.stringify(o)).join('\n'));
+      assert.equal(crdApply.code, 0, crdApply.stderr);
+      await cp.kubectl('wait', '--for=condition=Established', '--timeout=60s', 'crd/spanprofilings.spanprofiling.io');
+      const r = await cp.kubectlResult(['apply', '--dry-run=server', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: rest }));
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.trim().split('\n').length, rest.length, r.stdout);
+    });
+  }
+
+  it('renders a cert-manager Certificate, and the CA injection annotation, in cert-manager mode', async () => {
+    const objects = await render({ certificates: { mode: 'cert-manager' } });
+    const cert = objects.find((o) => o.kind === 'Certificate')!;
+    assert.deepEqual((cert.spec as { dnsNames: string[] }).dnsNames, ['spo-span-profiling-operator-webhook.span-profiling.svc', 'spo-span-profiling-operator-webhook.span-profiling.svc.cluster.local']);
+    assert.ok(objects.some((o) => o.kind === 'Issuer'));
+    const hook = objects.find((o) => o.kind === 'MutatingWebhookConfiguration')! as unknown as { metadata: { annotations: Record<string, string> } };
+    assert.equal(hook.metadata.annotations['cert-manager.io/inject-ca-from'], 'span-profiling/spo-span-profiling-operator-webhook');
+    const env = (objects.find((o) => o.kind === 'Deployment') as unknown as { spec: { template: { spec: { containers: { env: { name: string; value?: string }[] }[] } } } }).spec.template.spec.containers[0]!.env;
+    assert.equal(env.find((e) => e.name === 'CERT_MODE')?.value, 'external');
+  });
+
+  const badValues: [string, Record<string, unknown>, RegExp][] = [
+    ['negative replicas', { replicaCount: -1 }, /replicaCount.*(minimum|greater than or equal to 0)/],
+    ['replicas of the wrong type', { replicaCount: 'two' }, /replicaCount.*(got string|expected integer|invalid type)/],
+    ['an unknown certificate mode', { certificates: { mode: 'vault' } }, /certificates.mode.*(must be one of|value must be one of)/],
+    ['provided mode without a CA bundle', { certificates: { mode: 'provided' } }, /caBundle/],
+    ['a misspelt key', { replicas: 3 }, /additional properties 'replicas' not allowed|replicas/],
+    ['an unknown failure policy', { webhook: { failurePolicy: 'Sometimes' } }, /failurePolicy/],
+  ];
+  for (const [what, values, message] of badValues) {
+    it(`rejects ${what} at install, with a clear message`, async () => {
+      const r = await helm(['template', 'spo', CHART, '-f', valuesFile('bad', values)]);
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /values don't meet the specifications of the schema/);
+      assert.match(r.stderr, message);
+    });
+  }
+
+  it('installs, upgrades with changed values, and uninstalls everything it created (the CRD is kept)', async () => {
+    const install = await helm(['install', 'spo', CHART, '--namespace', 'span-profiling']);
+    assert.equal(install.code, 0, install.stderr);
+    assert.match(install.stdout, /kubectl annotate namespace shop spanprofiling.io\/inject=true/, 'NOTES tell the next command');
+    const names: [string, string][] = [
+      ['deployment', 'spo-span-profiling-operator'],
+      ['service', 'spo-span-profiling-operator-webhook'],
+      ['serviceaccount', 'spo-span-profiling-operator'],
+      ['role', 'spo-span-profiling-operator'],
+      ['rolebinding', 'spo-span-profiling-operator'],
+      ['poddisruptionbudget', 'spo-span-profiling-operator'],
+      ['clusterrole', 'spo-span-profiling-operator'],
+      ['clusterrolebinding', 'spo-span-profiling-operator'],
+      ['mutatingwebhookconfiguration', 'spo-span-profiling-operator'],
+      ['crd', 'spanprofilings.spanprofiling.io'],
+    ];
+    for (const [kind, name] of names) assert.equal((await cp.kubectlResult(['get', '-n', 'span-profiling', kind, name])).code, 0, `${kind}/${name} exists`);
+
+    const upgrade = await helm(['upgrade', 'spo', CHART, '--namespace', 'span-profiling', '--set', 'replicaCount=3', '--set', 'logLevel=debug']);
+    assert.equal(upgrade.code, 0, upgrade.stderr);
+    const dep = JSON.parse((await cp.kubectl('get', '-n', 'span-profiling', 'deployment', 'spo-span-profiling-operator', '-o', 'json')).stdout) as { spec: { replicas: number; template: { spec: { containers: { env: { name: string; value?: string }[] }[] } } } };
+    assert.equal(dep.spec.replicas, 3);
+    assert.equal(dep.spec.template.spec.containers[0]!.env.find((e) => e.name === 'LOG_LEVEL')?.value, 'debug');
+
+    const uninstall = await helm(['uninstall', 'spo', '--namespace', 'span-profiling']);
+    assert.equal(uninstall.code, 0, uninstall.stderr);
+    for (const [kind, name] of names) {
+      const r = await cp.kubectlResult(['get', '-n', 'span-profiling', kind, name]);
+      if (kind === 'crd') assert.equal(r.code, 0, 'Helm keeps CRDs on uninstall (documented)');
+      else assert.notEqual(r.code, 0, `${kind}/${name} removed`);
+    }
+  });
+});
