@@ -301,7 +301,7 @@ main() {
         shift; (($#)) || die "--sync needs module names"
         for m in "$@"; do (sync_module "$m"); done
         exit 0 ;;
-      -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+      -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
       -*) die "unknown option $1" ;;
       *)
         if [[ -n ${GROUPS_TABLE[$1]+x} ]]; then want+=(${GROUPS_TABLE[$1]}); else tool_row "$1" >/dev/null; want+=("$1"); fi ;;

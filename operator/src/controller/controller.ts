@@ -180,11 +180,10 @@ export class Controller {
       if (isNotFound(err)) return;
       throw err;
     }
-    for (const c of status.conditions ?? []) {
-      if (before.get(c.type) === c.status) continue;
-      const abnormal = (c.type === 'Ready' && c.status !== 'True') || (c.type !== 'Ready' && c.status === 'True');
-      if (c.type !== 'Ready' && !abnormal && !before.has(c.type)) continue;
-      await this.event(sp, abnormal ? 'Warning' : 'Normal', c.reason, c.type === 'Ready' ? c.message : `${c.type}: ${c.message}`);
+    // One event per Ready transition: its reason names the problem (the other conditions detail it).
+    const ready = status.conditions?.find((c) => c.type === 'Ready');
+    if (ready !== undefined && before.get('Ready') !== ready.status) {
+      await this.event(sp, ready.status === 'True' ? 'Normal' : 'Warning', ready.reason, ready.message);
     }
   }
 

@@ -1,6 +1,8 @@
 //go:build tools
 
-// Package tools pins the upstream main package built by ../../build.sh.
+// Package tools pins the upstream main packages built by ../../build.sh.
 package tools
 
-import _ "github.com/grafana/pyroscope/cmd/pyroscope"
+import (
+	_ "github.com/grafana/pyroscope/cmd/pyroscope"
+)
