@@ -15,12 +15,11 @@
  */
 import { readdirSync, statSync } from 'node:fs';
 import * as path from 'node:path';
-import { AGENT, AppProcess, FIXTURES, REPO_ROOT, testNodes, type RequestResult } from '../test/harness/app-process';
+import { AGENT, AppProcess, FIXTURES, REPO_ROOT, loadFor, testNodes } from '../test/harness/app-process';
 import { OtlpReceiver } from '../test/harness/otlp-receiver';
 import { PyroscopeReceiver } from '../test/harness/pyroscope-receiver';
 import { attribution } from '../test/harness/attribution';
 import { allSamples, requestQuery, serverSpans } from '../test/harness/agent-env';
-import * as http from 'node:http';
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 4);
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
@@ -54,31 +53,6 @@ function percentile(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
 }
 
-/** Closed-loop load for a fixed time. */
-async function timedLoad(port: number, pathFor: (i: number) => string, seconds: number): Promise<RequestResult[]> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
-  const results: RequestResult[] = [];
-  const end = performance.now() + seconds * 1000;
-  let i = 0;
-  const worker = async (): Promise<void> => {
-    while (performance.now() < end) {
-      const p = pathFor(i++);
-      const start = performance.now();
-      const status = await new Promise<number>((resolve) => {
-        const req = http.get({ host: '127.0.0.1', port, path: p, agent }, (res) => {
-          res.resume();
-          res.on('end', () => resolve(res.statusCode ?? 0));
-        });
-        req.on('error', () => resolve(0));
-      });
-      results.push({ path: p, status, ms: performance.now() - start });
-    }
-  };
-  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-  agent.destroy();
-  return results;
-}
-
 function envFor(config: Config, pyroscope: PyroscopeReceiver, otlp: OtlpReceiver): Record<string, string> {
   const common = {
     OTEL_SERVICE_NAME: 'bench',
@@ -103,8 +77,8 @@ async function measure(node: string, config: Config, pathFor: (i: number) => str
   const otlp = await new OtlpReceiver().start();
   const app = await AppProcess.start({ script: SERVER, node, agent: config === 'agent', nodeArgs: nodeArgsFor(config), env: envFor(config, pyroscope, otlp) });
   try {
-    await timedLoad(app.port, pathFor, 1); // warm-up
-    const results = await timedLoad(app.port, pathFor, SECONDS);
+    await loadFor(app.port, pathFor, 1, CONCURRENCY); // warm-up
+    const results = await loadFor(app.port, pathFor, SECONDS, CONCURRENCY);
     const ok = results.filter((r) => r.status === 200);
     return { rps: ok.length / SECONDS, p99: percentile(ok.map((r) => r.ms), 99) };
   } finally {
@@ -118,7 +92,7 @@ async function accuracy(node: string, pathFor: (i: number) => string): Promise<{
   const pyroscope = await new PyroscopeReceiver().start();
   const otlp = await new OtlpReceiver().start();
   const app = await AppProcess.start({ script: SERVER, node, env: { ...envFor('agent', pyroscope, otlp), OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', PYROSCOPE_UPLOAD_INTERVAL: '1s' } });
-  await timedLoad(app.port, pathFor, SECONDS);
+  await loadFor(app.port, pathFor, SECONDS, CONCURRENCY);
   await new Promise((r) => setTimeout(r, 1000));
   await app.stop('SIGTERM');
   await pyroscope.close();

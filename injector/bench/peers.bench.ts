@@ -14,10 +14,9 @@
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
-import * as http from 'node:http';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { AGENT, AppProcess, FIXTURES, testNodes, type RequestResult } from '../test/harness/app-process';
+import { AGENT, AppProcess, FIXTURES, loadFor, testNodes } from '../test/harness/app-process';
 import { OtlpReceiver } from '../test/harness/otlp-receiver';
 import { PyroscopeReceiver, type ReceivedSample } from '../test/harness/pyroscope-receiver';
 import { attribution } from '../test/harness/attribution';
@@ -88,31 +87,6 @@ function launch(peer: Peer, nodeMajor: number, r: Receivers): { nodeArgs: string
   }
 }
 
-async function timedLoad(port: number, pathFor: (i: number) => string, seconds: number): Promise<RequestResult[]> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
-  const results: RequestResult[] = [];
-  const end = performance.now() + seconds * 1000;
-  let i = 0;
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      while (performance.now() < end) {
-        const p = pathFor(i++);
-        const start = performance.now();
-        const status = await new Promise<number>((resolve) => {
-          const req = http.get({ host: '127.0.0.1', port, path: p, agent }, (res) => {
-            res.resume();
-            res.on('end', () => resolve(res.statusCode ?? 0));
-          });
-          req.on('error', () => resolve(0));
-        });
-        results.push({ path: p, status, ms: performance.now() - start });
-      }
-    }),
-  );
-  agent.destroy();
-  return results;
-}
-
 interface Run {
   rps: number;
   p99: number;
@@ -150,8 +124,8 @@ async function measure(node: { bin: string; major: number }, peer: Peer, pathFor
   const how = launch(peer, node.major, r);
   const app = await AppProcess.start({ script: SERVER, node: node.bin, agent: how.agent, nodeArgs: how.nodeArgs, env: how.env });
   try {
-    await timedLoad(app.port, pathFor, 1);
-    const results = await timedLoad(app.port, pathFor, SECONDS);
+    await loadFor(app.port, pathFor, 1, CONCURRENCY);
+    const results = await loadFor(app.port, pathFor, SECONDS, CONCURRENCY);
     const rss = await app.rssBytes();
     await new Promise((res) => setTimeout(res, 2500)); // a last upload interval
     await app.stop('SIGTERM');

@@ -8,22 +8,19 @@
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { gzipSync } from 'node:zlib';
+import type { AgentConfig } from './config';
 import type { Logger } from './log';
 import { describeError } from './log';
 
-export interface UploadTarget {
+/** Where and how to upload: the agent's Pyroscope settings, with the server address known to be valid. */
+export type UploadTarget = Pick<
+  AgentConfig['profiling'],
+  'applicationName' | 'authToken' | 'basicAuthUser' | 'basicAuthPassword' | 'tenantId' | 'labels' | 'headers' | 'maxQueuedUploads'
+> & {
   serverAddress: string;
-  applicationName: string;
-  authToken: string | undefined;
-  basicAuthUser: string | undefined;
-  basicAuthPassword: string | undefined;
-  tenantId: string | undefined;
-  labels: Record<string, string>;
-  headers: Record<string, string>;
-  maxQueuedUploads: number;
   /** Sampling rate in Hz, passed to Pyroscope as `sampleRate`. */
   sampleRate: number;
-}
+};
 
 export interface ProfileUpload {
   /** Encoded (not yet compressed) pprof. */

@@ -8,9 +8,7 @@ import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { AGENT, AppProcess, FIXTURES, load, testNodes, waitFor } from './harness/app-process';
-import { OtlpReceiver } from './harness/otlp-receiver';
-import { PyroscopeReceiver } from './harness/pyroscope-receiver';
-import { agentEnv, serverSpans } from './harness/agent-env';
+import { agentEnv, receiversPerTest, serverSpans } from './harness/agent-env';
 
 const SERVER = path.join(FIXTURES, 'server.js');
 const CLOSED_PORT_URL = 'http://127.0.0.1:9';
@@ -18,115 +16,102 @@ const work = (n: number) => Array.from({ length: n }, (_, i) => `/work?fn=alpha&
 
 describe('agent lifecycle and faults', function () {
   this.timeout(60_000);
-  let pyroscope: PyroscopeReceiver;
-  let otlp: OtlpReceiver;
-  let app: AppProcess | undefined;
-
-  beforeEach(async () => {
-    pyroscope = await new PyroscopeReceiver().start();
-    otlp = await new OtlpReceiver().start();
-  });
-  afterEach(async () => {
-    await app?.stop('SIGKILL');
-    app = undefined;
-    await pyroscope.close();
-    await otlp.close();
-  });
+  const bed = receiversPerTest();
 
   it('uploads before a natural exit and keeps the exit code', async () => {
-    app = await AppProcess.start({ script: path.join(FIXTURES, 'exit-code.js'), env: agentEnv(pyroscope, otlp), waitForPort: false });
-    const exit = await app.exited;
+    bed.app = await AppProcess.start({ script: path.join(FIXTURES, 'exit-code.js'), env: agentEnv(bed.pyroscope, bed.otlp), waitForPort: false });
+    const exit = await bed.app!.exited;
     assert.deepEqual(exit, { code: 3, signal: null });
-    assert.ok(pyroscope.cpuProfiles().length > 0, 'the last profile was uploaded on beforeExit');
+    assert.ok(bed.pyroscope.cpuProfiles().length > 0, 'the last profile was uploaded on beforeExit');
     assert.ok(
-      pyroscope.cpuProfiles().some((p) => p.samples.some((s) => s.stack.includes('busyUntilTheEnd'))),
+      bed.pyroscope.cpuProfiles().some((p) => p.samples.some((s) => s.stack.includes('busyUntilTheEnd'))),
       'it holds the work done before the exit',
     );
   });
 
   it('leaves SIGINT as deadly as without the agent', async () => {
-    app = await AppProcess.start({ script: SERVER, env: agentEnv(pyroscope, otlp) });
-    await load(app.port, work(5), 2);
-    assert.deepEqual(await app.stop('SIGINT'), { code: null, signal: 'SIGINT' });
+    bed.app = await AppProcess.start({ script: SERVER, env: agentEnv(bed.pyroscope, bed.otlp) });
+    await load(bed.app!.port, work(5), 2);
+    assert.deepEqual(await bed.app!.stop('SIGINT'), { code: null, signal: 'SIGINT' });
   });
 
   it("lets an app's own SIGTERM handler decide how the process ends", async () => {
-    app = await AppProcess.start({ script: path.join(FIXTURES, 'sigterm-handler.js'), env: agentEnv(pyroscope, otlp) });
-    await load(app.port, ['/', '/'], 1);
-    const exit = await app.stop('SIGTERM');
+    bed.app = await AppProcess.start({ script: path.join(FIXTURES, 'sigterm-handler.js'), env: agentEnv(bed.pyroscope, bed.otlp) });
+    await load(bed.app!.port, ['/', '/'], 1);
+    const exit = await bed.app!.stop('SIGTERM');
     assert.deepEqual(exit, { code: 0, signal: null });
-    assert.match(app.stdout, /app handler ran/);
+    assert.match(bed.app!.stdout, /app handler ran/);
   });
 
   it('loads once when required twice', async () => {
-    app = await AppProcess.start({ script: SERVER, env: agentEnv(pyroscope, otlp), nodeArgs: ['--require', AGENT] });
-    await load(app.port, work(10), 2);
-    await waitFor('spans', () => serverSpans(otlp.spans).length >= 10);
-    await app.stop();
-    assert.equal(app.stderr.match(/profiling agent-test to/g)?.length, 1, app.stderr);
-    assert.equal(serverSpans(otlp.spans).length, 10, 'one server span per request, not two');
+    bed.app = await AppProcess.start({ script: SERVER, env: agentEnv(bed.pyroscope, bed.otlp), nodeArgs: ['--require', AGENT] });
+    await load(bed.app!.port, work(10), 2);
+    await waitFor('spans', () => serverSpans(bed.otlp.spans).length >= 10);
+    await bed.app!.stop();
+    assert.equal(bed.app!.stderr.match(/profiling agent-test to/g)?.length, 1, bed.app!.stderr);
+    assert.equal(serverSpans(bed.otlp.spans).length, 10, 'one server span per request, not two');
   });
 
   it('gives one clear warning for a malformed value and runs with the default', async () => {
-    app = await AppProcess.start({ script: SERVER, env: agentEnv(pyroscope, otlp, { PYROSCOPE_UPLOAD_INTERVAL: 'soon', PYROSCOPE_LOG_LEVEL: 'warn' }) });
-    const results = await load(app.port, work(5), 2);
+    bed.app = await AppProcess.start({ script: SERVER, env: agentEnv(bed.pyroscope, bed.otlp, { PYROSCOPE_UPLOAD_INTERVAL: 'soon', PYROSCOPE_LOG_LEVEL: 'warn' }) });
+    const results = await load(bed.app!.port, work(5), 2);
     assert.ok(results.every((r) => r.status === 200));
-    await app.stop();
-    const warnings = app.stderr.split('\n').filter((l) => l.includes('[span-profiling] warn'));
-    assert.equal(warnings.length, 1, app.stderr);
+    await bed.app!.stop();
+    const warnings = bed.app!.stderr.split('\n').filter((l) => l.includes('[span-profiling] warn'));
+    assert.equal(warnings.length, 1, bed.app!.stderr);
     assert.match(warnings[0]!, /PYROSCOPE_UPLOAD_INTERVAL="soon" is not a duration .* using 15000ms/);
-    assert.ok(pyroscope.cpuProfiles().length > 0, 'profiling still works');
+    assert.ok(bed.pyroscope.cpuProfiles().length > 0, 'profiling still works');
   });
 
   it('keeps serving with both backends down, without unhandled errors, and still exits promptly', async () => {
-    app = await AppProcess.start({
+    bed.app = await AppProcess.start({
       script: SERVER,
-      env: { ...agentEnv(pyroscope, otlp), PYROSCOPE_SERVER_ADDRESS: CLOSED_PORT_URL, OTEL_EXPORTER_OTLP_ENDPOINT: CLOSED_PORT_URL },
+      env: { ...agentEnv(bed.pyroscope, bed.otlp), PYROSCOPE_SERVER_ADDRESS: CLOSED_PORT_URL, OTEL_EXPORTER_OTLP_ENDPOINT: CLOSED_PORT_URL },
       nodeArgs: ['--unhandled-rejections=strict'],
     });
     for (let round = 0; round < 3; round++) {
-      const results = await load(app.port, work(20), 4);
+      const results = await load(bed.app!.port, work(20), 4);
       assert.ok(results.every((r) => r.status === 200));
       await new Promise((r) => setTimeout(r, 1000));
     }
     const started = Date.now();
-    const exit = await app.stop('SIGTERM');
+    const exit = await bed.app!.stop('SIGTERM');
     assert.deepEqual(exit, { code: null, signal: 'SIGTERM' });
     assert.ok(Date.now() - started < 8000, `exit within the shutdown bound, took ${Date.now() - started}ms`);
-    assert.doesNotMatch(app.stderr, /Unhandled|TypeError|ReferenceError/);
-    assert.equal(app.stderr.match(/profile upload to .* failed/g)?.length, 1, `one warning per outage:\n${app.stderr}`);
+    assert.doesNotMatch(bed.app!.stderr, /Unhandled|TypeError|ReferenceError/);
+    assert.equal(bed.app!.stderr.match(/profile upload to .* failed/g)?.length, 1, `one warning per outage:\n${bed.app!.stderr}`);
   });
 
   it('keeps agent memory bounded while Pyroscope answers 500', async () => {
-    pyroscope.behaviour = { status: 500 };
-    app = await AppProcess.start({ script: SERVER, env: agentEnv(pyroscope, otlp, { PYROSCOPE_MAX_QUEUED_UPLOADS: '4' }) });
+    bed.pyroscope.behaviour = { status: 500 };
+    bed.app = await AppProcess.start({ script: SERVER, env: agentEnv(bed.pyroscope, bed.otlp, { PYROSCOPE_MAX_QUEUED_UPLOADS: '4' }) });
     const rss: number[] = [];
     for (let round = 0; round < 8; round++) {
-      const results = await load(app.port, work(30), 4);
+      const results = await load(bed.app!.port, work(30), 4);
       assert.ok(results.every((r) => r.status === 200));
       await new Promise((r) => setTimeout(r, 700));
-      rss.push(await app.rssBytes());
+      rss.push(await bed.app!.rssBytes());
     }
-    assert.ok(pyroscope.requests.length >= 4, `uploads were attempted and retried (${pyroscope.requests.length})`);
+    assert.ok(bed.pyroscope.requests.length >= 4, `uploads were attempted and retried (${bed.pyroscope.requests.length})`);
     const growth = rss[rss.length - 1]! - rss[2]!;
     assert.ok(growth < 40 * 1024 * 1024, `RSS grew ${(growth / 1048576).toFixed(1)} MiB after warm-up: ${rss.map((b) => (b / 1048576).toFixed(0)).join(', ')} MiB`);
   });
 
   it('bounds the final flush when Pyroscope is slow', async () => {
-    pyroscope.behaviour = { delayMs: 30_000 };
-    app = await AppProcess.start({ script: SERVER, env: agentEnv(pyroscope, otlp, { PYROSCOPE_SHUTDOWN_TIMEOUT_MS: '1000' }) });
-    await load(app.port, work(10), 2);
+    bed.pyroscope.behaviour = { delayMs: 30_000 };
+    bed.app = await AppProcess.start({ script: SERVER, env: agentEnv(bed.pyroscope, bed.otlp, { PYROSCOPE_SHUTDOWN_TIMEOUT_MS: '1000' }) });
+    await load(bed.app!.port, work(10), 2);
     const started = Date.now();
-    assert.deepEqual(await app.stop('SIGTERM', 20_000), { code: null, signal: 'SIGTERM' });
+    assert.deepEqual(await bed.app!.stop('SIGTERM', 20_000), { code: null, signal: 'SIGTERM' });
     assert.ok(Date.now() - started < 5000, `took ${Date.now() - started}ms`);
   });
 
   it('does nothing at all with the kill switch on', async () => {
-    app = await AppProcess.start({ script: SERVER, env: agentEnv(pyroscope, otlp, { SPANPROFILING_DISABLED: 'true' }) });
-    await load(app.port, work(10), 2);
-    assert.deepEqual(await app.stop('SIGTERM'), { code: null, signal: 'SIGTERM' });
-    assert.equal(pyroscope.requests.length, 0);
-    assert.equal(otlp.spans.length, 0);
+    bed.app = await AppProcess.start({ script: SERVER, env: agentEnv(bed.pyroscope, bed.otlp, { SPANPROFILING_DISABLED: 'true' }) });
+    await load(bed.app!.port, work(10), 2);
+    assert.deepEqual(await bed.app!.stop('SIGTERM'), { code: null, signal: 'SIGTERM' });
+    assert.equal(bed.pyroscope.requests.length, 0);
+    assert.equal(bed.otlp.spans.length, 0);
   });
 
   it('falls back to tracing only, with one warning, when no native prebuild fits', async () => {
@@ -134,16 +119,16 @@ describe('agent lifecycle and faults', function () {
     try {
       cpSync(path.dirname(AGENT), dir, { recursive: true });
       rmSync(path.join(dir, 'pprof/prebuilds'), { recursive: true });
-      app = await AppProcess.start({ script: SERVER, env: agentEnv(pyroscope, otlp, { PYROSCOPE_LOG_LEVEL: 'warn' }), agent: false, nodeArgs: ['--require', path.join(dir, 'register.js')] });
-      const results = await load(app.port, work(5), 2);
+      bed.app = await AppProcess.start({ script: SERVER, env: agentEnv(bed.pyroscope, bed.otlp, { PYROSCOPE_LOG_LEVEL: 'warn' }), agent: false, nodeArgs: ['--require', path.join(dir, 'register.js')] });
+      const results = await load(bed.app!.port, work(5), 2);
       assert.ok(results.every((r) => r.status === 200));
-      await waitFor('spans', () => serverSpans(otlp.spans).length >= 5);
-      await app.stop();
-      const warnings = app.stderr.split('\n').filter((l) => l.includes('[span-profiling] warn'));
-      assert.equal(warnings.length, 1, app.stderr);
+      await waitFor('spans', () => serverSpans(bed.otlp.spans).length >= 5);
+      await bed.app!.stop();
+      const warnings = bed.app!.stderr.split('\n').filter((l) => l.includes('[span-profiling] warn'));
+      assert.equal(warnings.length, 1, bed.app!.stderr);
       assert.match(warnings[0]!, /profiling is off: no native profiler for Node v\d+.* Tracing continues/);
-      assert.equal(pyroscope.requests.length, 0);
-      for (const span of serverSpans(otlp.spans)) assert.equal(span.attributes['pyroscope.profile.id'], undefined, 'no profile id without profiles');
+      assert.equal(bed.pyroscope.requests.length, 0);
+      for (const span of serverSpans(bed.otlp.spans)) assert.equal(span.attributes['pyroscope.profile.id'], undefined, 'no profile id without profiles');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -151,15 +136,15 @@ describe('agent lifecycle and faults', function () {
 
   for (const node of testNodes()) {
     it(`traces and span-profiles an ES module app on ${node.label}`, async () => {
-      app = await AppProcess.start({ script: path.join(FIXTURES, 'express-esm.mjs'), node: node.bin, env: agentEnv(pyroscope, otlp) });
-      await load(app.port, Array.from({ length: 20 }, (_, i) => `/orders/${i}`), 4);
-      await waitFor('server spans', () => serverSpans(otlp.spans).length >= 20);
-      await app.stop();
-      const routes = new Set(serverSpans(otlp.spans).map((s) => s.attributes['http.route']));
+      bed.app = await AppProcess.start({ script: path.join(FIXTURES, 'express-esm.mjs'), node: node.bin, env: agentEnv(bed.pyroscope, bed.otlp) });
+      await load(bed.app!.port, Array.from({ length: 20 }, (_, i) => `/orders/${i}`), 4);
+      await waitFor('server spans', () => serverSpans(bed.otlp.spans).length >= 20);
+      await bed.app!.stop();
+      const routes = new Set(serverSpans(bed.otlp.spans).map((s) => s.attributes['http.route']));
       assert.deepEqual([...routes], ['/orders/:id'], 'express is instrumented through import');
-      assert.ok(otlp.spans.some((s) => s.name.startsWith('request handler')), 'express handler spans exist');
-      const ids = new Set(serverSpans(otlp.spans).map((s) => s.attributes['pyroscope.profile.id']));
-      const hot = pyroscope.cpuProfiles().flatMap((p) => p.samples).filter((s) => s.stack.includes('hotEsm'));
+      assert.ok(bed.otlp.spans.some((s) => s.name.startsWith('request handler')), 'express handler spans exist');
+      const ids = new Set(serverSpans(bed.otlp.spans).map((s) => s.attributes['pyroscope.profile.id']));
+      const hot = bed.pyroscope.cpuProfiles().flatMap((p) => p.samples).filter((s) => s.stack.includes('hotEsm'));
       assert.ok(hot.length > 0);
       const labelled = hot.filter((s) => ids.has(s.labels['span_id']));
       assert.ok(labelled.length / hot.length >= 0.9, `${labelled.length}/${hot.length} hot samples on a server span`);

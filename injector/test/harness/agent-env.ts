@@ -1,6 +1,7 @@
 /** What the agent tests share: the env that points the agent at test receivers, and span helpers. */
-import type { OtlpReceiver, ReceivedSpan } from './otlp-receiver';
-import type { PyroscopeReceiver, ReceivedProfile, ReceivedSample } from './pyroscope-receiver';
+import type { AppProcess } from './app-process';
+import { OtlpReceiver, type ReceivedSpan } from './otlp-receiver';
+import { PyroscopeReceiver, type ReceivedProfile, type ReceivedSample } from './pyroscope-receiver';
 
 const SPAN_KIND_SERVER = 2;
 
@@ -30,4 +31,27 @@ export function requestQuery(span: ReceivedSpan): URLSearchParams {
 
 export function allSamples(profiles: ReceivedProfile[]): ReceivedSample[] {
   return profiles.flatMap((p) => p.samples);
+}
+
+export interface TestBed {
+  pyroscope: PyroscopeReceiver;
+  otlp: OtlpReceiver;
+  /** The app under test; killed after each test. */
+  app: AppProcess | undefined;
+}
+
+/** Fresh receivers for every test of the calling describe block, and the app killed after each. */
+export function receiversPerTest(): TestBed {
+  const bed = { app: undefined } as TestBed;
+  beforeEach(async () => {
+    bed.pyroscope = await new PyroscopeReceiver().start();
+    bed.otlp = await new OtlpReceiver().start();
+  });
+  afterEach(async () => {
+    await bed.app?.stop('SIGKILL');
+    bed.app = undefined;
+    await bed.pyroscope.close();
+    await bed.otlp.close();
+  });
+  return bed;
 }

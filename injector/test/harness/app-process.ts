@@ -103,14 +103,17 @@ export interface RequestResult {
   ms: number;
 }
 
-/** Sends every path, `concurrency` at a time, over keep-alive connections. */
-export async function load(port: number, paths: string[], concurrency: number): Promise<RequestResult[]> {
+/**
+ * Closed-loop HTTP load over keep-alive connections: `concurrency` workers
+ * each send the next path until `done(i)` says stop (i = requests started).
+ */
+async function drive(port: number, concurrency: number, pathFor: (i: number) => string, done: (i: number) => boolean): Promise<RequestResult[]> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
   const results: RequestResult[] = [];
   let next = 0;
   const worker = async (): Promise<void> => {
-    while (next < paths.length) {
-      const p = paths[next++]!;
+    while (!done(next)) {
+      const p = pathFor(next++);
       const start = performance.now();
       const status = await new Promise<number>((resolve) => {
         const req = http.get({ host: '127.0.0.1', port, path: p, agent }, (res) => {
@@ -125,6 +128,17 @@ export async function load(port: number, paths: string[], concurrency: number): 
   await Promise.all(Array.from({ length: concurrency }, worker));
   agent.destroy();
   return results;
+}
+
+/** Sends every path, `concurrency` at a time. */
+export function load(port: number, paths: string[], concurrency: number): Promise<RequestResult[]> {
+  return drive(port, concurrency, (i) => paths[i]!, (i) => i >= paths.length);
+}
+
+/** Sends requests for `seconds`, `concurrency` at a time. */
+export function loadFor(port: number, pathFor: (i: number) => string, seconds: number, concurrency: number): Promise<RequestResult[]> {
+  const end = performance.now() + seconds * 1000;
+  return drive(port, concurrency, pathFor, () => performance.now() >= end);
 }
 
 export async function waitFor<T>(what: string, probe: () => T | undefined | false, timeoutMs = 20_000): Promise<T> {
