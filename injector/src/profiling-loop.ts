@@ -98,7 +98,12 @@ export class ProfilingLoop {
   flush(): void {
     quietly(() => {
       try {
-        if (this.profiler?.running) this.ship(this.profiler.collect(), this.profiler.heapProfile());
+        if (!this.profiler?.running) return;
+        const started = performance.now();
+        const time = this.profiler.collect();
+        const collected = performance.now();
+        this.ship(time, this.profiler.heapProfile());
+        this.log.debug(`profile: collected in ${(collected - started).toFixed(1)}ms, shaped and queued in ${(performance.now() - collected).toFixed(1)}ms`);
       } catch (err) {
         this.log.warn(`could not collect a profile: ${describeError(err)}`);
       }
