@@ -171,13 +171,12 @@ build_tool() {
   chmod 755 "$tmp"
   TMP_DIRS+=("$tmp")
   ldflags="-s -w $(ldflags_for "$tool" "$version")"
-  local cgo=0
   (
     cd "$MODULES/$module"
-    CGO_ENABLED=$cgo nice -n 10 go build -trimpath -ldflags="$ldflags" -o "$tmp/$tool" "$pkg"
+    CGO_ENABLED=0 nice -n 10 go build -trimpath -ldflags="$ldflags" -o "$tmp/$tool" "$pkg"
   ) || die "building $tool $version failed"
   echo "$stamp" >"$tmp/.stamp"
-  # Replace atomically: a reader sees either the old complete dir or the new one.
+  # Only complete builds are moved into place (a rebuild leaves no dir for a moment).
   if [[ -e $dest ]]; then
     local old="$CACHE/.old-$tool-$$"
     mv -T "$dest" "$old"
@@ -282,6 +281,7 @@ local_replace() {
 # line), so editing or updating this file during a build is harmless.
 main() {
   TMP_DIRS=()
+  # shellcheck disable=SC2317 # called by the trap
   cleanup() { local d; for d in "${TMP_DIRS[@]}"; do rm -rf "$d"; done; }
   trap cleanup EXIT
   trap 'exit 130' INT TERM
@@ -304,11 +304,11 @@ main() {
       -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
       -*) die "unknown option $1" ;;
       *)
-        if [[ -n ${GROUPS_TABLE[$1]+x} ]]; then want+=(${GROUPS_TABLE[$1]}); else tool_row "$1" >/dev/null; want+=("$1"); fi ;;
+        if [[ -n ${GROUPS_TABLE[$1]+x} ]]; then read -ra g <<<"${GROUPS_TABLE[$1]}"; want+=("${g[@]}"); else tool_row "$1" >/dev/null; want+=("$1"); fi ;;
     esac
     shift
   done
-  ((${#want[@]})) || want=(${GROUPS_TABLE[all]})
+  ((${#want[@]})) || read -ra want <<<"${GROUPS_TABLE[all]}"
 
   command -v go >/dev/null || die "go is not installed"
   command -v jq >/dev/null || die "jq is not installed"
