@@ -63,7 +63,8 @@ exporters:
 `;
   const file = path.join(logDir, 'jaeger.yaml');
   writeFileSync(file, config);
-  const process = new ManagedProcess('jaeger', tool('jaeger'), ['--config', file], { logDir });
+  // Jaeger would otherwise trace itself to localhost:4317.
+  const process = new ManagedProcess('jaeger', tool('jaeger'), ['--config', file], { logDir, env: { ...globalThis.process.env, OTEL_TRACES_EXPORTER: 'none' } });
   const queryUrl = `http://127.0.0.1:${queryHttp}`;
   await process.waitUntil('the query API answers', () => httpOk(`${queryUrl}/api/services`), 60_000);
   return { otlpHttpUrl: `http://127.0.0.1:${otlpHttp}`, otlpGrpcUrl: `http://127.0.0.1:${otlpGrpc}`, queryUrl, process, stop: () => process.stop() };

@@ -19,16 +19,16 @@ interface Flamegraph {
   flamegraph?: { names: string[]; levels: { values: string[] }[]; total: string };
 }
 
-/** Function names in a flame graph that carry self time. */
+/** Total (inclusive) CPU time of each function in a flame graph. */
 function hotNames(fg: Flamegraph): Map<string, number> {
   const names = fg.flamegraph?.names ?? [];
-  const self = new Map<string, number>();
+  const total = new Map<string, number>();
   for (const level of fg.flamegraph?.levels ?? []) {
     const v = level.values.map(Number);
     // values come in 4-tuples: offset, total, self, name index
-    for (let i = 0; i + 3 < v.length; i += 4) self.set(names[v[i + 3]!]!, (self.get(names[v[i + 3]!]!) ?? 0) + v[i + 2]!);
+    for (let i = 0; i + 3 < v.length; i += 4) total.set(names[v[i + 3]!]!, (total.get(names[v[i + 3]!]!) ?? 0) + v[i + 1]!);
   }
-  return self;
+  return total;
 }
 
 describe('traces to profiles, against real Jaeger and Pyroscope', function () {
@@ -50,6 +50,7 @@ describe('traces to profiles, against real Jaeger and Pyroscope', function () {
         OTEL_BSP_SCHEDULE_DELAY: '200',
         PYROSCOPE_SERVER_ADDRESS: pyroscope.url,
         PYROSCOPE_UPLOAD_INTERVAL: '2s',
+        PYROSCOPE_HEAP_SAMPLING_INTERVAL_BYTES: '65536',
         PYROSCOPE_LOG_LEVEL: 'info',
       },
     });
@@ -76,9 +77,12 @@ describe('traces to profiles, against real Jaeger and Pyroscope', function () {
     for (const s of roots) assert.equal(tagOf(s, 'pyroscope.profile.id'), s.spanID);
   });
 
-  it('Pyroscope lists the CPU profile type Grafana asks for', async () => {
+  it('Pyroscope lists the CPU profile type Grafana asks for, and wall and heap types', async () => {
     const types = await pyroscopeCall<{ profileTypes?: { ID: string }[] }>(pyroscope.url, 'querier.v1.QuerierService/ProfileTypes', { start, end: Date.now() + 60_000 });
-    assert.ok(types.profileTypes?.some((t) => t.ID === PROFILE_TYPE), JSON.stringify(types));
+    const ids = (types.profileTypes ?? []).map((t) => t.ID);
+    assert.ok(ids.includes(PROFILE_TYPE), ids.join(', '));
+    assert.ok(ids.some((id) => id.startsWith('wall:wall:nanoseconds')), ids.join(', '));
+    assert.ok(ids.some((id) => id.startsWith('memory:inuse_space:bytes')), ids.join(', '));
   });
 
   for (const [fn, hot, other] of [['alpha', 'hotAlpha', 'hotBeta'], ['beta', 'hotBeta', 'hotAlpha']] as const) {
@@ -93,9 +97,9 @@ describe('traces to profiles, against real Jaeger and Pyroscope', function () {
         end: Date.now() + 60_000,
         maxNodes: 1024,
       });
-      const self = hotNames(fg);
-      assert.ok((self.get(hot) ?? 0) > 0, `${hot} in the span profile: ${[...self.keys()].join(', ')}`);
-      assert.equal(self.get(other) ?? 0, 0, `${other} belongs to other requests`);
+      const total = hotNames(fg);
+      assert.ok((total.get(hot) ?? 0) > 0, `${hot} in the span profile: ${[...total.keys()].join(', ')}`);
+      assert.equal(total.get(other) ?? 0, 0, `${other} belongs to other requests`);
     });
   }
 });

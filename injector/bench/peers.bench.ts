@@ -13,10 +13,10 @@
  * Options (env): BENCH_SECONDS (default 4), BENCH_ROUNDS (default 2), BENCH_CONCURRENCY (default 16).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { AGENT, AppProcess, FIXTURES, loadFor, testNodes } from '../test/harness/app-process';
+import { AGENT, AppProcess, FIXTURES, REPO_ROOT, loadFor, testNodes } from '../test/harness/app-process';
 import { OtlpReceiver } from '../test/harness/otlp-receiver';
 import { PyroscopeReceiver, type ReceivedSample } from '../test/harness/pyroscope-receiver';
 import { attribution } from '../test/harness/attribution';
@@ -157,7 +157,10 @@ function shippedBytes(): Record<Peer, number> {
       rmSync(dir, { recursive: true, force: true });
     }
   };
-  const v = (name: string): string => `${name}@${(require(`${name}/package.json`) as { version: string }).version}`;
+  const v = (name: string): string => {
+    const manifest = JSON.parse(readFileSync(path.join(REPO_ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string };
+    return `${name}@${manifest.version}`;
+  };
   return {
     none: 0,
     otel: installed([v('@opentelemetry/auto-instrumentations-node')]),
@@ -183,11 +186,25 @@ async function main(): Promise<void> {
   for (const node of nodes) {
     for (const [appName, pathFor] of Object.entries(APPS)) {
       const runs: Record<Peer, Run[]> = { none: [], otel: [], pyroscope: [], 'dd-trace': [], ours: [] };
+      const failed = new Map<Peer, string>();
       for (let round = 0; round < ROUNDS; round++) {
-        for (const peer of round % 2 === 0 ? PEERS : [...PEERS].reverse()) runs[peer].push(await measure(node, peer, pathFor));
+        for (const peer of round % 2 === 0 ? PEERS : [...PEERS].reverse()) {
+          if (failed.has(peer)) continue;
+          try {
+            runs[peer].push(await measure(node, peer, pathFor));
+          } catch (err) {
+            // A peer that cannot run on this Node is a finding, not a reason to stop.
+            const text = err instanceof Error ? err.message : String(err);
+            failed.set(peer, /ERR_[A-Z_]+/.exec(text)?.[0] ?? /incompatible[^\n]*/.exec(text)?.[0] ?? text.split('\n')[0]!);
+          }
+        }
       }
       const base = median(runs.none.map((x) => x.rps));
       for (const peer of PEERS) {
+        if (failed.has(peer)) {
+          rows.push([node.label.replace(' (runs mocha)', ''), appName, peer, `does not run: ${failed.get(peer)}`, '', '', '', '', '', (size[peer] / 1e6).toFixed(1)]);
+          continue;
+        }
         const m = (f: (x: Run) => number | undefined): number => median(runs[peer].map((x) => f(x) ?? NaN));
         const pct = (x: number): string => (Number.isNaN(x) ? '-' : `${(x * 100).toFixed(1)}%`);
         rows.push([

@@ -138,6 +138,6 @@ export class ProfilingLoop {
       parts.push(...shaped.cpu, ...shaped.wall);
     }
     if (heap !== undefined) parts.push(...shapeHeapProfile(heap));
-    for (const part of parts) this.uploader?.enqueue({ pprof: part.encode(), fromMs, untilMs });
+    for (const part of parts) this.uploader?.enqueue({ pprof: part.encodeAsync(), fromMs, untilMs });
   }
 }

@@ -7,7 +7,8 @@
  */
 import * as http from 'node:http';
 import * as https from 'node:https';
-import { gzipSync } from 'node:zlib';
+import { promisify } from 'node:util';
+import { gzip as gzipCallback } from 'node:zlib';
 import type { AgentConfig } from './config';
 import type { Logger } from './log';
 import { describeError } from './log';
@@ -23,8 +24,8 @@ export type UploadTarget = Pick<
 };
 
 export interface ProfileUpload {
-  /** Encoded (not yet compressed) pprof. */
-  pprof: Uint8Array;
+  /** Encoded (not yet compressed) pprof, or its encoding under way. */
+  pprof: Uint8Array | Promise<Uint8Array>;
   fromMs: number;
   untilMs: number;
 }
@@ -33,11 +34,14 @@ export interface ProfileUpload {
 export type Send = (url: URL, headers: Record<string, string>, body: Buffer, timeoutMs: number) => Promise<{ status: number; body: string }>;
 
 interface Queued {
-  body: Buffer;
+  pprof: Uint8Array | Promise<Uint8Array>;
+  /** The gzipped pprof, made off the main thread when first sent. */
+  body: Buffer | undefined;
   url: URL;
   attempts: number;
 }
 
+const gzip = promisify(gzipCallback);
 const REQUEST_TIMEOUT_MS = 10_000;
 const MAX_ATTEMPTS = 5;
 const BACKOFF_BASE_MS = 500;
@@ -64,7 +68,9 @@ export class PyroscopeUploader {
   enqueue(upload: ProfileUpload): void {
     if (this.stopped) return;
     try {
-      const entry: Queued = { body: gzipSync(upload.pprof), url: this.ingestUrl(upload), attempts: 0 };
+      // Encoding and compression are asynchronous: a profile upload must not stall the app's event loop.
+      Promise.resolve(upload.pprof).catch(() => undefined);
+      const entry: Queued = { pprof: upload.pprof, body: undefined, url: this.ingestUrl(upload), attempts: 0 };
       this.queue.push(entry);
       while (this.queue.length > this.target.maxQueuedUploads) {
         this.queue.shift();
@@ -96,6 +102,13 @@ export class PyroscopeUploader {
       entry.attempts++;
       let outcome: 'done' | 'retry' | 'drop';
       let detail = '';
+      try {
+        entry.body ??= await gzip(await entry.pprof);
+      } catch (err) {
+        this.log.warn(`could not encode a profile: ${describeError(err)}`);
+        this.removeHead(entry);
+        continue;
+      }
       try {
         const { status, body } = await this.send(entry.url, this.headers(), entry.body, REQUEST_TIMEOUT_MS);
         detail = `HTTP ${status}${body.trim() === '' ? '' : `: ${body.trim().slice(0, 300)}`}`;

@@ -106,6 +106,15 @@ describe('agent lifecycle and faults', function () {
     assert.ok(Date.now() - started < 5000, `took ${Date.now() - started}ms`);
   });
 
+  it('uploads heap profiles too when PYROSCOPE_HEAP_SAMPLING_INTERVAL_BYTES is set', async () => {
+    bed.app = await AppProcess.start({ script: SERVER, env: agentEnv(bed.pyroscope, bed.otlp, { PYROSCOPE_HEAP_SAMPLING_INTERVAL_BYTES: '65536' }) });
+    await load(bed.app.port, work(20), 4);
+    await bed.app.stop();
+    const heap = bed.pyroscope.profiles.filter((p) => p.types.includes('inuse_space:bytes'));
+    assert.ok(heap.length > 0, `a heap profile arrived: ${bed.pyroscope.profiles.map((p) => p.types.join('+')).join(', ')}`);
+    assert.ok(heap.every((p) => p.samples.length > 0));
+  });
+
   it('does nothing at all with the kill switch on', async () => {
     bed.app = await AppProcess.start({ script: SERVER, env: agentEnv(bed.pyroscope, bed.otlp, { SPANPROFILING_DISABLED: 'true' }) });
     await load(bed.app!.port, work(10), 2);
