@@ -132,7 +132,11 @@ describe('operator against a real kube-apiserver', function () {
 
   describe('the SpanProfiling CRD', () => {
     it('teaches with kubectl explain', async () => {
-      const out = (await cp.kubectl('explain', 'spanprofiling.spec.pyroscope')).stdout;
+      // The API server publishes a new CRD's OpenAPI a moment after it is Established.
+      const out = await until('kubectl explain', async () => {
+        const r = await cp.kubectlResult(['explain', 'spanprofiling.spec.pyroscope']);
+        return r.code === 0 ? r.stdout : undefined;
+      });
       assert.match(out, /The Grafana Pyroscope server that receives the profiles/);
       assert.match(out, /authTokenSecretRef/);
       assert.match((await cp.kubectl('explain', 'sprof.spec.tracing.sampler')).stdout, /Which traces are kept/);
