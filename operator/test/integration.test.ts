@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { startControlPlane, type ControlPlane } from '../../e2e/harness/control-plane';
 import { freePort, httpOk, ManagedProcess, removeDir, tempDir } from '../../e2e/harness/processes';
 import { REPO_ROOT } from '../../e2e/harness/toolchain';
+import { createServingCert, inspect } from '../src/certs/x509';
 
 const OPERATOR = path.join(REPO_ROOT, 'operator/dist/operator.js');
 const OPERATOR_NS = 'span-profiling';
@@ -308,6 +309,35 @@ describe('operator against a real kube-apiserver', function () {
         return p.metadata.annotations?.['spanprofiling.io/status'] === 'skipped' ? p : undefined;
       });
       assert.match(annotated.metadata.annotations!['spanprofiling.io/reason']!, /webhook could not see it/);
+    });
+
+    it('renews a serving certificate that is about to expire, keeping the CA, and serves the new one', async () => {
+      for (const p of operators) await p.stop();
+      const path = `/api/v1/namespaces/${OPERATOR_NS}/secrets/span-profiling-operator-webhook-tls`;
+      const secret = (await cp.api<{ metadata: Record<string, unknown>; data: Record<string, string> }>('GET', path)).body;
+      const ca = { cert: Buffer.from(secret.data['ca.crt']!, 'base64').toString(), key: Buffer.from(secret.data['ca.key']!, 'base64').toString() };
+      // Issued long ago: ten days of validity left, inside the 30-day renewal window.
+      const expiring = createServingCert(ca, ['127.0.0.1'], new Date(Date.now() - 355 * 86_400_000), 365);
+      const put = await cp.api('PUT', path, { ...secret, data: { ...secret.data, 'tls.crt': Buffer.from(expiring.cert).toString('base64'), 'tls.key': Buffer.from(expiring.key).toString('base64') } });
+      assert.equal(put.status, 200, JSON.stringify(put.body));
+
+      await startOperator('op-4', webhookPort);
+      const renewed = await until('a renewed certificate', async () => {
+        const now = (await cp.api<{ data: Record<string, string> }>('GET', path)).body.data;
+        return now['tls.crt'] !== Buffer.from(expiring.cert).toString('base64') ? now : undefined;
+      });
+      assert.equal(renewed['ca.crt'], secret.data['ca.crt'], 'the CA is kept, so the caBundle stays valid');
+      const notAfter = inspect(Buffer.from(renewed['tls.crt']!, 'base64').toString()).notAfter.getTime();
+      assert.ok(notAfter > Date.now() + 300 * 86_400_000, 'valid for about a year again');
+      const served = await new Promise<string>((resolve, reject) => {
+        const req = https.request({ host: '127.0.0.1', port: webhookPort, path: '/healthz', ca: ca.cert, agent: false }, (res) => {
+          resolve((res.socket as import('node:tls').TLSSocket).getPeerCertificate().valid_to);
+          res.resume();
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      assert.equal(new Date(served).getTime() > Date.now() + 300 * 86_400_000, true, `serving the renewed certificate (valid to ${served})`);
     });
   });
 });
