@@ -125,11 +125,27 @@ function derive(source: Profile, d: Derivation): Profile {
 /** Splits by sample count, then halves any part whose encoding is still too large. */
 function split(profile: Profile, limits: ShapeLimits): Profile[] {
   if (profile.sample.length === 0) return [];
+  // The common case, decided without encoding anything: few samples and small tables fit as they are.
+  if (profile.sample.length <= limits.maxSamples && upperBoundBytes(profile) <= limits.maxBytes) return [profile];
   const parts: Profile[] = [];
   for (let i = 0; i < profile.sample.length; i += limits.maxSamples) {
     parts.push(...bySize(withSamples(profile, profile.sample.slice(i, i + limits.maxSamples)), limits));
   }
   return parts;
+}
+
+/**
+ * A generous bound on the encoded size: every string, location, function and
+ * sample at a pessimistic size. Cheaper than encoding to measure.
+ */
+function upperBoundBytes(profile: Profile): number {
+  let strings = 0;
+  for (const str of profile.stringTable.strings) strings += 3 * str.length + 8;
+  let samples = 0;
+  for (const sample of profile.sample) samples += 16 + 11 * (sample.locationId.length + sample.value.length) + 36 * sample.label.length;
+  let locations = 0;
+  for (const location of profile.location) locations += 48 + 24 * location.line.length;
+  return strings + samples + locations + 64 * profile.function.length + 128 * profile.mapping.length + 1024;
 }
 
 function bySize(profile: Profile, limits: ShapeLimits): Profile[] {

@@ -12,6 +12,8 @@ export interface PprofModule {
   time: {
     start(options: Record<string, unknown>): void;
     stop(restart?: boolean, generateLabels?: (arg: { node: unknown; context?: TimeSampleContext }) => Record<string, string | number>): Profile;
+    /** stop() that serialises from inside the native callback, without a JS copy of the V8 profile tree. */
+    stopV2?(restart?: boolean, generateLabels?: (arg: { node: unknown; context?: TimeSampleContext }) => Record<string, string | number>): Profile;
     setContext(context?: object): void;
     runWithContext<R>(context: object, fn: () => R): R;
     isStarted(): boolean;
@@ -81,7 +83,9 @@ export class SpanProfiler implements ProfilerContextTarget {
   /** The time profile since the last collect; the profiler keeps running. */
   collect(): Profile | undefined {
     if (!this.started) return undefined;
-    return this.pprof.time.stop(true, this.generateLabels);
+    const time = this.pprof.time;
+    // The lazy path serialises without first copying the V8 profile tree into JS objects.
+    return time.stopV2 ? time.stopV2(true, this.generateLabels) : time.stop(true, this.generateLabels);
   }
 
   /** A heap snapshot of sampled live allocations, when heap profiling is on. */

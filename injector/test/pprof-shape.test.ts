@@ -122,3 +122,18 @@ describe('pprof shaping for Pyroscope', () => {
     assert.deepEqual(shapeTimeProfile(timeProfile([])), { cpu: [], wall: [] });
   });
 });
+
+describe('pprof size bound', () => {
+  it('never lets a profile over the byte limit through unsplit', () => {
+    // Profiles just under and over the limit, by their real encoded length.
+    for (const n of [10, 50, 200]) {
+      const input = Array.from({ length: n }, (_, i) => ({ stack: [`fn_${i}_${'y'.repeat(200)}`, 'main'], cpu: 1, labels: { span_id: `${i}`.padStart(16, '0') } }));
+      const whole = shapeTimeProfile(timeProfile(input)).cpu[0]!;
+      for (const limit of [whole.length - 1, whole.length, whole.length + 1]) {
+        const parts = shapeTimeProfile(timeProfile(input), { maxSamples: 16_000, maxBytes: limit }).cpu;
+        for (const p of parts) assert.ok(p.length <= limit || p.sample.length === 1, `${p.length} <= ${limit}`);
+        assert.equal(parts.reduce((k, p) => k + p.sample.length, 0), n);
+      }
+    }
+  });
+});
