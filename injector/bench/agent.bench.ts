@@ -7,7 +7,9 @@
  * Node and on Node 24 (and any other binary in SPANPROF_TEST_NODES):
  *   none      the app alone
  *   otel      OpenTelemetry tracing alone (the upstream auto-instrumentation register script)
+ *   tracing   this agent with profiling off (OTEL_PYROSCOPE_START_PROFILING=false)
  *   agent     this agent: tracing + span-linked CPU/wall profiling at 100 Hz
+ * "profiling cost" is agent against tracing: what span-linked profiling adds.
  * Also: attribution accuracy under concurrency, agent size on disk, start-up delay.
  *
  * Options (env): BENCH_SECONDS (per measurement, default 4), BENCH_ROUNDS (default 3),
@@ -30,8 +32,9 @@ const SERVER = path.join(FIXTURES, 'server.js');
 const OTEL_REGISTER = require.resolve('@opentelemetry/auto-instrumentations-node/register');
 const HOT = ['alpha', 'beta', 'gamma', 'delta'];
 
-type Config = 'none' | 'otel' | 'agent';
-const CONFIGS: Config[] = ['none', 'otel', 'agent'];
+/** tracing: this agent with profiling off, to isolate what span-linked profiling adds. */
+type Config = 'none' | 'otel' | 'tracing' | 'agent';
+const CONFIGS: Config[] = ['none', 'otel', 'tracing', 'agent'];
 
 const APPS = {
   'cpu-bound': (i: number) => `/work?fn=${HOT[i % 4]}&ms=2&rounds=2&via=await&i=${i}`,
@@ -65,6 +68,7 @@ function envFor(config: Config, pyroscope: PyroscopeReceiver, otlp: OtlpReceiver
   };
   if (config === 'none') return {};
   if (config === 'otel') return common;
+  if (config === 'tracing') return { ...common, OTEL_PYROSCOPE_START_PROFILING: 'false' };
   return { ...common, PYROSCOPE_SERVER_ADDRESS: pyroscope.url, PYROSCOPE_UPLOAD_INTERVAL: '5s', PYROSCOPE_LOG_LEVEL: 'warn' };
 }
 
@@ -75,7 +79,7 @@ function nodeArgsFor(config: Config): string[] {
 async function measure(node: string, config: Config, pathFor: (i: number) => string): Promise<Run> {
   const pyroscope = await new PyroscopeReceiver().start();
   const otlp = await new OtlpReceiver().start();
-  const app = await AppProcess.start({ script: SERVER, node, agent: config === 'agent', nodeArgs: nodeArgsFor(config), env: envFor(config, pyroscope, otlp) });
+  const app = await AppProcess.start({ script: SERVER, node, agent: config === 'agent' || config === 'tracing', nodeArgs: nodeArgsFor(config), env: envFor(config, pyroscope, otlp) });
   try {
     await loadFor(app.port, pathFor, 1, CONCURRENCY); // warm-up
     const results = await loadFor(app.port, pathFor, SECONDS, CONCURRENCY);
@@ -108,7 +112,7 @@ async function startupMs(node: string, config: Config): Promise<number> {
   const times: number[] = [];
   for (let i = 0; i < 5; i++) {
     const start = performance.now();
-    const app = await AppProcess.start({ script: SERVER, node, agent: config === 'agent', nodeArgs: nodeArgsFor(config), env: envFor(config, pyroscope, otlp) });
+    const app = await AppProcess.start({ script: SERVER, node, agent: config === 'agent' || config === 'tracing', nodeArgs: nodeArgsFor(config), env: envFor(config, pyroscope, otlp) });
     times.push(performance.now() - start);
     await app.stop('SIGKILL');
   }
@@ -129,11 +133,11 @@ async function main(): Promise<void> {
   console.log(`agent benchmark: ${SECONDS}s per measurement, ${ROUNDS} interleaved rounds, ${CONCURRENCY} concurrent connections, medians`);
   console.log(`agent size on disk: ${(dirBytes(path.dirname(AGENT)) / 1e6).toFixed(1)} MB (${path.relative(REPO_ROOT, path.dirname(AGENT))})\n`);
 
-  const rows: string[][] = [['node', 'app', 'none req/s', 'otel req/s', 'agent req/s', 'agent vs otel', 'agent vs none', 'p99 none/otel/agent ms', 'attribution', 'labelled']];
+  const rows: string[][] = [['node', 'app', 'none req/s', 'otel req/s', 'tracing req/s', 'agent req/s', 'agent vs otel', 'profiling cost', 'agent vs none', 'p99 none/otel/agent ms', 'attribution', 'labelled']];
   const startup: string[][] = [['node', 'start none ms', 'start otel ms', 'start agent ms', 'agent delay ms']];
   for (const node of nodes) {
     for (const [appName, pathFor] of PARTS.has('throughput') ? Object.entries(APPS) : []) {
-      const runs: Record<Config, Run[]> = { none: [], otel: [], agent: [] };
+      const runs: Record<Config, Run[]> = { none: [], otel: [], tracing: [], agent: [] };
       for (let round = 0; round < ROUNDS; round++) {
         for (const config of round % 2 === 0 ? CONFIGS : [...CONFIGS].reverse()) runs[config].push(await measure(node.bin, config, pathFor));
       }
@@ -145,8 +149,10 @@ async function main(): Promise<void> {
         appName,
         rps('none').toFixed(0),
         rps('otel').toFixed(0),
+        rps('tracing').toFixed(0),
         rps('agent').toFixed(0),
         ratio(rps('agent'), rps('otel')),
+        ratio(rps('agent'), rps('tracing')),
         ratio(rps('agent'), rps('none')),
         `${p99('none').toFixed(1)} / ${p99('otel').toFixed(1)} / ${p99('agent').toFixed(1)}`,
         `${pct(acc.accuracy)} (${acc.samples} samples)`,
