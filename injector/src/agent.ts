@@ -76,7 +76,9 @@ export function startAgent(deps: AgentDeps): AgentHandle {
   };
 
   if (deps.manageProcessLifecycle !== false && (tracing !== undefined || profiling !== undefined)) {
-    hookProcessExit(shutdown, log);
+    const flushNow = (): Promise<void> =>
+      boundedShutdown(config.profiling.shutdownTimeoutMs, [Promise.resolve(profiling?.flush()), tracing?.forceFlush() ?? Promise.resolve()]).catch(() => undefined);
+    hookProcessExit(shutdown, flushNow, log);
   }
 
   return {
@@ -104,15 +106,17 @@ function boundedShutdown(timeoutMs: number, work: Promise<unknown>[]): Promise<v
  * - natural end (`beforeExit`): flush, then Node exits with the app's exit code;
  * - SIGTERM / SIGINT with no handler of the app's own: flush (bounded), then
  *   re-raise the signal so the process dies of it exactly as without the agent;
- * - a signal the app handles: flush in the background and let the app decide.
+ * - a signal the app handles: flush what there is and keep running; the app decides.
  */
-function hookProcessExit(shutdown: () => Promise<void>, log: Logger): void {
+function hookProcessExit(shutdown: () => Promise<void>, flush: () => Promise<void>, log: Logger): void {
   process.once('beforeExit', () => void shutdown());
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     const onSignal = (): void => {
+      // Prepended, so every listener the app has (even a `once` one) is still counted here.
       const appHandles = process.listenerCount(signal) > 1;
       if (appHandles) {
-        void shutdown();
+        // The app drains on its own terms: send what we have, keep tracing and profiling its last requests.
+        void flush();
         return;
       }
       process.removeListener(signal, onSignal);
@@ -124,6 +128,6 @@ function hookProcessExit(shutdown: () => Promise<void>, log: Logger): void {
         }
       });
     };
-    process.on(signal, onSignal);
+    process.prependListener(signal, onSignal);
   }
 }

@@ -91,9 +91,14 @@ export class ProfilingContextManager extends AsyncLocalStorageContextManager {
 
   /** hooks mode: an async callback is about to run in its own context. */
   private refresh(): void {
-    const target = this.target;
-    if (target === undefined || !target.running) return;
-    this.set(target, this.labelsOf(this.active()));
+    // A throw inside an async hook would end the process: nothing may escape.
+    try {
+      const target = this.target;
+      if (target === undefined || !target.running) return;
+      this.set(target, this.labelsOf(this.active()));
+    } catch {
+      // the sample keeps the previous context
+    }
   }
 
   private set(target: ProfilerContextTarget, labels: object | undefined): void {

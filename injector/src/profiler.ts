@@ -59,8 +59,14 @@ export class SpanProfiler implements ProfilerContextTarget {
     };
   }
 
+  /** @datadog/pprof stops itself on process exit: ask it too. */
   get running(): boolean {
-    return this.started;
+    if (!this.started) return false;
+    try {
+      return this.pprof.time.isStarted();
+    } catch {
+      return false;
+    }
   }
 
   start(): void {
@@ -105,11 +111,11 @@ export class SpanProfiler implements ProfilerContextTarget {
   }
 
   setContext(labels: object | undefined): void {
-    if (this.started) this.pprof.time.setContext(labels ?? EMPTY_CONTEXT);
+    if (this.running) this.pprof.time.setContext(labels ?? EMPTY_CONTEXT);
   }
 
   runWithContext<R>(labels: object | undefined, fn: () => R): R {
-    if (!this.started) return fn();
+    if (!this.running) return fn();
     return this.pprof.time.runWithContext(labels ?? EMPTY_CONTEXT, fn);
   }
 }

@@ -27,6 +27,7 @@ import { describeError } from './log';
 export interface Tracing {
   /** False when no trace exporter is configured. */
   readonly exporting: boolean;
+  forceFlush(): Promise<void>;
   shutdown(): Promise<void>;
 }
 
@@ -169,5 +170,5 @@ export function startTracing(env: Env, linker: SpanProcessor | undefined, contex
   });
   registerInstrumentations({ instrumentations, tracerProvider: provider });
 
-  return { exporting: processors.length > 0, shutdown: () => provider.shutdown() };
+  return { exporting: processors.length > 0, forceFlush: () => provider.forceFlush(), shutdown: () => provider.shutdown() };
 }

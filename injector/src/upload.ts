@@ -31,7 +31,7 @@ export interface ProfileUpload {
 }
 
 /** Sends one HTTP request and answers the status and (the start of) the body; injectable for tests. */
-export type Send = (url: URL, headers: Record<string, string>, body: Buffer, timeoutMs: number) => Promise<{ status: number; body: string }>;
+export type Send = (url: URL, headers: Record<string, string>, body: Buffer, timeoutMs: number, signal?: AbortSignal) => Promise<{ status: number; body: string }>;
 
 interface Queued {
   pprof: Uint8Array | Promise<Uint8Array>;
@@ -56,6 +56,8 @@ export class PyroscopeUploader {
   private failing = false;
   private stopped = false;
   private backoffTimer: NodeJS.Timeout | undefined;
+  /** Aborts whatever is in flight when close() gives up: nothing may outlive the shutdown bound. */
+  private readonly abort = new AbortController();
   private wakeBackoff: (() => void) | undefined;
 
   constructor(
@@ -95,10 +97,15 @@ export class PyroscopeUploader {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([this.draining, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
     clearTimeout(timer);
+    if (this.queue.length > 0) {
+      this.dropped += this.queue.length;
+      this.queue.length = 0;
+    }
+    this.abort.abort();
   }
 
   private async drain(): Promise<void> {
-    for (let entry = this.queue[0]; entry !== undefined; entry = this.queue[0]) {
+    for (let entry = this.queue[0]; entry !== undefined && !this.abort.signal.aborted; entry = this.queue[0]) {
       entry.attempts++;
       let outcome: 'done' | 'retry' | 'drop';
       let detail = '';
@@ -110,7 +117,7 @@ export class PyroscopeUploader {
         continue;
       }
       try {
-        const { status, body } = await this.send(entry.url, this.headers(), entry.body, REQUEST_TIMEOUT_MS);
+        const { status, body } = await this.send(entry.url, this.headers(), entry.body, REQUEST_TIMEOUT_MS, this.abort.signal);
         detail = `HTTP ${status}${body.trim() === '' ? '' : `: ${body.trim().slice(0, 300)}`}`;
         outcome = status >= 200 && status < 300 ? 'done' : status === 429 || status >= 500 ? 'retry' : 'drop';
       } catch (err) {
@@ -187,12 +194,13 @@ export class PyroscopeUploader {
 }
 
 /** Plain node:http(s): the agent's own traffic must not go through instrumented fetch. */
-export function sendWithNodeHttp(url: URL, headers: Record<string, string>, body: Buffer, timeoutMs: number): Promise<{ status: number; body: string }> {
+export function sendWithNodeHttp(url: URL, headers: Record<string, string>, body: Buffer, timeoutMs: number, signal?: AbortSignal): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const request = (url.protocol === 'https:' ? https : http).request(url, {
       method: 'POST',
       headers: { ...headers, 'Content-Length': String(body.length) },
       timeout: timeoutMs,
+      ...(signal ? { signal } : {}),
     });
     request.on('timeout', () => request.destroy(new Error(`no answer within ${timeoutMs}ms`)));
     request.on('error', reject);

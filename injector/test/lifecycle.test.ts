@@ -43,6 +43,18 @@ describe('agent lifecycle and faults', function () {
     assert.match(bed.app!.stdout, /app handler ran/);
   });
 
+  it("counts an app's `once` SIGTERM handler loaded before the agent, and lets it drain", async () => {
+    bed.app = await AppProcess.start({
+      script: SERVER,
+      env: agentEnv(bed.pyroscope, bed.otlp),
+      agent: false,
+      nodeArgs: ['--require', path.join(FIXTURES, 'sigterm-once-preload.js'), '--require', AGENT],
+    });
+    await load(bed.app.port, work(5), 2);
+    assert.deepEqual(await bed.app.stop('SIGTERM'), { code: 0, signal: null });
+    assert.match(bed.app.stdout, /graceful shutdown started/);
+  });
+
   it('loads once when required twice', async () => {
     bed.app = await AppProcess.start({ script: SERVER, env: agentEnv(bed.pyroscope, bed.otlp), nodeArgs: ['--require', AGENT] });
     await load(bed.app!.port, work(10), 2);

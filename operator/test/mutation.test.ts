@@ -198,6 +198,13 @@ describe('pod mutation', () => {
     assert.ok(r.warnings.some((w) => /no container named nope/.test(w)));
   });
 
+  it('warns that injected values replace what envFrom sets (env beats envFrom)', () => {
+    const p = pod({ containers: [{ name: 'app', image: 'x', envFrom: [{ configMapRef: { name: 'settings' } }] }] });
+    const r = mutatePod(input(p, { ns: { [INJECT]: 'true' } }));
+    assert.equal(r.status, 'injected');
+    assert.ok(r.warnings.some((w) => /container app uses envFrom: NODE_OPTIONS, OTEL_\* and PYROSCOPE_\* set there are replaced/.test(w)), r.warnings.join('\n'));
+  });
+
   it('uses the SpanProfiling containerNames when the pod does not name any', () => {
     const p = pod({ containers: [{ name: 'sidecar', image: 'envoy' }, { name: 'api', image: 'x' }] });
     const r = mutatePod(input(p, { ns: { [INJECT]: 'true' }, sps: [sp('default', 'shop', { containerNames: ['api'] })] }));

@@ -84,6 +84,9 @@ export class CertManager {
       changed = true;
       this.log.info('issued the webhook serving certificate', { names: c.dnsNames });
     }
+    // During a CA change, trust both CAs before any replica serves a certificate from the new one.
+    const bundle = previousCa === undefined ? ca.cert : `${ca.cert}${previousCa}`;
+    if (changed && previousCa !== undefined) await this.ensureCaBundle(bundle);
     if (changed) {
       const body: Secret = {
         metadata: { name: c.secretName, namespace: c.namespace, labels: { 'app.kubernetes.io/part-of': 'span-profiling-operator' }, ...(secret?.metadata.resourceVersion ? { resourceVersion: secret.metadata.resourceVersion } : {}) },
@@ -99,8 +102,7 @@ export class CertManager {
         throw err;
       }
     }
-    // During a CA change, trust both so connections made with either certificate verify.
-    await this.ensureCaBundle(previousCa === undefined ? ca.cert : `${ca.cert}${previousCa}`);
+    await this.ensureCaBundle(bundle);
     return { cert: serving.cert, key: serving.key, ca: ca.cert };
   }
 

@@ -43,8 +43,11 @@ export function injectContainer(container: V1Container, plan: ContainerEnvPlan):
 
   const merged = mergeEnv(preload.env, plan.fromSpanProfiling, generated, plan.resource);
   const warnings = merged.warnings.map((w) => `container ${container.name}: ${w}`);
-  if ((container.envFrom?.length ?? 0) > 0 && !userEnv.some((e) => e.name === NODE_OPTIONS)) {
-    warnings.push(`container ${container.name} uses envFrom: a NODE_OPTIONS set there is replaced by the agent's; set NODE_OPTIONS in env to keep it`);
+  if ((container.envFrom?.length ?? 0) > 0) {
+    // env beats envFrom in Kubernetes, and the webhook cannot read the ConfigMaps and Secrets behind envFrom.
+    warnings.push(
+      `container ${container.name} uses envFrom: NODE_OPTIONS, OTEL_* and PYROSCOPE_* set there are replaced by the injected values; set them in env to keep them`,
+    );
   }
   const mounts = container.volumeMounts ?? [];
   const clash = mounts.find((m) => m.mountPath.replace(/\/+$/, '') === AGENT_MOUNT_PATH && m.name !== AGENT_VOLUME);

@@ -7,6 +7,9 @@
 import * as https from 'node:https';
 import * as http from 'node:http';
 
+/** Longer than the watch timeoutSeconds the reflector asks for (300 s), with bookmarks in between. */
+const WATCH_IDLE_LIMIT_MS = 330_000;
+
 export class KubeError extends Error {
   constructor(
     readonly status: number,
@@ -106,6 +109,8 @@ export class HttpKube implements Kube {
           res.on('error', (err) => (aborted ? resolve() : reject(err)));
         });
         request.on('error', (err) => (aborted ? resolve() : reject(err)));
+        // A half-open connection must not leave a cache stale: the server ends watches within timeoutSeconds.
+        request.setTimeout(WATCH_IDLE_LIMIT_MS, () => request?.destroy(new Error(`WATCH ${path}: no data for ${WATCH_IDLE_LIMIT_MS / 1000}s`)));
         request.end();
       });
     })();

@@ -66,6 +66,9 @@ export class LeaderElector {
 
   private async tick(): Promise<void> {
     if (this.stopped) return;
+    // Step down before the lease can expire for the others (client-go's renew deadline).
+    const renewDeadlineMs = ((this.options.leaseDurationSeconds ?? 15) * 1000 * 2) / 3;
+    if (this.leading && Date.now() - this.lastRenew > renewDeadlineMs) this.setLeading(false);
     try {
       this.setLeading(await this.tryAcquireOrRenew());
     } catch (err) {

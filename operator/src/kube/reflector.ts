@@ -92,8 +92,11 @@ export class Reflector<T extends KubeObject> {
             this.emit(event.type, event.object);
           });
           this.abortWatch = watch.abort;
+          const opened = Date.now();
           await watch.done;
           if (expired) break; // re-list
+          // A watch the server closes at once is not re-opened in a tight loop.
+          if (Date.now() - opened < 1000) await new Promise((r) => setTimeout(r, 1000));
         }
       } catch (err) {
         if (this.stopped) return;

@@ -79,12 +79,16 @@ export class WebhookServer {
       }
       const outcome = review(body, this.options.context);
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      this.options.metrics.latency.observe(seconds);
-      if (outcome.result !== undefined) {
-        const r = outcome.result;
-        this.options.metrics.mutations.inc({ status: r.status, reason: r.code });
-        const level = r.status === 'error' || r.status === 'internal-error' ? 'warn' : 'info';
-        this.options.log[level]('admission', { namespace: r.namespace, pod: r.pod, status: r.status, code: r.code, reason: r.reason, ms: Math.round(seconds * 1e4) / 10 });
+      try {
+        this.options.metrics.latency.observe(seconds);
+        if (outcome.result !== undefined) {
+          const r = outcome.result;
+          this.options.metrics.mutations.inc({ status: r.status, reason: r.code });
+          const level = r.status === 'error' || r.status === 'internal-error' ? 'warn' : 'info';
+          this.options.log[level]('admission', { namespace: r.namespace, pod: r.pod, status: r.status, code: r.code, reason: r.reason, ms: Math.round(seconds * 1e4) / 10 });
+        }
+      } catch {
+        // Metrics and logs never stand between a pod and its answer.
       }
       res.writeHead(outcome.httpStatus, { 'content-type': 'application/json' });
       res.end(JSON.stringify(outcome.body));
