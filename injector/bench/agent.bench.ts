@@ -22,6 +22,7 @@ import { OtlpReceiver } from '../test/harness/otlp-receiver';
 import { PyroscopeReceiver } from '../test/harness/pyroscope-receiver';
 import { attribution } from '../test/harness/attribution';
 import { allSamples, requestQuery, serverSpans } from '../test/harness/agent-env';
+import { median, percentile, printTable, tracingEnv } from './figures';
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 4);
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
@@ -46,26 +47,8 @@ interface Run {
   p99: number;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-}
-
-function percentile(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
-}
-
 function envFor(config: Config, pyroscope: PyroscopeReceiver, otlp: OtlpReceiver): Record<string, string> {
-  const common = {
-    OTEL_SERVICE_NAME: 'bench',
-    OTEL_EXPORTER_OTLP_ENDPOINT: otlp.httpUrl,
-    OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
-    OTEL_METRICS_EXPORTER: 'none',
-    OTEL_LOGS_EXPORTER: 'none',
-    // Local detectors only: the upstream default also queries cloud metadata addresses.
-    OTEL_NODE_RESOURCE_DETECTORS: 'env,host,os,process,serviceinstance,container',
-  };
+  const common = tracingEnv(otlp.httpUrl);
   if (config === 'none') return {};
   if (config === 'otel') return common;
   if (config === 'tracing') return { ...common, OTEL_PYROSCOPE_START_PROFILING: 'false' };
@@ -171,13 +154,6 @@ async function main(): Promise<void> {
   console.log('labelled: share of hot-function CPU time that carries any span label. Start-up: spawn to listening, median of 5.');
 }
 
-function printTable(rows: string[][]): void {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  for (const [i, row] of rows.entries()) {
-    console.log(row.map((c, j) => c.padEnd(widths[j]!)).join('  '));
-    if (i === 0) console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-  }
-}
 
 main().catch((err: unknown) => {
   console.error(err);

@@ -4,10 +4,9 @@
  * multipart with pprof files), decoded into the same shapes the other
  * receivers give, with Datadog's decimal span ids turned into 16-hex ids.
  */
-import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { decode } from '@msgpack/msgpack';
 import { decodePprof, readSamples, type ReceivedSample } from '../test/harness/pyroscope-receiver';
+import { serveBodies, type LoopbackServer } from '../test/harness/loopback-server';
 
 export interface DatadogSpan {
   spanId: string;
@@ -44,63 +43,56 @@ export class DatadogReceiver {
   /** CPU samples of the wall profiles, labelled span_id = the local root span id (hex). */
   readonly samples: ReceivedSample[] = [];
   url = '';
-  private server: http.Server | undefined;
+  private server: LoopbackServer | undefined;
 
   async start(): Promise<this> {
-    this.server = http.createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', (): void => {
-        const body = Buffer.concat(chunks);
-        const path = (req.url ?? '').split('?')[0];
-        try {
-          if (path === '/v0.4/traces') {
-            const traces = decode(body, { useBigInt64: true }) as Record<string, unknown>[][];
-            for (const trace of traces) {
-              for (const s of trace) {
-                this.spans.push({ spanId: hex(s['span_id']), parentId: hex(s['parent_id'] ?? 0), name: String(s['name']), resource: String(s['resource']), meta: (s['meta'] ?? {}) as Record<string, string> });
-              }
+    this.server = await serveBodies((req, body, res): void => {
+      const path = (req.url ?? '').split('?')[0];
+      try {
+        if (path === '/v0.4/traces') {
+          const traces = decode(body, { useBigInt64: true }) as Record<string, unknown>[][];
+          for (const trace of traces) {
+            for (const s of trace) {
+              this.spans.push({ spanId: hex(s['span_id']), parentId: hex(s['parent_id'] ?? 0), name: String(s['name']), resource: String(s['resource']), meta: (s['meta'] ?? {}) as Record<string, string> });
             }
-            res.setHeader('content-type', 'application/json');
-            res.end('{"rate_by_service":{}}');
-            return;
           }
-          if (path === '/profiling/v1/input') {
-            for (const [name, part] of multipart(body, req.headers['content-type'] ?? '')) {
-              if (!name.endsWith('.pprof') || !name.startsWith('wall')) continue;
-              const { profile } = decodePprof(part);
-              const s = profile.stringTable.strings;
-              const cpuIndex = profile.sampleType.findIndex((t) => s[Number(t.type)] === 'cpu');
-              for (const sample of readSamples(profile)) {
-                const root = sample.labels['local root span id'];
-                const cpu = cpuIndex >= 0 ? (sample.values[cpuIndex] ?? 0) : 0;
-                if (cpu <= 0) continue;
-                this.samples.push({ stack: sample.stack, values: [cpu], labels: root !== undefined && root !== '0' ? { span_id: hex(BigInt(root)) } : {} });
-              }
-            }
-            res.end('{}');
-            return;
-          }
-          if (path === '/info') {
-            res.setHeader('content-type', 'application/json');
-            res.end(JSON.stringify({ endpoints: ['/v0.4/traces', '/profiling/v1/input'] }));
-            return;
-          }
-          res.statusCode = 404;
-          res.end();
-        } catch (err) {
-          res.statusCode = 400;
-          res.end(String(err));
+          res.setHeader('content-type', 'application/json');
+          res.end('{"rate_by_service":{}}');
+          return;
         }
-      });
+        if (path === '/profiling/v1/input') {
+          for (const [name, part] of multipart(body, req.headers['content-type'] ?? '')) {
+            if (!name.endsWith('.pprof') || !name.startsWith('wall')) continue;
+            const { profile } = decodePprof(part);
+            const s = profile.stringTable.strings;
+            const cpuIndex = profile.sampleType.findIndex((t) => s[Number(t.type)] === 'cpu');
+            for (const sample of readSamples(profile)) {
+              const root = sample.labels['local root span id'];
+              const cpu = cpuIndex >= 0 ? (sample.values[cpuIndex] ?? 0) : 0;
+              if (cpu <= 0) continue;
+              this.samples.push({ stack: sample.stack, values: [cpu], labels: root !== undefined && root !== '0' ? { span_id: hex(BigInt(root)) } : {} });
+            }
+          }
+          res.end('{}');
+          return;
+        }
+        if (path === '/info') {
+          res.setHeader('content-type', 'application/json');
+          res.end(JSON.stringify({ endpoints: ['/v0.4/traces', '/profiling/v1/input'] }));
+          return;
+        }
+        res.statusCode = 404;
+        res.end();
+      } catch (err) {
+        res.statusCode = 400;
+        res.end(String(err));
+      }
     });
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    this.url = this.server.url;
     return this;
   }
 
   async close(): Promise<void> {
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
-    this.server?.closeAllConnections();
+    await this.server?.close();
   }
 }

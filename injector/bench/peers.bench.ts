@@ -22,6 +22,7 @@ import { PyroscopeReceiver, type ReceivedSample } from '../test/harness/pyroscop
 import { attribution } from '../test/harness/attribution';
 import { requestQuery, serverSpans } from '../test/harness/agent-env';
 import { DatadogReceiver } from './datadog-receiver';
+import { median, percentile, printTable, tracingEnv } from './figures';
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 4);
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 2);
@@ -42,16 +43,7 @@ interface Receivers {
   datadog: DatadogReceiver;
 }
 
-const OTEL_ENV = (r: Receivers): Record<string, string> => ({
-  OTEL_SERVICE_NAME: 'bench',
-  OTEL_EXPORTER_OTLP_ENDPOINT: r.otlp.httpUrl,
-  OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
-  OTEL_METRICS_EXPORTER: 'none',
-  OTEL_LOGS_EXPORTER: 'none',
-  OTEL_BSP_SCHEDULE_DELAY: '500',
-  // Local detectors only: the upstream default also queries cloud metadata addresses.
-  OTEL_NODE_RESOURCE_DETECTORS: 'env,host,os,process,serviceinstance,container',
-});
+const OTEL_ENV = (r: Receivers): Record<string, string> => tracingEnv(r.otlp.httpUrl, { OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_BSP_SCHEDULE_DELAY: '500' });
 
 function launch(peer: Peer, nodeMajor: number, r: Receivers): { nodeArgs: string[]; env: Record<string, string>; agent: boolean } {
   switch (peer) {
@@ -95,12 +87,6 @@ interface Run {
   coverage?: number;
   samples?: number;
 }
-
-const median = (xs: number[]): number => {
-  const s = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
-const percentile = (xs: number[], p: number): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] ?? NaN;
 
 /** CPU samples of whatever the receivers got, labelled span_id (hex) where the peer labelled. */
 function cpuSamples(peer: Peer, r: Receivers): ReceivedSample[] {
@@ -170,13 +156,6 @@ function shippedBytes(): Record<Peer, number> {
   };
 }
 
-function printTable(rows: string[][]): void {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  for (const [i, row] of rows.entries()) {
-    console.log(row.map((c, j) => c.padEnd(widths[j]!)).join('  '));
-    if (i === 0) console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-  }
-}
 
 async function main(): Promise<void> {
   const nodes = testNodes().filter((n, i, all) => all.findIndex((m) => m.major === n.major) === i);

@@ -7,7 +7,7 @@
 import { readConfig, type AgentConfig } from './config';
 import { createLogger, describeError, type Logger } from './log';
 import { SpanProfileLinker } from './span-link';
-import { ProfilingContextManager, type ContextMode } from './profiler-context';
+import { ProfilingContextManager } from './profiler-context';
 import { ProfilingLoop, type ProfilingDeps } from './profiling-loop';
 import { startTracing, type Tracing } from './tracing';
 import { isEsModuleEntry, registerEsmHooks } from './esm-hooks';
@@ -19,19 +19,10 @@ export type { NativeProfiler } from './profiling-loop';
 export interface AgentDeps extends ProfilingDeps {
   env: Env;
   log?: Logger;
-  /** Whether to hook process signals and exit (off for in-process tests). */
-  manageProcessLifecycle?: boolean;
-  /** Whether to register the ES module loader hook (off for in-process tests). */
-  esmHooks?: boolean;
 }
 
 export interface AgentHandle {
   readonly config: AgentConfig;
-  /** How the span reaches the profiler, or undefined when not profiling. */
-  readonly contextMode: ContextMode | undefined;
-  readonly tracing: boolean;
-  /** Collects and queues a profile now (normally on a timer). */
-  flush(): void;
   /** Final flush and export, bounded by the configured timeout. Safe to call twice. */
   shutdown(): Promise<void>;
 }
@@ -59,7 +50,7 @@ export function startAgent(deps: AgentDeps): AgentHandle {
   if (!config.disabled && config.tracing.enabled) {
     try {
       const esm = config.esmHooks === 'auto' ? isEsModuleEntry(process.argv[1]) : config.esmHooks === 'true';
-      if (esm && deps.esmHooks !== false) registerEsmHooks(log);
+      if (esm) registerEsmHooks(log);
       tracing = startTracing(deps.env, profiling === undefined ? undefined : linker, contextManager, log);
     } catch (err) {
       log.error(`tracing could not start, continuing without it: ${describeError(err)}`);
@@ -75,21 +66,13 @@ export function startAgent(deps: AgentDeps): AgentHandle {
     return shutdownPromise;
   };
 
-  if (deps.manageProcessLifecycle !== false && (tracing !== undefined || profiling !== undefined)) {
+  if (tracing !== undefined || profiling !== undefined) {
     const flushNow = (): Promise<void> =>
       boundedShutdown(config.profiling.shutdownTimeoutMs, [Promise.resolve(profiling?.flush()), tracing?.forceFlush() ?? Promise.resolve()]).catch(() => undefined);
     hookProcessExit(shutdown, flushNow, log);
   }
 
-  return {
-    config,
-    get contextMode() {
-      return profiling?.mode;
-    },
-    tracing: tracing?.exporting ?? false,
-    flush: () => profiling?.flush(),
-    shutdown,
-  };
+  return { config, shutdown };
 }
 
 function boundedShutdown(timeoutMs: number, work: Promise<unknown>[]): Promise<void> {

@@ -168,8 +168,9 @@ class Reader {
 export function readConfig(env: Env): ConfigResult {
   const r = new Reader(env);
   const serviceName = r.string('OTEL_SERVICE_NAME');
-  const applicationName = r.string('PYROSCOPE_APPLICATION_NAME') ?? serviceName ?? defaultServiceName(env);
-  if (serviceName !== undefined && r.string('PYROSCOPE_APPLICATION_NAME') !== undefined && serviceName !== applicationName) {
+  const pyroscopeName = r.string('PYROSCOPE_APPLICATION_NAME');
+  const applicationName = pyroscopeName ?? serviceName ?? defaultServiceName(env);
+  if (serviceName !== undefined && pyroscopeName !== undefined && serviceName !== applicationName) {
     r.warnings.push(
       `PYROSCOPE_APPLICATION_NAME (${applicationName}) differs from OTEL_SERVICE_NAME (${serviceName}): ` +
         `Grafana links a trace to profiles by service_name, so the two should agree`,
@@ -182,10 +183,11 @@ export function readConfig(env: Env): ConfigResult {
     DEFAULT_UPLOAD_INTERVAL_MS;
 
   const serverAddress = r.string('PYROSCOPE_SERVER_ADDRESS');
-  if (serverAddress !== undefined && !/^https?:\/\/[^\s/]+/.test(serverAddress)) {
+  const serverIsUrl = serverAddress !== undefined && /^https?:\/\/[^\s/]+/.test(serverAddress);
+  if (serverAddress !== undefined && !serverIsUrl) {
     r.warnings.push(`PYROSCOPE_SERVER_ADDRESS=${JSON.stringify(serverAddress)} is not an http(s) URL; profiles will not be uploaded`);
   }
-  const validServer = serverAddress !== undefined && /^https?:\/\/[^\s/]+/.test(serverAddress) ? serverAddress.replace(/\/+$/, '') : undefined;
+  const validServer = serverIsUrl ? serverAddress.replace(/\/+$/, '') : undefined;
 
   const config: AgentConfig = {
     disabled: r.bool('SPANPROFILING_DISABLED', false),

@@ -59,14 +59,9 @@ export class SpanProfiler implements ProfilerContextTarget {
     };
   }
 
-  /** @datadog/pprof stops itself on process exit: ask it too. */
+  /** Read on every async hop and context switch: a plain field, no call into the native module. */
   get running(): boolean {
-    if (!this.started) return false;
-    try {
-      return this.pprof.time.isStarted();
-    } catch {
-      return false;
-    }
+    return this.started;
   }
 
   start(): void {
@@ -80,6 +75,9 @@ export class SpanProfiler implements ProfilerContextTarget {
       lineNumbers: false,
     });
     this.started = true;
+    // @datadog/pprof stops itself in an 'exit' listener; ours runs before every other one, so no
+    // context call made by a later exit listener reaches a stopped profiler (which would throw).
+    process.prependOnceListener('exit', () => (this.started = false));
     if (this.options.heapSamplingIntervalBytes > 0) {
       this.pprof.heap.start(this.options.heapSamplingIntervalBytes, HEAP_STACK_DEPTH);
       this.heapStarted = true;

@@ -36,7 +36,6 @@ export class ProfilingLoop {
   private timer: NodeJS.Timeout | undefined;
   private windowStart = Date.now();
   private stopped = false;
-  mode: ContextMode | undefined;
 
   constructor(
     private readonly config: AgentConfig['profiling'],
@@ -84,7 +83,6 @@ export class ProfilingLoop {
       return false;
     }
     this.profiler = profiler;
-    this.mode = mode;
     this.contextManager.connectProfiler(profiler, mode);
     this.uploader = new PyroscopeUploader({ ...p, serverAddress: p.serverAddress!, sampleRate: Math.round(1e6 / p.samplingIntervalMicros) }, this.log, this.deps.send);
     this.windowStart = Date.now();

@@ -25,8 +25,6 @@ import type { Logger } from './log';
 import { describeError } from './log';
 
 export interface Tracing {
-  /** False when no trace exporter is configured. */
-  readonly exporting: boolean;
   forceFlush(): Promise<void>;
   shutdown(): Promise<void>;
 }
@@ -170,5 +168,5 @@ export function startTracing(env: Env, linker: SpanProcessor | undefined, contex
   });
   registerInstrumentations({ instrumentations, tracerProvider: provider });
 
-  return { exporting: processors.length > 0, forceFlush: () => provider.forceFlush(), shutdown: () => provider.shutdown() };
+  return { forceFlush: () => provider.forceFlush(), shutdown: () => provider.shutdown() };
 }

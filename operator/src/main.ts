@@ -31,6 +31,7 @@ import { kubeFromEnvironment } from './kube/client';
 import { LeaderElector } from './kube/lease';
 import { errorMessage, jsonLog, type Level } from './log';
 import { operatorMetrics } from './metrics';
+import { answerProbe, type Readiness } from './probes';
 import { WebhookServer } from './webhook/server';
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -113,18 +114,12 @@ export async function runOperator(config: OperatorConfig): Promise<RunningOperat
 
   let webhook: WebhookServer | undefined;
   let served: ServingCert | undefined;
-  const ready = (): boolean => caches.synced && webhook !== undefined;
+  const ready: Readiness = () => (!caches.synced ? 'caches not synced' : webhook === undefined ? 'waiting for the webhook certificate' : true);
 
   const probes = http.createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
-    const send = (status: number, body: string, type = 'text/plain'): void => {
-      res.writeHead(status, { 'content-type': type });
-      res.end(body);
-    };
-    if (path === '/healthz') return send(200, 'ok');
-    if (path === '/readyz') return ready() ? send(200, 'ready') : send(503, caches.synced ? 'waiting for the webhook certificate' : 'caches not synced');
-    if (path === '/metrics') return send(200, metrics.registry.render(), 'text/plain; version=0.0.4');
-    send(404, 'not found');
+    if (answerProbe(req, res, ready, metrics)) return;
+    res.writeHead(404, { 'content-type': 'text/plain' });
+    res.end('not found');
   });
   await new Promise<void>((resolve) => probes.listen(config.probePort, resolve));
   const probePort = (probes.address() as { port: number }).port;

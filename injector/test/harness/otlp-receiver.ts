@@ -2,10 +2,9 @@
  * An OTLP trace receiver for tests: http/json, http/protobuf and grpc, all
  * decoded into the same plain span records.
  */
-import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import * as protobuf from 'protobufjs';
+import { serveBodies, type LoopbackServer } from './loopback-server';
 
 export interface ReceivedSpan {
   traceId: string;
@@ -110,42 +109,36 @@ export class OtlpReceiver {
   readonly spans: ReceivedSpan[] = [];
   /** Content types seen, to check which protocol the exporter used. */
   readonly protocols = new Set<string>();
-  private httpServer: http.Server | undefined;
+  private httpServer: LoopbackServer | undefined;
   private grpcServer: grpc.Server | undefined;
   httpUrl = '';
   grpcUrl = '';
 
   async start(): Promise<this> {
-    this.httpServer = http.createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        const body = Buffer.concat(chunks);
-        if (req.url !== '/v1/traces') {
-          res.statusCode = 404;
+    this.httpServer = await serveBodies((req, body, res) => {
+      if (req.url !== '/v1/traces') {
+        res.statusCode = 404;
+        res.end();
+        return;
+      }
+      try {
+        if ((req.headers['content-type'] ?? '').includes('json')) {
+          this.protocols.add('http/json');
+          this.spans.push(...spansOf(JSON.parse(body.toString('utf8')) as JsonRequest));
+          res.setHeader('content-type', 'application/json');
+          res.end('{}');
+        } else {
+          this.protocols.add('http/protobuf');
+          this.spans.push(...decodeProtobuf(body));
+          res.setHeader('content-type', 'application/x-protobuf');
           res.end();
-          return;
         }
-        try {
-          if ((req.headers['content-type'] ?? '').includes('json')) {
-            this.protocols.add('http/json');
-            this.spans.push(...spansOf(JSON.parse(body.toString('utf8')) as JsonRequest));
-            res.setHeader('content-type', 'application/json');
-            res.end('{}');
-          } else {
-            this.protocols.add('http/protobuf');
-            this.spans.push(...decodeProtobuf(body));
-            res.setHeader('content-type', 'application/x-protobuf');
-            res.end();
-          }
-        } catch (err) {
-          res.statusCode = 400;
-          res.end(String(err));
-        }
-      });
+      } catch (err) {
+        res.statusCode = 400;
+        res.end(String(err));
+      }
     });
-    await new Promise<void>((resolve) => this.httpServer!.listen(0, '127.0.0.1', resolve));
-    this.httpUrl = `http://127.0.0.1:${(this.httpServer.address() as AddressInfo).port}`;
+    this.httpUrl = this.httpServer.url;
 
     this.grpcServer = new grpc.Server();
     this.grpcServer.addService(
@@ -180,8 +173,7 @@ export class OtlpReceiver {
   }
 
   async close(): Promise<void> {
-    await new Promise<void>((resolve) => (this.httpServer ? this.httpServer.close(() => resolve()) : resolve()));
-    this.httpServer?.closeAllConnections();
+    await this.httpServer?.close();
     this.grpcServer?.forceShutdown();
   }
 }

@@ -2,10 +2,10 @@
  * A receiver that speaks Pyroscope's ingest protocol (`POST /ingest`, pprof
  * body, raw or in a multipart `profile` field) and decodes every upload.
  */
-import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type * as http from 'node:http';
 import { gunzipSync } from 'node:zlib';
 import { Profile } from 'pprof-format';
+import { serveBodies, type LoopbackServer } from './loopback-server';
 
 export interface ReceivedSample {
   /** Function names, leaf first. */
@@ -53,46 +53,41 @@ export class PyroscopeReceiver {
   readonly requests: { status: number; at: number }[] = [];
   behaviour: ReceiverBehaviour = {};
   url = '';
-  private server: http.Server | undefined;
+  private server: LoopbackServer | undefined;
 
   async start(): Promise<this> {
-    this.server = http.createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        const answer = (status: number, body = ''): void => {
-          this.requests.push({ status, at: Date.now() });
-          const send = (): void => {
-            res.statusCode = status;
-            res.end(body);
-          };
-          if (this.behaviour.delayMs) setTimeout(send, this.behaviour.delayMs);
-          else send();
+    this.server = await serveBodies((req, body, res) => {
+      const answer = (status: number, text = ''): void => {
+        this.requests.push({ status, at: Date.now() });
+        const send = (): void => {
+          res.statusCode = status;
+          res.end(text);
         };
-        const url = new URL(req.url ?? '/', 'http://localhost');
-        if (req.method !== 'POST' || url.pathname !== '/ingest') return answer(404);
-        if (this.behaviour.status !== undefined && this.behaviour.status !== 200) return answer(this.behaviour.status, 'configured failure');
-        try {
-          const { profile, bytes } = decodePprof(Buffer.concat(chunks));
-          const s = profile.stringTable.strings;
-          const vt = (t: { type: unknown; unit: unknown } | undefined): string => (t ? `${s[Number(t.type)]}:${s[Number(t.unit)]}` : '');
-          this.profiles.push({
-            query: url.searchParams,
-            headers: req.headers,
-            types: profile.sampleType.map(vt),
-            periodType: vt(profile.periodType),
-            sampleCount: profile.sample.length,
-            uncompressedBytes: bytes,
-            samples: readSamples(profile),
-          });
-          answer(200);
-        } catch (err) {
-          answer(400, `cannot decode pprof: ${String(err)}`);
-        }
-      });
+        if (this.behaviour.delayMs) setTimeout(send, this.behaviour.delayMs);
+        else send();
+      };
+      const url = new URL(req.url ?? '/', 'http://localhost');
+      if (req.method !== 'POST' || url.pathname !== '/ingest') return answer(404);
+      if (this.behaviour.status !== undefined && this.behaviour.status !== 200) return answer(this.behaviour.status, 'configured failure');
+      try {
+        const { profile, bytes } = decodePprof(body);
+        const s = profile.stringTable.strings;
+        const vt = (t: { type: unknown; unit: unknown } | undefined): string => (t ? `${s[Number(t.type)]}:${s[Number(t.unit)]}` : '');
+        this.profiles.push({
+          query: url.searchParams,
+          headers: req.headers,
+          types: profile.sampleType.map(vt),
+          periodType: vt(profile.periodType),
+          sampleCount: profile.sample.length,
+          uncompressedBytes: bytes,
+          samples: readSamples(profile),
+        });
+        answer(200);
+      } catch (err) {
+        answer(400, `cannot decode pprof: ${String(err)}`);
+      }
     });
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    this.url = this.server.url;
     return this;
   }
 
@@ -102,7 +97,6 @@ export class PyroscopeReceiver {
   }
 
   async close(): Promise<void> {
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
-    this.server?.closeAllConnections();
+    await this.server?.close();
   }
 }

@@ -130,11 +130,6 @@ export class Controller {
     if (!this.running) void this.drain();
   }
 
-  /** Resolves once the queue is empty (for tests and shutdown). */
-  async idle(): Promise<void> {
-    while (this.running || this.queue.size > 0) await new Promise((r) => setTimeout(r, 20));
-  }
-
   private async drain(): Promise<void> {
     this.running = true;
     try {

@@ -8,6 +8,7 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { review, type ReviewContext } from './review';
 import type { OperatorMetrics } from '../metrics';
+import { answerProbe, type Readiness } from '../probes';
 import type { Log } from '../log';
 
 export const MUTATE_PATH = '/mutate-v1-pod';
@@ -20,8 +21,8 @@ export interface ServerOptions {
   context: ReviewContext;
   metrics: OperatorMetrics;
   log: Log;
-  /** Readiness: true once caches are synced and a certificate is in place. */
-  ready: () => boolean;
+  /** Readiness: true once caches are synced and a certificate is in place, else why not. */
+  ready: Readiness;
 }
 
 export class WebhookServer {
@@ -51,10 +52,8 @@ export class WebhookServer {
   }
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    if (answerProbe(req, res, this.options.ready, this.options.metrics)) return;
     const path = (req.url ?? '/').split('?')[0];
-    if (req.method === 'GET' && path === '/healthz') return this.text(res, 200, 'ok');
-    if (req.method === 'GET' && path === '/readyz') return this.options.ready() ? this.text(res, 200, 'ready') : this.text(res, 503, 'not ready');
-    if (req.method === 'GET' && path === '/metrics') return this.text(res, 200, this.options.metrics.registry.render(), 'text/plain; version=0.0.4');
     if (req.method !== 'POST' || path !== MUTATE_PATH) return this.text(res, 404, 'not found');
 
     const started = process.hrtime.bigint();
