@@ -11,7 +11,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import * as https from 'node:https';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { freePort, ManagedProcess, removeDir, tempDir } from './processes';
+import { freePort, ManagedProcess, removeDir, runCommand, tempDir, type CommandResult } from './processes';
 import { requireTools, tool } from './toolchain';
 
 const run = promisify(execFile);
@@ -137,13 +137,7 @@ export async function startControlPlane(): Promise<ControlPlane> {
     ].join('\n'),
   );
 
-  const kubectlResult = (args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> =>
-    new Promise((resolve) => {
-      const child = execFile(tool('kubectl'), ['--kubeconfig', kubeconfig, ...args], { maxBuffer: 64 << 20 }, (err, stdout, stderr) =>
-        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-      );
-      if (input !== undefined) child.stdin?.end(input);
-    });
+  const kubectlResult = (args: string[], input?: string): Promise<CommandResult> => runCommand(tool('kubectl'), ['--kubeconfig', kubeconfig, ...args], { input });
 
   return {
     server,

@@ -15,9 +15,17 @@ export interface Jaeger {
   stop(): Promise<void>;
 }
 
-export async function startJaeger(logDir = tempDir('jaeger')): Promise<Jaeger> {
-  const [otlpGrpc, otlpHttp, queryHttp, queryGrpc, health] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
-  const config = `
+export interface JaegerPorts {
+  otlpGrpc: number;
+  otlpHttp: number;
+  queryHttp: number;
+  queryGrpc: number;
+  health: number;
+}
+
+/** Jaeger v2 config: OTLP in, in-memory storage, the query API; shared by the test process and the in-cluster Deployment. */
+export function jaegerConfig(host: string, ports: JaegerPorts): string {
+  return `
 service:
   extensions: [jaeger_storage, jaeger_query, healthcheckv2]
   pipelines:
@@ -34,14 +42,14 @@ extensions:
   healthcheckv2:
     use_v2: true
     http:
-      endpoint: 127.0.0.1:${health}
+      endpoint: ${host}:${ports.health}
   jaeger_query:
     storage:
       traces: memstore
     http:
-      endpoint: 127.0.0.1:${queryHttp}
+      endpoint: ${host}:${ports.queryHttp}
     grpc:
-      endpoint: 127.0.0.1:${queryGrpc}
+      endpoint: ${host}:${ports.queryGrpc}
   jaeger_storage:
     backends:
       memstore:
@@ -51,9 +59,9 @@ receivers:
   otlp:
     protocols:
       grpc:
-        endpoint: 127.0.0.1:${otlpGrpc}
+        endpoint: ${host}:${ports.otlpGrpc}
       http:
-        endpoint: 127.0.0.1:${otlpHttp}
+        endpoint: ${host}:${ports.otlpHttp}
 processors:
   batch:
     timeout: 200ms
@@ -61,6 +69,11 @@ exporters:
   jaeger_storage_exporter:
     trace_storage: memstore
 `;
+}
+
+export async function startJaeger(logDir = tempDir('jaeger')): Promise<Jaeger> {
+  const [otlpGrpc, otlpHttp, queryHttp, queryGrpc, health] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
+  const config = jaegerConfig('127.0.0.1', { otlpGrpc, otlpHttp, queryHttp, queryGrpc, health });
   const file = path.join(logDir, 'jaeger.yaml');
   writeFileSync(file, config);
   // Jaeger would otherwise trace itself to localhost:4317.

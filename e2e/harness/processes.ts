@@ -3,7 +3,7 @@
  * teardown that always runs — on stop(), on the test process's exit, and on
  * SIGINT/SIGTERM — so nothing is left running after an interrupted test.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -45,6 +45,7 @@ export function tempDir(prefix: string): string {
 
 export class ManagedProcess {
   readonly logFile: string;
+  private readonly stdoutFile: string;
   private readonly child: ChildProcess;
   private exitInfo: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   readonly exited: Promise<void>;
@@ -53,13 +54,17 @@ export class ManagedProcess {
     readonly name: string,
     command: string,
     args: string[],
-    options: { cwd?: string; env?: NodeJS.ProcessEnv; logDir: string },
+    /** separateStdout: stdout goes to <name>.out (read with stdout()), stderr alone to the log. */
+    options: { cwd?: string; env?: NodeJS.ProcessEnv; logDir: string; separateStdout?: boolean },
   ) {
     hookTeardown();
     this.logFile = path.join(options.logDir, `${name}.log`);
+    this.stdoutFile = options.separateStdout === true ? path.join(options.logDir, `${name}.out`) : this.logFile;
     const fd = openSync(this.logFile, 'a');
-    this.child = spawn(command, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', fd, fd] });
+    const out = options.separateStdout === true ? openSync(this.stdoutFile, 'w') : fd;
+    this.child = spawn(command, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', out, fd] });
     closeSync(fd);
+    if (out !== fd) closeSync(out);
     running.add(this.child);
     this.exited = new Promise((resolve) =>
       this.child.on('exit', (code, signal) => {
@@ -73,6 +78,19 @@ export class ManagedProcess {
 
   get pid(): number | undefined {
     return this.child.pid;
+  }
+
+  /** Exit code once exited (null: killed by a signal, undefined: still running). */
+  get exitCode(): number | null | undefined {
+    return this.exitInfo?.code;
+  }
+
+  stdout(): string {
+    try {
+      return readFileSync(this.stdoutFile, 'utf8');
+    } catch {
+      return '';
+    }
   }
 
   get alive(): boolean {
@@ -116,4 +134,27 @@ export async function httpOk(url: string, init?: RequestInit): Promise<boolean> 
 
 export function removeDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
+}
+
+export interface CommandResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command to completion; resolves with its exit code and output instead of throwing. */
+export function runCommand(command: string, args: string[], options: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CommandResult> {
+  return new Promise((resolve) => {
+    const child = execFile(command, args, { maxBuffer: 256 << 20, env: options.env ?? process.env, timeout: options.timeoutMs ?? 0 }, (err, stdout, stderr) =>
+      resolve({ code: err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0, stdout, stderr }),
+    );
+    if (options.input !== undefined) child.stdin?.end(options.input);
+  });
+}
+
+/** runCommand that throws (with the output) on a non-zero exit. */
+export async function runChecked(command: string, args: string[], options: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<string> {
+  const r = await runCommand(command, args, options);
+  if (r.code !== 0) throw new Error(`${path.basename(command)} ${args.join(' ')}: exit ${r.code}\n${r.stderr}${r.stdout}`);
+  return r.stdout;
 }

@@ -32,13 +32,7 @@ export async function startPyroscope(logDir = tempDir('pyroscope')): Promise<Pyr
     '-query-frontend.instance-addr=127.0.0.1',
     '-query-scheduler.ring.instance-addr=127.0.0.1',
     '-store-gateway.sharding-ring.instance-addr=127.0.0.1',
-    `-pyroscopedb.data-path=${path.join(data, 'db')}`,
-    '-storage.backend=filesystem',
-    `-storage.filesystem.dir=${path.join(data, 'blocks')}`,
-    '-self-profiling.disable-push=true',
-    '-usage-stats.enabled=false',
-    // Single process: no rollout to slow down.
-    '-ingester.min-ready-duration=0s',
+    ...pyroscopeStorageArgs(data),
   ];
   const process = new ManagedProcess('pyroscope', tool('pyroscope'), args, { logDir, cwd: data });
   const url = `http://127.0.0.1:${http}`;
@@ -53,10 +47,53 @@ export async function startPyroscope(logDir = tempDir('pyroscope')): Promise<Pyr
   };
 }
 
+/** Single-binary Pyroscope on local disk under `data`: the flags shared by the test process and the in-cluster Deployment. */
+export function pyroscopeStorageArgs(data: string): string[] {
+  return [
+    `-pyroscopedb.data-path=${path.join(data, 'db')}`,
+    '-storage.backend=filesystem',
+    `-storage.filesystem.dir=${path.join(data, 'blocks')}`,
+    '-self-profiling.disable-push=true',
+    '-usage-stats.enabled=false',
+    // Single process: no rollout to slow down.
+    '-ingester.min-ready-duration=0s',
+  ];
+}
+
 /** Connect-protocol JSON call, as Grafana makes them. */
 export async function pyroscopeCall<T>(url: string, method: string, body: unknown): Promise<T> {
   const res = await fetch(`${url}/${method}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(20_000) });
   const text = await res.text();
   if (!res.ok) throw new Error(`${method}: HTTP ${res.status} ${text}`);
   return JSON.parse(text) as T;
+}
+
+/** The CPU profile type Grafana asks for span profiles. */
+export const CPU_PROFILE_TYPE = 'process_cpu:cpu:nanoseconds:cpu:nanoseconds';
+
+export interface Flamegraph {
+  flamegraph?: { names: string[]; levels: { values: string[] }[]; total: string };
+}
+
+/** Total (inclusive) CPU time of each function in a flame graph. */
+export function hotNames(fg: Flamegraph): Map<string, number> {
+  const names = fg.flamegraph?.names ?? [];
+  const total = new Map<string, number>();
+  for (const level of fg.flamegraph?.levels ?? []) {
+    const v = level.values.map(Number);
+    // values come in 4-tuples: offset, total, self, name index
+    for (let i = 0; i + 3 < v.length; i += 4) total.set(names[v[i + 3]!]!, (total.get(names[v[i + 3]!]!) ?? 0) + v[i + 1]!);
+  }
+  return total;
+}
+
+/** Self (exclusive) CPU time of each function: what a "top functions" table shows. */
+export function selfTimes(fg: Flamegraph): Map<string, number> {
+  const names = fg.flamegraph?.names ?? [];
+  const self = new Map<string, number>();
+  for (const level of fg.flamegraph?.levels ?? []) {
+    const v = level.values.map(Number);
+    for (let i = 0; i + 3 < v.length; i += 4) self.set(names[v[i + 3]!]!, (self.get(names[v[i + 3]!]!) ?? 0) + v[i + 2]!);
+  }
+  return self;
 }

@@ -9,27 +9,10 @@ import { strict as assert } from 'node:assert';
 import * as path from 'node:path';
 import { AppProcess, FIXTURES, load } from '../../injector/test/harness/app-process';
 import { jaegerTraces, startJaeger, tagOf, type Jaeger, type JaegerSpan } from '../harness/jaeger';
-import { pyroscopeCall, startPyroscope, type Pyroscope } from '../harness/pyroscope';
+import { CPU_PROFILE_TYPE as PROFILE_TYPE, hotNames, pyroscopeCall, startPyroscope, type Flamegraph, type Pyroscope } from '../harness/pyroscope';
 import { requireTools } from '../harness/toolchain';
 
-const PROFILE_TYPE = 'process_cpu:cpu:nanoseconds:cpu:nanoseconds';
 const SERVICE = 'roundtrip';
-
-interface Flamegraph {
-  flamegraph?: { names: string[]; levels: { values: string[] }[]; total: string };
-}
-
-/** Total (inclusive) CPU time of each function in a flame graph. */
-function hotNames(fg: Flamegraph): Map<string, number> {
-  const names = fg.flamegraph?.names ?? [];
-  const total = new Map<string, number>();
-  for (const level of fg.flamegraph?.levels ?? []) {
-    const v = level.values.map(Number);
-    // values come in 4-tuples: offset, total, self, name index
-    for (let i = 0; i + 3 < v.length; i += 4) total.set(names[v[i + 3]!]!, (total.get(names[v[i + 3]!]!) ?? 0) + v[i + 1]!);
-  }
-  return total;
-}
 
 describe('traces to profiles, against real Jaeger and Pyroscope', function () {
   this.timeout(240_000);
