@@ -68,7 +68,12 @@ describe('Helm chart charts/span-profiling-operator', function () {
   it('renders by default: 2 replicas with a PDB, spread, probes, restricted security, the webhook as the design says', async () => {
     const objects = await render();
     const kinds = objects.map((o) => o.kind).sort();
-    assert.deepEqual(kinds, ['ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'Deployment', 'MutatingWebhookConfiguration', 'PodDisruptionBudget', 'Role', 'RoleBinding', 'Service', 'ServiceAccount']);
+    assert.deepEqual(kinds, ['ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'Deployment', 'Job', 'MutatingWebhookConfiguration', 'PodDisruptionBudget', 'Role', 'RoleBinding', 'Service', 'ServiceAccount']);
+    const job = objects.find((o) => o.kind === 'Job')! as unknown as { metadata: { annotations: Record<string, string> }; spec: { template: { spec: { containers: { args: string[] }[] } } } };
+    assert.equal(job.metadata.annotations['helm.sh/hook'], 'pre-delete', 'the Job is only the uninstall hook');
+    assert.deepEqual(job.spec.template.spec.containers[0]!.args, ['uninstall']);
+    const without = (await render({ cleanupOnUninstall: false })).map((o) => o.kind);
+    assert.ok(!without.includes('Job'));
     const deployment = objects.find((o) => o.kind === 'Deployment')! as unknown as { spec: { replicas: number; template: { spec: { topologySpreadConstraints?: unknown[]; securityContext: Record<string, unknown>; containers: { securityContext: Record<string, unknown>; livenessProbe?: unknown; readinessProbe?: unknown; resources?: unknown }[] } } } };
     assert.equal(deployment.spec.replicas, 2);
     const pod = deployment.spec.template.spec;
@@ -94,7 +99,9 @@ describe('Helm chart charts/span-profiling-operator', function () {
     const rules = objects.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role').flatMap((o) => (o as unknown as { rules: { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] }[] }).rules);
     for (const r of rules) {
       assert.ok(!r.verbs.includes('*') && !r.resources.includes('*') && !r.apiGroups.includes('*'), JSON.stringify(r));
-      if (r.resources.includes('secrets')) assert.ok(!r.verbs.some((v) => ['list', 'watch', 'delete'].includes(v)), JSON.stringify(r));
+      if (r.resources.includes('secrets')) assert.ok(!r.verbs.some((v) => ['list', 'watch'].includes(v)), JSON.stringify(r));
+      // Deleting is for the uninstall hook, and only by name: the operator's own Secret, Lease and Deployment.
+      if (r.verbs.includes('delete') || r.verbs.includes('patch') && r.resources.includes('deployments')) assert.equal(r.resourceNames?.length, 1, JSON.stringify(r));
       if (r.resources.includes('mutatingwebhookconfigurations')) assert.deepEqual(r.resourceNames, ['spo-span-profiling-operator']);
     }
   });
@@ -173,7 +180,8 @@ describe('Helm chart charts/span-profiling-operator', function () {
     assert.equal(dep.spec.replicas, 3);
     assert.equal(dep.spec.template.spec.containers[0]!.env.find((e) => e.name === 'LOG_LEVEL')?.value, 'debug');
 
-    const uninstall = await helm(['uninstall', 'spo', '--namespace', 'span-profiling']);
+    // No kubelet here to run the pre-delete hook's Job (the kind e2e suite runs it): skip hooks.
+    const uninstall = await helm(['uninstall', 'spo', '--namespace', 'span-profiling', '--no-hooks']);
     assert.equal(uninstall.code, 0, uninstall.stderr);
     for (const [kind, name] of names) {
       const r = await cp.kubectlResult(['get', '-n', 'span-profiling', kind, name]);

@@ -98,10 +98,10 @@ export class KindCluster {
   ) {}
 
   /**
-   * The named cluster, created if it does not exist (kept and reused otherwise:
-   * the demo and repeated e2e runs start in seconds). Images are loaded each time.
+   * The named cluster, created if it does not exist, reused otherwise (the demo
+   * starts in seconds the second time) unless `fresh`. Images are loaded each time.
    */
-  static async up(name: string, images: Images, log: (line: string) => void = () => {}): Promise<KindCluster> {
+  static async up(name: string, images: Images, log: (line: string) => void = () => {}, options: { fresh?: boolean } = {}): Promise<KindCluster> {
     const docker = (await runChecked('bash', [path.join(REPO_ROOT, 'e2e/cluster/docker.sh')])).trim().split('\n').pop()!;
     // kind calls `docker`: make it the engine's own client.
     const shim = path.join(CACHE_DIR, 'kind', 'bin');
@@ -112,8 +112,13 @@ export class KindCluster {
     const kubeconfig = path.join(CACHE_DIR, 'kind', `${name}.kubeconfig`);
     const cluster = new KindCluster(name, kubeconfig, env);
 
-    const existing = (await cluster.kind(['get', 'clusters'])).stdout.split('\n').map((s) => s.trim());
-    if (existing.includes(name)) {
+    let exists = (await cluster.kind(['get', 'clusters'])).stdout.split('\n').some((s) => s.trim() === name);
+    if (exists && options.fresh === true) {
+      log(`deleting the kind cluster ${name} left from an earlier run`);
+      await cluster.delete();
+      exists = false;
+    }
+    if (exists) {
       log(`reusing kind cluster ${name}`);
       writeFileSync(kubeconfig, (await cluster.kindChecked(['get', 'kubeconfig', '--name', name])));
     } else {

@@ -21,6 +21,10 @@
  *   WEBHOOK_EXTRA_SANS     extra names/IPs in the self-made certificate (for a webhook reached by URL)
  *   LOG_LEVEL              debug, info, warn, error
  *   KUBECONFIG             outside a cluster: which kubeconfig to use
+ *
+ * `operator.js uninstall` instead undoes what the operator made at run time
+ * (src/uninstall.ts; the chart's pre-delete hook). It also reads
+ * OPERATOR_DEPLOYMENT, the name of the operator's Deployment.
  */
 import * as http from 'node:http';
 import { hostname } from 'node:os';
@@ -32,6 +36,7 @@ import { LeaderElector } from './kube/lease';
 import { errorMessage, jsonLog, type Level } from './log';
 import { operatorMetrics } from './metrics';
 import { answerProbe, type Readiness } from './probes';
+import { uninstall } from './uninstall';
 import { WebhookServer } from './webhook/server';
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -203,7 +208,28 @@ export async function runOperator(config: OperatorConfig): Promise<RunningOperat
   };
 }
 
-if (require.main === module) {
+/** `operator.js uninstall` (the chart's pre-delete hook): always exits 0 so that it never blocks helm uninstall. */
+async function uninstallCommand(env: NodeJS.ProcessEnv): Promise<void> {
+  const log = jsonLog((env['LOG_LEVEL'] ?? 'info') as Level);
+  try {
+    const namespace = env['OPERATOR_NAMESPACE']?.trim();
+    const deployment = env['OPERATOR_DEPLOYMENT']?.trim();
+    if (!namespace || !deployment) throw new Error('OPERATOR_NAMESPACE and OPERATOR_DEPLOYMENT are required (the Helm chart sets them)');
+    await uninstall(await kubeFromEnvironment(env['KUBECONFIG']), {
+      namespace,
+      deployment,
+      leaseName: env['LEASE_NAME'] ?? 'span-profiling-operator-leader',
+      certMode: env['CERT_MODE'] === 'external' ? 'external' : 'self',
+      certSecretName: env['CERT_SECRET_NAME'] ?? 'span-profiling-operator-webhook-tls',
+    }, log);
+  } catch (err) {
+    log.error('uninstall: could not run', { error: errorMessage(err) });
+  }
+}
+
+if (require.main === module && process.argv[2] === 'uninstall') {
+  void uninstallCommand(process.env).then(() => process.exit(0));
+} else if (require.main === module) {
   let config: OperatorConfig;
   try {
     config = readOperatorConfig(process.env);

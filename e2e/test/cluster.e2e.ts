@@ -1,0 +1,212 @@
+/**
+ * The acceptance test of the whole product, in a kind cluster: helm install the
+ * chart, point a SpanProfiling at in-cluster Pyroscope and Jaeger, opt a
+ * namespace in by annotation, deploy the demo shop (CommonJS and ES module),
+ * send it traffic, and follow one slow request from its trace to the flame
+ * graph of exactly that request. Then the failure and removal paths: the
+ * operator gone, and helm uninstall.
+ *
+ *   npm run e2e            SPANPROF_E2E_IMAGES=local|published (default local)
+ *                          SPANPROF_E2E_KEEP=1 keeps the cluster afterwards
+ */
+import { strict as assert } from 'node:assert';
+import { ANNOTATION_REASON, ANNOTATION_STATUS, LABEL_INJECTED, LABEL_NAMESPACE_INJECTION } from '../../operator/src/api';
+import { UNSEEN_POD_REASON } from '../../operator/src/controller/controller';
+import { buildImages, imagesMode, KindCluster, type Images } from '../harness/cluster';
+import { tagOf, type JaegerSpan } from '../harness/jaeger';
+import { hotNames } from '../harness/pyroscope';
+import {
+  deployWorkloads,
+  eventually,
+  installOperator,
+  OPERATOR_DEPLOYMENT,
+  OPERATOR_NAMESPACE,
+  PLAIN_NAMESPACE,
+  profiledServerSpans,
+  RELEASE,
+  rolledOut,
+  routeOf,
+  sendTraffic,
+  SHOP_NAMESPACE,
+  SHOPS,
+  spanProfile,
+  type ShopName,
+} from '../harness/stack';
+
+const CLUSTER = 'span-profiling-e2e';
+const REQUESTS = 60;
+
+interface Pod {
+  metadata: { name: string; annotations?: Record<string, string>; labels?: Record<string, string> };
+  spec: {
+    initContainers?: { name: string; image: string }[];
+    containers: { name: string; env?: { name: string; value?: string }[]; volumeMounts?: { name: string; mountPath: string }[] }[];
+    volumes?: { name: string }[];
+  };
+  status?: { phase?: string };
+}
+
+const log = (line: string): void => void process.stderr.write(`      [e2e] ${line}\n`);
+const envOf = (pod: Pod, name: string): string | undefined => pod.spec.containers[0]!.env?.find((e) => e.name === name)?.value;
+
+describe(`kind cluster (${imagesMode()} images): from helm install to the flame graph of one span`, function () {
+  this.timeout(1_800_000);
+  let images: Images;
+  let cluster: KindCluster;
+  let proxy: { url: string; stop: () => Promise<void> };
+  const since = Date.now() - 60_000;
+  const spans = new Map<ShopName, JaegerSpan[]>();
+
+  before(async () => {
+    images = await buildImages(imagesMode(), log);
+    // A fresh cluster each run: a leftover from an interrupted run is replaced.
+    cluster = await KindCluster.up(CLUSTER, images, log, { fresh: true });
+    proxy = await cluster.proxy();
+  });
+
+  after(async function () {
+    await proxy?.stop();
+    if (cluster === undefined) return;
+    if (this.currentTest?.state === 'failed' || process.env['SPANPROF_E2E_KEEP'] === '1') {
+      log(`keeping cluster ${CLUSTER}: kubectl --kubeconfig ${cluster.kubeconfig} get pods -A`);
+      log(`node logs: ${await cluster.exportLogs()}`);
+      return;
+    }
+    await cluster.delete();
+  });
+
+  it('helm install: the operator becomes ready and its webhook gets a CA bundle', async () => {
+    await installOperator(cluster, images);
+    const dep = await cluster.getJson<{ spec: { replicas: number }; status: { availableReplicas?: number } }>(['get', 'deployment', '-n', OPERATOR_NAMESPACE, OPERATOR_DEPLOYMENT]);
+    assert.equal(dep.status.availableReplicas, dep.spec.replicas);
+    await eventually('the caBundle in the webhook configuration', async () => {
+      const hook = await cluster.getJson<{ webhooks: { clientConfig: { caBundle?: string } }[] }>(['get', 'mutatingwebhookconfiguration', RELEASE]);
+      return hook.webhooks.every((w) => (w.clientConfig.caBundle ?? '') !== '') ? true : undefined;
+    });
+  });
+
+  it('the namespace opted in by annotation is labelled for the webhook, the other is not, and the workloads start', async () => {
+    await deployWorkloads(cluster, images);
+    const plain = await cluster.getJson<{ metadata: { labels?: Record<string, string> } }>(['get', 'namespace', PLAIN_NAMESPACE]);
+    assert.equal(plain.metadata.labels?.[LABEL_NAMESPACE_INJECTION], undefined);
+  });
+
+  it("the shop's pods (CommonJS and ES module) carry the init container, volume, NODE_OPTIONS, env and the injected status", async () => {
+    for (const shop of Object.keys(SHOPS)) {
+      const pods = await cluster.getJson<{ items: Pod[] }>(['get', 'pods', '-n', SHOP_NAMESPACE, '-l', `app.kubernetes.io/name=${shop}`]);
+      assert.equal(pods.items.length, 1, `${shop}: one pod`);
+      const pod = pods.items[0]!;
+      assert.equal(pod.metadata.annotations?.[ANNOTATION_STATUS], 'injected', JSON.stringify(pod.metadata.annotations));
+      assert.equal(pod.metadata.labels?.[LABEL_INJECTED], 'true');
+      assert.deepEqual(pod.spec.initContainers?.map((c) => c.image), [images.agent]);
+      assert.ok(pod.spec.volumes?.some((v) => v.name === 'spanprofiling-agent'));
+      assert.ok(pod.spec.containers[0]!.volumeMounts?.some((m) => m.name === 'spanprofiling-agent' && m.mountPath === '/spanprofiling'));
+      assert.match(envOf(pod, 'NODE_OPTIONS') ?? '', /--require \/spanprofiling\/register\.js/);
+      assert.equal(envOf(pod, 'OTEL_SERVICE_NAME'), shop);
+      assert.equal(envOf(pod, 'OTEL_EXPORTER_OTLP_ENDPOINT'), 'http://jaeger.observability:4318');
+      assert.equal(envOf(pod, 'PYROSCOPE_SERVER_ADDRESS'), 'http://pyroscope.observability:4040');
+    }
+  });
+
+  it('a pod in a namespace not opted in is untouched', async () => {
+    const pods = await cluster.getJson<{ items: Pod[] }>(['get', 'pods', '-n', PLAIN_NAMESPACE]);
+    assert.equal(pods.items.length, 1);
+    const pod = pods.items[0]!;
+    assert.equal(pod.spec.initContainers, undefined);
+    assert.equal(envOf(pod, 'NODE_OPTIONS'), undefined);
+    assert.equal(pod.metadata.annotations?.[ANNOTATION_STATUS], undefined);
+  });
+
+  it('both shops answer every request through their Service', async () => {
+    for (const shop of Object.keys(SHOPS) as ShopName[]) {
+      const r = await sendTraffic(proxy.url, shop, REQUESTS);
+      assert.deepEqual(r.failed, [], `${shop}: ${r.failed.slice(0, 5).join('; ')}`);
+      assert.equal(r.ok, REQUESTS);
+    }
+  });
+
+  it('Jaeger holds their server spans, each with pyroscope.profile.id = its span id', async () => {
+    for (const shop of Object.keys(SHOPS) as ShopName[]) {
+      const found = await eventually(`${REQUESTS} profiled server spans of ${shop} in Jaeger`, async () => {
+        const s = await profiledServerSpans(proxy.url, shop);
+        return s.length >= REQUESTS ? s : undefined;
+      });
+      for (const s of found) assert.equal(tagOf(s, 'pyroscope.profile.id'), s.spanID);
+      assert.ok(found.some((s) => routeOf(s) === '/checkout') && found.some((s) => routeOf(s) === '/catalog'), found.map(routeOf).join(','));
+      spans.set(shop, found);
+    }
+  });
+
+  for (const shop of Object.keys(SHOPS) as ShopName[]) {
+    it(`${shop}: the span profile of its checkout spans has the heavy route's functions among its top frames, the catalog spans' profile has none of them`, async () => {
+      const checkout = spans.get(shop)!.filter((s) => routeOf(s) === '/checkout').map((s) => s.spanID);
+      const catalog = spans.get(shop)!.filter((s) => routeOf(s) === '/catalog').map((s) => s.spanID);
+      // checkout() and signReceipt() (priceBasket() is small enough for V8 to inline into checkout).
+      const heavy = ['checkout', 'signReceipt'];
+      const top = await eventually(`${heavy.join(' and ')} in the span profile of ${shop}'s checkout spans`, async () => {
+        const total = hotNames(await spanProfile(proxy.url, shop, checkout, since));
+        const ranked = [...total.entries()].filter(([name]) => name !== 'total').sort((a, b) => b[1] - a[1]).map(([name]) => name);
+        return heavy.every((fn) => ranked.slice(0, 5).includes(fn)) ? ranked : undefined;
+      });
+      log(`${shop} checkout span profile, top frames: ${top.slice(0, 6).join(', ')}`);
+      const light = hotNames(await spanProfile(proxy.url, shop, catalog, since));
+      for (const fn of heavy) assert.equal(light.get(fn) ?? 0, 0, `${fn} belongs to other requests`);
+    });
+  }
+
+  it('the SpanProfiling is Ready and counts the injected pods', async () => {
+    await eventually('Ready with 2 injected pods', async () => {
+      const sp = await cluster.getJson<{ status?: { injectedPods?: number; conditions?: { type: string; status: string }[] } }>(['get', 'spanprofiling', '-n', SHOP_NAMESPACE, 'default']);
+      const ready = sp.status?.conditions?.find((c) => c.type === 'Ready');
+      return ready?.status === 'True' && sp.status?.injectedPods === Object.keys(SHOPS).length ? true : undefined;
+    });
+  });
+
+  it("with the operator's pods gone, a new pod is admitted uninstrumented, and gets a reason once the operator is back", async () => {
+    await cluster.kubectl(['scale', 'deployment', '-n', OPERATOR_NAMESPACE, OPERATOR_DEPLOYMENT, '--replicas=0']);
+    await cluster.kubectl(['wait', '--for=delete', 'pod', '-n', OPERATOR_NAMESPACE, '-l', 'app.kubernetes.io/name=span-profiling-operator', '--timeout=120s']);
+    const pod = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'while-operator-down', namespace: SHOP_NAMESPACE, labels: { 'app.kubernetes.io/name': 'shop-extra' } },
+      spec: { containers: [{ name: 'shop', image: images.shop, imagePullPolicy: 'IfNotPresent' }] },
+    };
+    await cluster.apply([pod]);
+    const admitted = await cluster.getJson<Pod>(['get', 'pod', '-n', SHOP_NAMESPACE, 'while-operator-down']);
+    assert.equal(admitted.spec.initContainers, undefined, 'admitted without injection');
+    assert.equal(envOf(admitted, 'NODE_OPTIONS'), undefined);
+
+    await cluster.kubectl(['scale', 'deployment', '-n', OPERATOR_NAMESPACE, OPERATOR_DEPLOYMENT, '--replicas=2']);
+    await rolledOut(cluster, OPERATOR_NAMESPACE, OPERATOR_DEPLOYMENT);
+    const annotations = await eventually('the reason on the pod', async () => {
+      const p = await cluster.getJson<Pod>(['get', 'pod', '-n', SHOP_NAMESPACE, 'while-operator-down']);
+      return p.metadata.annotations?.[ANNOTATION_REASON] !== undefined ? p.metadata.annotations : undefined;
+    });
+    assert.equal(annotations[ANNOTATION_STATUS], 'skipped');
+    assert.equal(annotations[ANNOTATION_REASON], UNSEEN_POD_REASON);
+    await cluster.kubectl(['delete', 'pod', '-n', SHOP_NAMESPACE, 'while-operator-down', '--wait=false']);
+  });
+
+  it('helm uninstall leaves nothing of ours behind but the CRD and its objects, and new pods are no longer injected', async () => {
+    const r = await cluster.helm(['uninstall', RELEASE, '--namespace', OPERATOR_NAMESPACE, '--wait', '--timeout', '3m']);
+    assert.equal(r.code, 0, r.stderr);
+    const left = await cluster.kubectl([
+      'get', 'deployments,services,serviceaccounts,secrets,configmaps,roles,rolebindings,leases,poddisruptionbudgets,jobs', '-n', OPERATOR_NAMESPACE, '-o', 'name',
+    ]);
+    assert.deepEqual(left.split('\n').filter((l) => l !== '' && l !== 'configmap/kube-root-ca.crt' && l !== 'serviceaccount/default'), []);
+    const cluster_ = await cluster.kubectl(['get', 'mutatingwebhookconfigurations,validatingwebhookconfigurations,clusterroles,clusterrolebindings', '-o', 'name']);
+    assert.deepEqual(cluster_.split('\n').filter((l) => l.includes('span-profiling')), []);
+    const namespaces = await cluster.getJson<{ items: { metadata: { name: string; labels?: Record<string, string> } }[] }>(['get', 'namespaces']);
+    assert.deepEqual(namespaces.items.filter((n) => n.metadata.labels?.[LABEL_NAMESPACE_INJECTION] !== undefined).map((n) => n.metadata.name), [], 'no namespace keeps the injection label');
+    assert.equal((await cluster.kubectlResult(['get', 'crd', 'spanprofilings.spanprofiling.io'])).code, 0, 'Helm keeps CRDs (documented)');
+
+    await cluster.kubectl(['rollout', 'restart', 'deployment', '-n', SHOP_NAMESPACE, 'shop']);
+    await rolledOut(cluster, SHOP_NAMESPACE, 'shop');
+    const pods = await cluster.getJson<{ items: Pod[] }>(['get', 'pods', '-n', SHOP_NAMESPACE, '-l', 'app.kubernetes.io/name=shop', '--field-selector=status.phase=Running']);
+    const restarted = pods.items.filter((p) => p.metadata.annotations?.['kubectl.kubernetes.io/restartedAt'] !== undefined);
+    assert.ok(restarted.length > 0, 'the restarted pod is running');
+    for (const pod of restarted) {
+      assert.equal(pod.spec.initContainers, undefined, `${pod.metadata.name} is not injected after uninstall`);
+    }
+  });
+});
