@@ -58,6 +58,8 @@ for f in injector/dist/register.js injector/dist/agent.js operator/dist/operator
 done
 
 if [ "$mode" = published ]; then
+  # The tools the cluster harness runs (the images bring everything else).
+  bash "$repo/e2e/toolchain/build.sh" kind kubectl helm >/dev/null
   build "$REPO/operator:build" "$repo" <"$repo/operator/Dockerfile"
   build "$REPO/agent:build" "$repo" <"$repo/injector/Dockerfile"
   build "$REPO/shop:build" "$repo" <"$repo/examples/shop/Dockerfile"

@@ -89,6 +89,8 @@ export interface JaegerSpan {
   operationName: string;
   references?: { refType: string; spanID: string; traceID: string }[];
   tags: { key: string; type: string; value: unknown }[];
+  /** Microseconds since the epoch, and microseconds. */
+  startTime: number;
   duration: number;
 }
 

@@ -1,8 +1,8 @@
 /**
  * `operator.js uninstall`: what the chart's pre-delete hook runs before Helm
  * removes the release, so that nothing the operator made at run time is left:
- *   1. scale the operator's Deployment to zero and wait for its pods to stop
- *      (otherwise a running replica would put the rest back);
+ *   1. scale the operator's Deployment to zero and wait until its pods are
+ *      gone (otherwise a running replica would put the rest back);
  *   2. remove the injection label from every namespace that has it;
  *   3. delete the Lease, and the webhook certificate Secret when the operator
  *      made it (CERT_MODE=self).
@@ -53,11 +53,16 @@ export async function uninstall(kube: Kube, config: UninstallConfig, log: Log): 
       throw err;
     });
     if (patched === undefined) return;
+    // Wait until no pod of it is left, terminating ones included: a replica
+    // in its shutdown grace period could still put a label back.
+    const dep = await kube.get<{ spec?: { selector?: { matchLabels?: Record<string, string> } } }>(path);
+    const selector = Object.entries(dep?.spec?.selector?.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`).join(',');
+    if (selector === '') throw new Error('the Deployment has no matchLabels selector');
     const deadline = Date.now() + (config.stopTimeoutMs ?? 60_000);
     for (;;) {
-      const dep = await kube.get<{ status?: { replicas?: number } }>(path);
-      if ((dep?.status?.replicas ?? 0) === 0) break;
-      if (Date.now() > deadline) throw new Error(`${dep?.status?.replicas} replicas still running`);
+      const pods = await kube.request<{ items: unknown[] }>('GET', `/api/v1/namespaces/${ns}/pods?labelSelector=${encodeURIComponent(selector)}`);
+      if (pods.items.length === 0) break;
+      if (Date.now() > deadline) throw new Error(`${pods.items.length} pods still running`);
       await sleep(500);
     }
     log.info('uninstall: operator stopped', { deployment: config.deployment });
