@@ -1,5 +1,5 @@
 /**
- * `npm run demo` (local): runs the shop service with the agent preloaded,
+ * `npm run demo:local`: runs the shop service with the agent preloaded,
  * against in-process receivers that speak Pyroscope's ingest protocol and
  * OTLP, sends it traffic, and prints the slowest request's trace, its span,
  * and the top functions of that span's CPU profile.
