@@ -34,12 +34,12 @@ export function splitImage(image: string): { repository: string; tag: string } {
 
 const labels = (name: string): Record<string, string> => ({ 'app.kubernetes.io/name': name, 'app.kubernetes.io/part-of': 'span-profiling-e2e' });
 
-function deployment(namespace: string, name: string, pod: Record<string, unknown>): object {
+function deployment(namespace: string, name: string, pod: Record<string, unknown>, annotations: Record<string, string> = {}): object {
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
     metadata: { name, namespace, labels: labels(name) },
-    spec: { replicas: 1, selector: { matchLabels: { 'app.kubernetes.io/name': name } }, template: { metadata: { labels: labels(name) }, spec: pod } },
+    spec: { replicas: 1, selector: { matchLabels: { 'app.kubernetes.io/name': name } }, template: { metadata: { labels: labels(name), annotations }, spec: pod } },
   };
 }
 
@@ -129,7 +129,9 @@ function shopPod(images: Images, entry: string): Record<string, unknown> {
 /** The shop in both module flavours in the opted-in namespace, and once more where nothing is injected. */
 export function shopObjects(images: Images): object[] {
   const objects: object[] = [];
-  for (const [name, entry] of Object.entries(SHOPS)) objects.push(deployment(SHOP_NAMESPACE, name, shopPod(images, entry)), service(SHOP_NAMESPACE, name, { http: 8080 }));
+  // In a reused cluster, a new agent image restarts the shops so that they get it.
+  const stamp = { 'span-profiling-e2e/agent-image': images.agent };
+  for (const [name, entry] of Object.entries(SHOPS)) objects.push(deployment(SHOP_NAMESPACE, name, shopPod(images, entry), stamp), service(SHOP_NAMESPACE, name, { http: 8080 }));
   objects.push(deployment(PLAIN_NAMESPACE, 'shop', shopPod(images, SHOPS.shop)));
   return objects;
 }
