@@ -75,25 +75,19 @@ export interface Flamegraph {
   flamegraph?: { names: string[]; levels: { values: string[] }[]; total: string };
 }
 
-/** Total (inclusive) CPU time of each function in a flame graph. */
-export function hotNames(fg: Flamegraph): Map<string, number> {
+/** Sums one column of Pyroscope's flame graph nodes (4-tuples: offset, total, self, name index) by function name. */
+function sumByName(fg: Flamegraph, column: 1 | 2): Map<string, number> {
   const names = fg.flamegraph?.names ?? [];
-  const total = new Map<string, number>();
+  const sums = new Map<string, number>();
   for (const level of fg.flamegraph?.levels ?? []) {
     const v = level.values.map(Number);
-    // values come in 4-tuples: offset, total, self, name index
-    for (let i = 0; i + 3 < v.length; i += 4) total.set(names[v[i + 3]!]!, (total.get(names[v[i + 3]!]!) ?? 0) + v[i + 1]!);
+    for (let i = 0; i + 3 < v.length; i += 4) sums.set(names[v[i + 3]!]!, (sums.get(names[v[i + 3]!]!) ?? 0) + v[i + column]!);
   }
-  return total;
+  return sums;
 }
 
+/** Total (inclusive) CPU time of each function in a flame graph. */
+export const hotNames = (fg: Flamegraph): Map<string, number> => sumByName(fg, 1);
+
 /** Self (exclusive) CPU time of each function: what a "top functions" table shows. */
-export function selfTimes(fg: Flamegraph): Map<string, number> {
-  const names = fg.flamegraph?.names ?? [];
-  const self = new Map<string, number>();
-  for (const level of fg.flamegraph?.levels ?? []) {
-    const v = level.values.map(Number);
-    for (let i = 0; i + 3 < v.length; i += 4) self.set(names[v[i + 3]!]!, (self.get(names[v[i + 3]!]!) ?? 0) + v[i + 2]!);
-  }
-  return self;
-}
+export const selfTimes = (fg: Flamegraph): Map<string, number> => sumByName(fg, 2);
