@@ -340,4 +340,37 @@ describe('operator against a real kube-apiserver', function () {
       assert.equal(new Date(served).getTime() > Date.now() + 300 * 86_400_000, true, `serving the renewed certificate (valid to ${served})`);
     });
   });
+
+  describe('operator.js uninstall (the chart\'s pre-delete hook)', () => {
+    it('stops the operator, removes the namespace labels, its Lease and its certificate Secret; a second run finds nothing to do', async () => {
+      for (const op of operators) await op.stop();
+      assert.equal((await cp.api<{ metadata: { labels?: Record<string, string> } }>('GET', '/api/v1/namespaces/shop')).body.metadata.labels?.['spanprofiling.io/injection'], 'enabled');
+      const deployment = {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: 'span-profiling-operator', namespace: OPERATOR_NS },
+        spec: { replicas: 2, selector: { matchLabels: { app: 'op' } }, template: { metadata: { labels: { app: 'op' } }, spec: { containers: [{ name: 'op', image: 'op' }] } } },
+      };
+      assert.equal((await apply(deployment)).code, 0);
+      const run = async (): Promise<string> => {
+        const p = new ManagedProcess(`uninstall-${Date.now()}`, process.execPath, [OPERATOR, 'uninstall'], {
+          logDir,
+          env: { PATH: process.env['PATH'], KUBECONFIG: cp.kubeconfig, OPERATOR_NAMESPACE: OPERATOR_NS, OPERATOR_DEPLOYMENT: 'span-profiling-operator', LEASE_NAME: 'span-profiling-operator-leader' },
+        });
+        await p.exited;
+        assert.equal(p.exitCode, 0, p.tail());
+        return p.tail();
+      };
+      const first = await run();
+      assert.match(first, /"removedLabels":\[[^\]]*"shop"/, first);
+      const labels = (await cp.api<{ metadata: { labels?: Record<string, string>; annotations?: Record<string, string> } }>('GET', '/api/v1/namespaces/shop')).body.metadata;
+      assert.equal(labels.labels?.['spanprofiling.io/injection'], undefined);
+      assert.equal(labels.annotations?.['spanprofiling.io/inject'], 'true', "the user's annotation stays");
+      assert.equal((await cp.api('GET', `/api/v1/namespaces/${OPERATOR_NS}/secrets/span-profiling-operator-webhook-tls`)).status, 404);
+      assert.equal((await cp.api('GET', `/apis/coordination.k8s.io/v1/namespaces/${OPERATOR_NS}/leases/span-profiling-operator-leader`)).status, 404);
+      assert.equal((await cp.api<{ spec: { replicas: number } }>('GET', `/apis/apps/v1/namespaces/${OPERATOR_NS}/deployments/span-profiling-operator`)).body.spec.replicas, 0);
+      const second = await run();
+      assert.match(second, /"removedLabels":\[\],"deleted":\[\],"problems":0/, second);
+    });
+  });
 });
