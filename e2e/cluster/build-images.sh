@@ -126,7 +126,8 @@ fi
 
 # ------------------------------------------------------ images from the toolchain
 ctx="$(mktemp -d)"
-trap 'rm -rf "$ctx"' EXIT
+root=''
+trap 'rm -rf "$ctx" ${root:+"$root"}' EXIT
 
 # $1 image, $2 binary (in the toolchain), optional $3 entrypoint flag
 from_toolchain() {
