@@ -28,7 +28,7 @@ export interface Images {
   jaeger: string;
 }
 
-export const CACHE_DIR = path.join(process.env['SPANPROF_CACHE'] ?? path.join(process.env['XDG_CACHE_HOME'] ?? path.join(homedir(), '.cache'), 'span-profiling'));
+export const CACHE_DIR = process.env['SPANPROF_CACHE'] ?? path.join(process.env['XDG_CACHE_HOME'] ?? path.join(homedir(), '.cache'), 'span-profiling');
 
 export function imagesMode(): ImagesMode {
   const mode = process.env['SPANPROF_E2E_IMAGES'] ?? 'local';
@@ -137,10 +137,8 @@ export class KindCluster {
     return runCommand(tool('kind'), args, { env: this.env, timeoutMs });
   }
 
-  private async kindChecked(args: string[], timeoutMs = 120_000): Promise<string> {
-    const r = await this.kind(args, timeoutMs);
-    if (r.code !== 0) throw new Error(`kind ${args.join(' ')}: exit ${r.code}\n${r.stderr}${r.stdout}`);
-    return r.stdout;
+  private kindChecked(args: string[], timeoutMs = 120_000): Promise<string> {
+    return runChecked(tool('kind'), args, { env: this.env, timeoutMs });
   }
 
   kubectlResult(args: string[], input?: string): Promise<CommandResult> {

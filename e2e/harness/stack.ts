@@ -5,6 +5,7 @@
  * the same shop in a namespace that is not opted in.
  */
 import * as path from 'node:path';
+import { load } from '../../injector/test/harness/app-process';
 import { API_VERSION, ANNOTATION_INJECT, KIND } from '../../operator/src/api';
 import type { Images, KindCluster } from './cluster';
 import { jaegerConfig, jaegerTraces, type JaegerSpan, tagOf } from './jaeger';
@@ -184,26 +185,11 @@ export interface TrafficResult {
 
 /** Requests to a shop through the API server: heavy checkouts and light catalog reads, `concurrency` at a time. */
 export async function sendTraffic(proxy: string, shop: ShopName, requests: number, concurrency = 4): Promise<TrafficResult> {
-  const base = serviceUrl(proxy, SHOP_NAMESPACE, shop, 8080);
-  const paths = Array.from({ length: requests }, (_, i) => (i % 2 === 0 ? `/checkout?items=${20 + (i % 7) * 5}` : '/catalog'));
-  const result: TrafficResult = { ok: 0, failed: [] };
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < paths.length) {
-        const p = paths[next++]!;
-        try {
-          const res = await fetch(base + p, { signal: AbortSignal.timeout(30_000) });
-          await res.arrayBuffer();
-          if (res.ok) result.ok++;
-          else result.failed.push(`${p}: HTTP ${res.status}`);
-        } catch (err) {
-          result.failed.push(`${p}: ${String(err)}`);
-        }
-      }
-    }),
-  );
-  return result;
+  // kubectl proxy listens on 127.0.0.1, so the agent suites' load driver serves here too.
+  const base = new URL(serviceUrl(proxy, SHOP_NAMESPACE, shop, 8080));
+  const paths = Array.from({ length: requests }, (_, i) => `${base.pathname}${i % 2 === 0 ? `/checkout?items=${20 + (i % 7) * 5}` : '/catalog'}`);
+  const results = await load(Number(base.port), paths, concurrency);
+  return { ok: results.filter((r) => r.status === 200).length, failed: results.filter((r) => r.status !== 200).map((r) => `${r.path}: ${r.status === 0 ? 'no answer' : `HTTP ${r.status}`}`) };
 }
 
 /** Server spans of a service that carry pyroscope.profile.id, newest traces first as Jaeger returns them. */

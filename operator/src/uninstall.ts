@@ -13,7 +13,7 @@
  */
 import { LABEL_NAMESPACE_INJECTION } from './api';
 import { isNotFound, type Kube } from './kube/client';
-import type { Log } from './log';
+import { errorMessage, type Log } from './log';
 
 export interface UninstallConfig {
   namespace: string;
@@ -32,7 +32,6 @@ export interface UninstallResult {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 export async function uninstall(kube: Kube, config: UninstallConfig, log: Log): Promise<UninstallResult> {
   const result: UninstallResult = { removedLabels: [], deleted: [], problems: [] };
@@ -40,8 +39,8 @@ export async function uninstall(kube: Kube, config: UninstallConfig, log: Log): 
     try {
       await fn();
     } catch (err) {
-      result.problems.push(`${what}: ${message(err)}`);
-      log.warn(`uninstall: ${what} failed`, { error: message(err) });
+      result.problems.push(`${what}: ${errorMessage(err)}`);
+      log.warn(`uninstall: ${what} failed`, { error: errorMessage(err) });
     }
   };
   const ns = encodeURIComponent(config.namespace);
