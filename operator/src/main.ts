@@ -119,7 +119,8 @@ export async function runOperator(config: OperatorConfig): Promise<RunningOperat
 
   let webhook: WebhookServer | undefined;
   let served: ServingCert | undefined;
-  const ready: Readiness = () => (!caches.synced ? 'caches not synced' : webhook === undefined ? 'waiting for the webhook certificate' : true);
+  let serving = false;
+  const ready: Readiness = () => (!caches.synced ? 'caches not synced' : !serving ? 'waiting for the webhook certificate' : true);
 
   const probes = http.createServer((req, res) => {
     if (answerProbe(req, res, ready, metrics)) return;
@@ -185,6 +186,11 @@ export async function runOperator(config: OperatorConfig): Promise<RunningOperat
       });
       webhookPort = await webhook.start();
       served = cert;
+      // The leader may have renewed the certificate between the load above and
+      // now (its refresh skipped this replica's not-yet-started webhook): serve
+      // the current one before reporting ready.
+      await refreshCertificate(elector.isLeader);
+      serving = true;
       log.info('webhook serving', { port: webhookPort });
       break;
     }
