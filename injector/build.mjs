@@ -36,6 +36,17 @@ const common = {
   logLevel: 'warning',
 };
 
+// The instrumentations' wrapping helper, replaced by one whose wrappers can be made inert
+// (the agent's instrumentations stand down when the app brings its own OpenTelemetry SDK).
+const gatedShimmer = {
+  name: 'gated-shimmer',
+  setup(b) {
+    b.onResolve({ filter: /^\.\/shimmer$/ }, (args) =>
+      /[\\/]@opentelemetry[\\/]instrumentation[\\/]/.test(args.importer) ? { path: join(here, 'src/gated-shimmer.ts') } : undefined,
+    );
+  },
+};
+
 // The preload entry: a few lines that load agent.js only where it should run.
 await build({
   ...common,
@@ -57,6 +68,7 @@ await build({
         b.onResolve({ filter: /^import-in-the-middle(\/.*)?$/ }, (args) => ({ path: args.path, external: true }));
       },
     },
+    gatedShimmer,
   ],
 });
 

@@ -4,11 +4,12 @@
  * Nothing here may throw into the app: every failure degrades to less
  * telemetry and a log line.
  */
+import type { TracerProvider } from '@opentelemetry/api';
 import { readConfig, type AgentConfig } from './config';
 import { createLogger, describeError, type Logger } from './log';
-import { SpanProfileLinker } from './span-link';
-import { ProfilingContextManager } from './profiler-context';
-import { ProfilingLoop, type ProfilingDeps } from './profiling-loop';
+import { ApiRegistryWatcher, apiRegistry, type ApiType } from './otel-global';
+import type { ProfilingDeps } from './profiling-loop';
+import { SpanProfilingRuntime, addSpanProcessor, providerName, sdkProvider } from './runtime';
 import { startTracing, type Tracing } from './tracing';
 import { isEsModuleEntry, registerEsmHooks } from './esm-hooks';
 
@@ -23,6 +24,8 @@ export interface AgentDeps extends ProfilingDeps {
 
 export interface AgentHandle {
   readonly config: AgentConfig;
+  /** Who traces: the agent's own SDK, the app's, or nobody (yet). */
+  readonly tracing: () => 'agent' | 'app' | 'none';
   /** Final flush and export, bounded by the configured timeout. Safe to call twice. */
   shutdown(): Promise<void>;
 }
@@ -32,47 +35,153 @@ export function startAgent(deps: AgentDeps): AgentHandle {
   const log = deps.log ?? createLogger(config.logLevel);
   for (const warning of warnings) log.warn(warning);
 
-  let profiling: ProfilingLoop | undefined;
-  const linker = new SpanProfileLinker(config.spanLink, () => profiling?.running === true);
-  const contextManager = new ProfilingContextManager((ctx) => linker.labelsFor(ctx));
-
+  const runtime = new SpanProfilingRuntime(config, deps, log, 'agent');
+  let profiling = false;
   if (config.disabled) log.info('SPANPROFILING_DISABLED is set: the agent does nothing');
+  else if (config.profiling.enabled) profiling = runtime.start();
+  else if (config.profiling.serverAddress === undefined) log.info('PYROSCOPE_SERVER_ADDRESS is not set: tracing only');
 
-  if (!config.disabled && config.profiling.enabled) {
-    profiling = new ProfilingLoop(config.profiling, deps, log, linker, contextManager);
-    // Spans are linked only while the profiler runs (the linker asks), so none points at a missing profile.
-    if (!profiling.start()) profiling = undefined;
-  } else if (!config.disabled && config.profiling.serverAddress === undefined) {
-    log.info('PYROSCOPE_SERVER_ADDRESS is not set: tracing only');
-  }
-
+  let owner: 'agent' | 'app' | 'none' = 'none';
   let tracing: Tracing | undefined;
+
+  /** The app's tracer provider is registered: link its spans, and hand the agent's tracing over to it. */
+  const joinApp = (registered: unknown, when: string): void => {
+    const provider = sdkProvider(registered);
+    if (provider === undefined) return;
+    owner = 'app';
+    tracing?.handOver(registered as TracerProvider);
+    const name = providerName(provider);
+    if (!profiling) {
+      log.info(`tracing: app's SDK (${name}, ${when})`);
+      return;
+    }
+    runtime.noteProvider(provider);
+    const joined = addSpanProcessor(provider, runtime.linker, log);
+    if (joined === 'unsupported') log.warn(`tracing: app's SDK (${name}, ${when}), which takes no extra span processor: profiles are not linked to its spans`);
+    else log.info(`tracing: app's SDK (${name}, ${when}); its spans are linked to profiles${joined === 'present' ? ' by its own span-profiling processor' : ''}`);
+  };
+
   if (!config.disabled && config.tracing.enabled) {
     try {
-      const esm = config.esmHooks === 'auto' ? isEsModuleEntry(process.argv[1]) : config.esmHooks === 'true';
-      if (esm) registerEsmHooks(log);
-      tracing = startTracing(deps.env, profiling === undefined ? undefined : linker, contextManager, log);
+      const appFirst = apiRegistry()?.trace;
+      if (appFirst !== undefined) {
+        if (config.tracing.mode === 'agent') log.warn(`SPANPROFILING_TRACING=agent, but the app registered its tracer provider before the agent loaded: joining it`);
+        watchApp(log, (registered) => joinApp(registered, 'registered again')).install();
+        joinApp(appFirst, 'registered before the agent');
+      } else if (config.tracing.mode === 'app') {
+        watchApp(log, (registered) => joinApp(registered, 'registered after the agent')).install();
+        log.info(`tracing: app's SDK (SPANPROFILING_TRACING=app; the agent waits for the app to register its tracer provider)`);
+      } else {
+        const esm = config.esmHooks === 'auto' ? isEsModuleEntry(process.argv[1]) : config.esmHooks === 'true';
+        if (esm) registerEsmHooks(log);
+        const linker = profiling ? runtime.linker : undefined;
+        if (config.tracing.mode === 'agent') {
+          tracing = startTracing(deps.env, linker, (register) => register(), log);
+        } else {
+          const watcher = yieldingWatcher(log, () => tracing, (registered) => joinApp(registered, 'registered after the agent'));
+          watcher.install();
+          tracing = startTracing(deps.env, linker, (register) => watcher.asOwner(register), log);
+        }
+        owner = 'agent';
+        log.info(`tracing: agent${config.tracing.mode === 'auto' ? ' (until the app registers a tracer provider of its own)' : ''}`);
+      }
     } catch (err) {
       log.error(`tracing could not start, continuing without it: ${describeError(err)}`);
     }
   }
 
   let shutdownPromise: Promise<void> | undefined;
+  const ownTracing = (): Tracing | undefined => (owner === 'agent' ? tracing : undefined);
   const shutdown = (): Promise<void> => {
-    shutdownPromise ??= boundedShutdown(config.profiling.shutdownTimeoutMs, [
-      profiling?.stop() ?? Promise.resolve(),
-      tracing?.shutdown() ?? Promise.resolve(),
-    ]).catch((err: unknown) => log.warn(`shutdown: ${describeError(err)}`));
+    shutdownPromise ??= boundedShutdown(config.profiling.shutdownTimeoutMs, [runtime.stop(), ownTracing()?.shutdown() ?? Promise.resolve()]).catch((err: unknown) =>
+      log.warn(`shutdown: ${describeError(err)}`),
+    );
     return shutdownPromise;
   };
 
-  if (tracing !== undefined || profiling !== undefined) {
+  if (tracing !== undefined || profiling) {
     const flushNow = (): Promise<void> =>
-      boundedShutdown(config.profiling.shutdownTimeoutMs, [Promise.resolve(profiling?.flush()), tracing?.forceFlush() ?? Promise.resolve()]).catch(() => undefined);
+      boundedShutdown(config.profiling.shutdownTimeoutMs, [Promise.resolve(runtime.flush()), ownTracing()?.forceFlush() ?? Promise.resolve()]).catch(() => undefined);
     hookProcessExit(shutdown, flushNow, log);
   }
 
-  return { config, shutdown };
+  return { config, tracing: () => owner, shutdown };
+}
+
+/** Watches for the app registering a tracer provider (the agent registered nothing of its own). */
+function watchApp(log: Logger, onProvider: (registered: unknown) => void): ApiRegistryWatcher {
+  return new ApiRegistryWatcher({
+    yieldTo: () => false,
+    registered: (type, instance) => {
+      if (type === 'trace') whenDelegated(instance, () => safely(log, () => onProvider(instance)));
+    },
+  });
+}
+
+/**
+ * Calls `then` as soon as a just-registered ProxyTracerProvider has its
+ * delegate: setGlobalTracerProvider registers the proxy, then sets the
+ * delegate, in the same synchronous call; the app may start spans right after.
+ */
+function whenDelegated(registered: unknown, then: () => void): void {
+  const proxy = registered as { setDelegate?: (delegate: unknown) => void } | null;
+  if (proxy === null || typeof proxy !== 'object' || typeof proxy.setDelegate !== 'function' || sdkProvider(proxy) !== undefined) {
+    then();
+    return;
+  }
+  const original = proxy.setDelegate;
+  Object.defineProperty(proxy, 'setDelegate', {
+    configurable: true,
+    writable: true,
+    enumerable: false,
+    value: function (this: unknown, delegate: unknown): void {
+      delete (proxy as { setDelegate?: unknown }).setDelegate;
+      original.call(this, delegate);
+      then();
+    },
+  });
+}
+
+/**
+ * auto mode, with the agent's tracing registered first: a registration by the
+ * app goes through (the agent removes its own instance of that type), and a
+ * tracer provider of the app's takes tracing over entirely.
+ */
+function yieldingWatcher(log: Logger, tracing: () => Tracing | undefined, onProvider: (registered: unknown) => void): ApiRegistryWatcher {
+  let warned = false;
+  const watcher: ApiRegistryWatcher = new ApiRegistryWatcher({
+    yieldTo: (type: ApiType, version: string | undefined) => {
+      if (version === undefined) {
+        if (!warned) {
+          warned = true;
+          log.warn(
+            `the app registers its own OpenTelemetry ${type}, from a copy of @opentelemetry/api the agent cannot identify (a bundled app?): ` +
+              `the agent keeps tracing; set SPANPROFILING_TRACING=app to leave tracing to the app`,
+          );
+        }
+        return false;
+      }
+      if (type === 'context') safely(log, () => tracing()?.releaseContext());
+      if (type === 'trace') {
+        // Without the agent the app would have only what it registers itself.
+        for (const other of ['context', 'propagation', 'diag'] as const) watcher.release(other);
+        safely(log, () => tracing()?.releaseContext());
+      }
+      return true;
+    },
+    registered: (type, instance) => {
+      if (type === 'trace') whenDelegated(instance, () => safely(log, () => onProvider(instance)));
+    },
+  });
+  return watcher;
+}
+
+function safely(log: Logger, fn: () => void): void {
+  try {
+    fn();
+  } catch (err) {
+    log.warn(`joining the app's OpenTelemetry: ${describeError(err)}`);
+  }
 }
 
 function boundedShutdown(timeoutMs: number, work: Promise<unknown>[]): Promise<void> {

@@ -8,6 +8,7 @@
  */
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
+export type TracingMode = 'auto' | 'agent' | 'app';
 
 export interface AgentConfig {
   /** Kill switch: SPANPROFILING_DISABLED=true turns the whole agent off. */
@@ -18,6 +19,13 @@ export interface AgentConfig {
   tracing: {
     /** False when OTEL_SDK_DISABLED=true: spans are neither made nor exported. */
     enabled: boolean;
+    /**
+     * SPANPROFILING_TRACING: who owns OpenTelemetry tracing in the process.
+     * `auto`: the app's SDK when the app registers one (before or after the
+     * agent loads), else the agent's; `agent`: always the agent's; `app`: never
+     * the agent's (profiles are linked to the app's spans once it registers).
+     */
+    mode: TracingMode;
   };
   spanLink: {
     /** OTEL_PYROSCOPE_ROOT_SPAN_ONLY: label samples with the local-root span only. */
@@ -32,6 +40,8 @@ export interface AgentConfig {
     enabled: boolean;
     serverAddress: string | undefined;
     applicationName: string;
+    /** Whether PYROSCOPE_APPLICATION_NAME set the name (else it follows the service name). */
+    applicationNameExplicit: boolean;
     authToken: string | undefined;
     basicAuthUser: string | undefined;
     basicAuthPassword: string | undefined;
@@ -148,6 +158,14 @@ class Reader {
     }
   }
 
+  oneOf<T extends string>(name: string, allowed: readonly T[], fallback: T): T {
+    const raw = this.string(name)?.toLowerCase();
+    if (raw === undefined) return fallback;
+    if ((allowed as readonly string[]).includes(raw)) return raw as T;
+    this.warnings.push(`${name}=${JSON.stringify(raw)} is not one of ${allowed.join(', ')}; using ${fallback}`);
+    return fallback;
+  }
+
   logLevel(name: string): LogLevel {
     const raw = this.string(name)?.toLowerCase();
     if (raw === undefined) return 'warn';
@@ -193,7 +211,7 @@ export function readConfig(env: Env): ConfigResult {
     disabled: r.bool('SPANPROFILING_DISABLED', false),
     logLevel: r.logLevel('PYROSCOPE_LOG_LEVEL'),
     esmHooks: r.string('SPANPROFILING_ESM_HOOKS') === undefined ? 'auto' : r.bool('SPANPROFILING_ESM_HOOKS', false) ? 'true' : 'false',
-    tracing: { enabled: !r.bool('OTEL_SDK_DISABLED', false) },
+    tracing: { enabled: !r.bool('OTEL_SDK_DISABLED', false), mode: r.oneOf('SPANPROFILING_TRACING', ['auto', 'agent', 'app'] as const, 'auto') },
     spanLink: {
       rootSpanOnly: r.bool('OTEL_PYROSCOPE_ROOT_SPAN_ONLY', true),
       addSpanName: r.bool('OTEL_PYROSCOPE_ADD_SPAN_NAME', true),
@@ -203,11 +221,12 @@ export function readConfig(env: Env): ConfigResult {
       enabled: r.bool('OTEL_PYROSCOPE_START_PROFILING', true) && validServer !== undefined,
       serverAddress: validServer,
       applicationName,
+      applicationNameExplicit: pyroscopeName !== undefined,
       authToken: r.string('PYROSCOPE_AUTH_TOKEN'),
       basicAuthUser: r.string('PYROSCOPE_BASIC_AUTH_USER'),
       basicAuthPassword: r.string('PYROSCOPE_BASIC_AUTH_PASSWORD'),
       tenantId: r.string('PYROSCOPE_TENANT_ID'),
-      labels: r.labels('PYROSCOPE_LABELS'),
+      labels: { ...instanceLabels(env), ...r.labels('PYROSCOPE_LABELS') },
       headers: r.headers('PYROSCOPE_HTTP_HEADERS'),
       uploadIntervalMs,
       samplingIntervalMicros: r.integer('PYROSCOPE_WALL_SAMPLING_INTERVAL_MICROS', DEFAULT_SAMPLING_INTERVAL_MICROS, 1000, 1_000_000),
@@ -221,6 +240,21 @@ export function readConfig(env: Env): ConfigResult {
     r.warnings.push('both PYROSCOPE_AUTH_TOKEN and PYROSCOPE_BASIC_AUTH_USER are set; using the token');
   }
   return { config, warnings: r.warnings };
+}
+
+/**
+ * Series labels that tell apart the processes of one service, each bounded by
+ * what runs at a time: `pod` (the Kubernetes pod, from the `k8s.pod.name`
+ * resource attribute the operator sets) and `worker` (the cluster worker id,
+ * or pm2's instance number, in a process that is one of several workers).
+ */
+export function instanceLabels(env: Env): Record<string, string> {
+  const labels: Record<string, string> = {};
+  const pod = /(?:^|,)\s*k8s\.pod\.name=([^,]+)/.exec(env['OTEL_RESOURCE_ATTRIBUTES'] ?? '')?.[1]?.trim();
+  if (pod !== undefined && pod !== '' && !pod.includes('$(')) labels['pod'] = pod;
+  const worker = env['NODE_UNIQUE_ID']?.trim() || env['NODE_APP_INSTANCE']?.trim();
+  if (worker !== undefined && /^\d+$/.test(worker)) labels['worker'] = worker;
+  return labels;
 }
 
 /** What Pyroscope and OpenTelemetry would call a service with no name configured. */

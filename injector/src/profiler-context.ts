@@ -1,19 +1,23 @@
 /**
  * Carries the active span into profiler samples across `await`, timers,
- * event emitters and promise chains.
+ * event emitters and promise chains, following whichever OpenTelemetry
+ * context manager is registered: the agent's own, or the app's.
  *
  * Two mechanisms, chosen at run time:
  * - `cped`: the runtime keeps AsyncLocalStorage in AsyncContextFrame
  *   (Node 24+, Node 22 with --experimental-async-context-frame). The profiler
  *   reads its context from the continuation-preserved embedder data, so it is
- *   enough to open a profiler frame whenever OpenTelemetry activates a context
- *   with different labels; continuations inherit it.
+ *   enough to open a profiler frame whenever the context manager activates a
+ *   context with different labels; continuations inherit it.
  * - `hooks`: older runtimes. There is one global profiler context, refreshed
- *   from the active OpenTelemetry context before every async callback runs.
+ *   from the context manager's active context before every async callback runs.
+ *
+ * Both need to see the context manager's `with()`: the follower puts a thin
+ * `with` on the manager instance (its own `bind()` goes through it too) and
+ * takes it off again when it detaches.
  */
 import { createHook, type AsyncHook } from 'node:async_hooks';
-import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import type { Context } from '@opentelemetry/api';
+import type { Context, ContextManager } from '@opentelemetry/api';
 
 export type ContextMode = 'cped' | 'hooks';
 
@@ -27,20 +31,25 @@ export interface ProfilerContextTarget {
 
 export type LabelsOf = (context: Context) => object | undefined;
 
-/**
- * An OpenTelemetry context manager that keeps the profiler's context in step
- * with the active span. Until `connectProfiler` is called it behaves exactly like the
- * stock AsyncLocalStorageContextManager.
- */
-export class ProfilingContextManager extends AsyncLocalStorageContextManager {
+type With = ContextManager['with'];
+type Fn = (...args: unknown[]) => unknown;
+type UntypedWith = (this: ContextManager, context: Context, fn: Fn, thisArg?: unknown, ...args: unknown[]) => unknown;
+const FOLLOWED = Symbol.for('spanprofiling.io/followed-with');
+
+export class ProfilerContextFollower {
   private target: ProfilerContextTarget | undefined;
   private mode: ContextMode = 'hooks';
   private hook: AsyncHook | undefined;
+  private manager: ContextManager | undefined;
+  private originalWith: With | undefined;
   /** hooks mode: what the global profiler context holds now, to skip redundant native calls. */
   private current: object | undefined;
 
-  constructor(private readonly labelsOf: LabelsOf) {
-    super();
+  constructor(private readonly labelsOf: LabelsOf) {}
+
+  /** The context manager followed now. */
+  get following(): ContextManager | undefined {
+    return this.manager;
   }
 
   connectProfiler(target: ProfilerContextTarget, mode: ContextMode): void {
@@ -59,31 +68,50 @@ export class ProfilingContextManager extends AsyncLocalStorageContextManager {
     this.target = undefined;
   }
 
-  override disable(): this {
-    this.disconnectProfiler();
-    return super.disable();
+  /** Follows `manager` from now on (and stops following the previous one). */
+  attach(manager: ContextManager): void {
+    if (manager === this.manager) return;
+    this.detach();
+    const own = Object.getOwnPropertyDescriptor(manager, 'with');
+    const original = manager.with;
+    if (typeof original !== 'function') return;
+    // Another follower (a second copy of this code) already wraps it: wrapping twice would label twice.
+    if ((original as { [FOLLOWED]?: boolean })[FOLLOWED] === true) return;
+    const follower = this;
+    const followed = function (this: ContextManager, context: Context, fn: Fn, thisArg?: unknown, ...args: unknown[]): unknown {
+      return follower.with(this, original as unknown as UntypedWith, context, fn, thisArg, args);
+    };
+    Object.defineProperty(followed, FOLLOWED, { value: true });
+    Object.defineProperty(manager, 'with', { value: followed, configurable: true, writable: true, enumerable: false });
+    this.manager = manager;
+    this.originalWith = own === undefined ? undefined : (own.value as With);
   }
 
-  override with<A extends unknown[], F extends (...args: A) => ReturnType<F>>(
-    context: Context,
-    fn: F,
-    thisArg?: ThisParameterType<F>,
-    ...args: A
-  ): ReturnType<F> {
+  /** Stops following: the manager's `with` is what it was before. */
+  detach(): void {
+    const manager = this.manager;
+    if (manager === undefined) return;
+    this.manager = undefined;
+    if (this.originalWith !== undefined) Object.defineProperty(manager, 'with', { value: this.originalWith, configurable: true, writable: true, enumerable: false });
+    else delete (manager as { with?: With }).with;
+    this.originalWith = undefined;
+  }
+
+  private with(manager: ContextManager, original: UntypedWith, context: Context, fn: Fn, thisArg: unknown, args: unknown[]): unknown {
     const target = this.target;
-    if (target === undefined || !target.running) return super.with(context, fn, thisArg, ...args);
+    if (target === undefined || !target.running || manager !== this.manager) return original.call(manager, context, fn, thisArg, ...args);
     const labels = this.labelsOf(context);
 
     if (this.mode === 'cped') {
       // A child span under the same local root keeps the inherited frame: no new frame, no allocation.
-      if (labels === this.labelsOf(this.active())) return super.with(context, fn, thisArg, ...args);
-      return super.with(context, () => target.runWithContext(labels, () => fn.apply(thisArg, args)));
+      if (labels === this.labelsOf(manager.active())) return original.call(manager, context, fn, thisArg, ...args);
+      return original.call(manager, context, () => target.runWithContext(labels, () => fn.apply(thisArg, args)));
     }
 
     const previous = this.current;
     this.set(target, labels);
     try {
-      return super.with(context, fn, thisArg, ...args);
+      return original.call(manager, context, fn, thisArg, ...args);
     } finally {
       this.set(target, previous);
     }
@@ -94,8 +122,9 @@ export class ProfilingContextManager extends AsyncLocalStorageContextManager {
     // A throw inside an async hook would end the process: nothing may escape.
     try {
       const target = this.target;
-      if (target === undefined || !target.running) return;
-      this.set(target, this.labelsOf(this.active()));
+      const manager = this.manager;
+      if (target === undefined || manager === undefined || !target.running) return;
+      this.set(target, this.labelsOf(manager.active()));
     } catch {
       // the sample keeps the previous context
     }

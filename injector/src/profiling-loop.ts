@@ -11,7 +11,7 @@ import type { AgentConfig } from './config';
 import { describeError, type Logger } from './log';
 import { shapeHeapProfile, shapeTimeProfile } from './pprof-shape';
 import { SpanProfiler, type PprofModule } from './profiler';
-import type { ContextMode, ProfilingContextManager } from './profiler-context';
+import type { ContextMode, ProfilerContextFollower } from './profiler-context';
 import { SpanLabels, type SpanProfileLinker } from './span-link';
 import { PyroscopeUploader, type Send } from './upload';
 
@@ -42,7 +42,7 @@ export class ProfilingLoop {
     private readonly deps: ProfilingDeps,
     private readonly log: Logger,
     private readonly linker: SpanProfileLinker,
-    private readonly contextManager: ProfilingContextManager,
+    private readonly follower: ProfilerContextFollower,
   ) {}
 
   get running(): boolean {
@@ -83,13 +83,18 @@ export class ProfilingLoop {
       return false;
     }
     this.profiler = profiler;
-    this.contextManager.connectProfiler(profiler, mode);
+    this.follower.connectProfiler(profiler, mode);
     this.uploader = new PyroscopeUploader({ ...p, serverAddress: p.serverAddress!, sampleRate: Math.round(1e6 / p.samplingIntervalMicros) }, this.log, this.deps.send);
     this.windowStart = Date.now();
     this.timer = setInterval(() => this.flush(), p.uploadIntervalMs);
     this.timer.unref();
     this.log.info(`profiling ${p.applicationName} to ${p.serverAddress} every ${p.uploadIntervalMs}ms (span context: ${mode})`);
     return true;
+  }
+
+  /** The series profiles are uploaded under from now on: the service the linked spans belong to. */
+  setService(name: string, labels: Record<string, string>): void {
+    this.uploader?.setService(name, labels);
   }
 
   /** Collects the profile of the interval so far and queues it for upload. */
@@ -114,7 +119,7 @@ export class ProfilingLoop {
     clearInterval(this.timer);
     const profiler = this.profiler;
     if (profiler === undefined) return;
-    this.contextManager.disconnectProfiler();
+    this.follower.disconnectProfiler();
     await quietly(async () => {
       try {
         const heap = profiler.heapProfile();

@@ -9,6 +9,14 @@ import { type Context, type Span as ApiSpan, TraceFlags, isSpanContextValid, tra
 import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace-base';
 
 export const PROFILE_ID_ATTRIBUTE = 'pyroscope.profile.id';
+/** Marks a span processor that links spans to profiles (of any copy of this code), so none is added twice. */
+export const SPAN_PROCESSOR_MARK = Symbol.for('spanprofiling.io/span-processor');
+
+/** What a span's resource says about the service, as Grafana's traces-to-profiles query uses it. */
+export interface ServiceIdentity {
+  name: string | undefined;
+  namespace: string | undefined;
+}
 
 export interface SpanLinkOptions {
   rootSpanOnly: boolean;
@@ -37,17 +45,29 @@ export class SpanLabels {
 export type PprofLabels = Record<string, string>;
 
 export class SpanProfileLinker implements SpanProcessor {
+  readonly [SPAN_PROCESSOR_MARK] = true;
   /** Span -> the labels samples taken under it get. Weak: ended spans are collected. */
   private readonly labelsBySpan = new WeakMap<object, SpanLabels>();
+  /** The resource of the last span seen, so each new one is reported once. */
+  private lastResource: object | undefined;
 
-  /** `active`: whether profiles are being taken; spans started otherwise are not linked. */
+  /**
+   * `active`: whether samples taken while a span runs will carry its labels
+   * (the profiler runs and follows the registered context manager); spans
+   * started otherwise are not linked, so no `pyroscope.profile.id` promises a
+   * profile that cannot exist. `onResource`: each time a span with another
+   * resource than the last one taken starts; true when it was taken.
+   */
   constructor(
     private readonly options: SpanLinkOptions,
     private readonly active: () => boolean = () => true,
+    private readonly onResource?: (resource: object) => boolean,
   ) {}
 
   onStart(span: Span, parentContext: Context): void {
     if (!this.active()) return;
+    const resource = (span as { resource?: object }).resource;
+    if (resource !== undefined && resource !== this.lastResource && this.onResource !== undefined && this.onResource(resource)) this.lastResource = resource;
     const own = span.spanContext();
     if ((own.traceFlags & TraceFlags.SAMPLED) === 0) return;
     const parent = trace.getSpan(parentContext);
@@ -90,4 +110,28 @@ export class SpanProfileLinker implements SpanProcessor {
     if (this.options.addTraceId) out['trace_id'] = labels.traceId;
     return out;
   }
+}
+
+/** The service a span resource names; undefined while that is still being detected. */
+export function serviceOf(resource: object | undefined): ServiceIdentity | undefined {
+  const r = resource as { attributes?: Record<string, unknown>; asyncAttributesPending?: boolean; _rawAttributes?: unknown } | undefined;
+  if (r === undefined) return undefined;
+  let attributes: Record<string, unknown> | undefined;
+  if (r.asyncAttributesPending !== true) {
+    attributes = r.attributes;
+  } else if (Array.isArray(r._rawAttributes)) {
+    // Other detectors still running (a host id): the settled entries, first value winning as the SDK merges them,
+    // read without the SDK's complaint about reading attributes early.
+    attributes = {};
+    for (const entry of r._rawAttributes as unknown[]) {
+      if (!Array.isArray(entry)) continue;
+      const [key, value] = entry as [string, unknown];
+      if (value !== null && value !== undefined && typeof (value as { then?: unknown }).then !== 'function') attributes[key] ??= value;
+    }
+    if (attributes['service.name'] === undefined) return undefined;
+  } else {
+    return undefined;
+  }
+  const text = (value: unknown): string | undefined => (typeof value === 'string' && value !== '' ? value : undefined);
+  return { name: text(attributes?.['service.name']), namespace: text(attributes?.['service.namespace']) };
 }

@@ -15,11 +15,14 @@
  *
  * Metrics and logs are not set up: this agent is about traces and profiles.
  */
-import { context, diag, DiagLogLevel, propagation, trace, type ContextManager, type DiagLogger, type TextMapPropagator } from '@opentelemetry/api';
+import { context, diag, DiagLogLevel, propagation, trace, type Context, type DiagLogger, type Span, type SpanOptions, type TextMapPropagator, type Tracer, type TracerOptions, type TracerProvider } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { CompositePropagator, ExportResultCode, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { registerInstrumentations } from '@opentelemetry/instrumentation';
 import { defaultResource, detectResources, envDetector, hostDetector, osDetector, processDetector, serviceInstanceIdDetector, type ResourceDetector } from '@opentelemetry/resources';
 import { BasicTracerProvider, BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { instrumentationGate } from './gated-shimmer';
+import { apiRegistry } from './otel-global';
 import { INSTRUMENTATIONS, selectInstrumentations } from './instrumentations';
 import type { Logger } from './log';
 import { describeError } from './log';
@@ -27,6 +30,55 @@ import { describeError } from './log';
 export interface Tracing {
   forceFlush(): Promise<void>;
   shutdown(): Promise<void>;
+  /**
+   * The app registered its own tracer provider: spans from every tracer the
+   * agent's provider handed out go to `provider` from now on, the agent's
+   * instrumentations stand down (inert wherever the app's wrap them), and the
+   * agent's own provider and exporters shut down.
+   */
+  handOver(provider: TracerProvider): void;
+  /** The app registered its own context manager: the agent's stops. */
+  releaseContext(): void;
+}
+
+/** Registers with the OpenTelemetry API (through the registry watcher, so that the agent knows what is its own). */
+export type Register = <T>(register: () => T) => T;
+
+/**
+ * The provider the agent registers: its tracers forward to the agent's own
+ * provider until the app registers one, and to the app's after that. Tracers
+ * taken early (the app's own instrumentations bind to the global provider
+ * before its SDK registers its provider) so end up in the app's provider.
+ */
+class HandOverTracerProvider implements TracerProvider {
+  constructor(public target: TracerProvider) {}
+  getTracer(name: string, version?: string, options?: TracerOptions): Tracer {
+    return new HandOverTracer(this, name, version, options);
+  }
+}
+
+class HandOverTracer implements Tracer {
+  private target: TracerProvider | undefined;
+  private tracer: Tracer | undefined;
+  constructor(
+    private readonly provider: HandOverTracerProvider,
+    private readonly name: string,
+    private readonly version: string | undefined,
+    private readonly options: TracerOptions | undefined,
+  ) {}
+  private current(): Tracer {
+    if (this.target !== this.provider.target || this.tracer === undefined) {
+      this.target = this.provider.target;
+      this.tracer = this.target.getTracer(this.name, this.version, this.options);
+    }
+    return this.tracer;
+  }
+  startSpan(name: string, options?: SpanOptions, ctx?: Context): Span {
+    return this.current().startSpan(name, options, ctx);
+  }
+  startActiveSpan(...args: unknown[]): unknown {
+    return (this.current().startActiveSpan as (...a: unknown[]) => unknown)(...args);
+  }
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -139,8 +191,8 @@ function routeDiagnostics(env: Env, log: Logger): void {
   diag.setLogger(logger, { logLevel: level, suppressOverrideMessage: true });
 }
 
-export function startTracing(env: Env, linker: SpanProcessor | undefined, contextManager: ContextManager, log: Logger): Tracing {
-  routeDiagnostics(env, log);
+export function startTracing(env: Env, linker: SpanProcessor | undefined, register: Register, log: Logger): Tracing {
+  register(() => routeDiagnostics(env, log));
   const selection = selectInstrumentations(env);
   for (const warning of selection.warnings) log.warn(warning);
 
@@ -148,15 +200,21 @@ export function startTracing(env: Env, linker: SpanProcessor | undefined, contex
   const processors: SpanProcessor[] = spanExporters.map((e) => (e instanceof ConsoleSpanExporter ? new SimpleSpanProcessor(e) : new BatchSpanProcessor(e)));
   const detectors = names(env, 'OTEL_NODE_RESOURCE_DETECTORS', DETECTORS, Object.keys(DETECTORS), log, ['none']).filter((n) => n !== 'none').map((n) => DETECTORS[n]!());
   const resource = defaultResource().merge(detectResources({ detectors }));
-  const provider = new BasicTracerProvider({
+  const own = new BasicTracerProvider({
     resource,
     spanProcessors: processors.length > 0 && linker !== undefined ? [linker, ...processors] : processors,
   });
+  const provider = new HandOverTracerProvider(own);
 
-  context.setGlobalContextManager(contextManager.enable());
-  const p = propagator(env, log);
-  if (p !== undefined) propagation.setGlobalPropagator(p);
-  trace.setGlobalTracerProvider(provider);
+  // What the app registered before the agent loaded stays: the agent never attempts a duplicate registration.
+  const registered = apiRegistry();
+  const contextManager = new AsyncLocalStorageContextManager();
+  register(() => {
+    if (registered?.context === undefined) context.setGlobalContextManager(contextManager.enable());
+    const p = registered?.propagation === undefined ? propagator(env, log) : undefined;
+    if (p !== undefined) propagation.setGlobalPropagator(p);
+    trace.setGlobalTracerProvider(provider);
+  });
 
   const instrumentations = selection.names.flatMap((name) => {
     try {
@@ -168,5 +226,26 @@ export function startTracing(env: Env, linker: SpanProcessor | undefined, contex
   });
   registerInstrumentations({ instrumentations, tracerProvider: provider });
 
-  return { forceFlush: () => provider.forceFlush(), shutdown: () => provider.shutdown() };
+  let handedOver = false;
+  return {
+    forceFlush: () => (handedOver ? Promise.resolve() : own.forceFlush()),
+    shutdown: () => own.shutdown(),
+    handOver(appProvider: TracerProvider): void {
+      if (handedOver) return;
+      handedOver = true;
+      provider.target = appProvider;
+      instrumentationGate.open = false;
+      for (const instrumentation of instrumentations) {
+        try {
+          instrumentation.disable();
+        } catch {
+          // an instrumentation that cannot come off stays inert behind the closed gate
+        }
+      }
+      void own.shutdown().catch(() => undefined);
+    },
+    releaseContext(): void {
+      contextManager.disable();
+    },
+  };
 }

@@ -59,12 +59,24 @@ export class PyroscopeUploader {
   /** Aborts whatever is in flight when close() gives up: nothing may outlive the shutdown bound. */
   private readonly abort = new AbortController();
   private wakeBackoff: (() => void) | undefined;
+  /** The series name and labels, updated when the traced service turns out to be named otherwise. */
+  private applicationName: string;
+  private labels: Record<string, string>;
 
   constructor(
     private readonly target: UploadTarget,
     private readonly log: Logger,
     private readonly send: Send = sendWithNodeHttp,
-  ) {}
+  ) {
+    this.applicationName = target.applicationName;
+    this.labels = target.labels;
+  }
+
+  /** Profiles queued from now on go to the series `name{...static labels, ...labels}`. */
+  setService(name: string, labels: Record<string, string>): void {
+    this.applicationName = name;
+    this.labels = { ...this.target.labels, ...labels };
+  }
 
   /** Queues a profile; never throws, never blocks. */
   enqueue(upload: ProfileUpload): void {
@@ -168,11 +180,11 @@ export class PyroscopeUploader {
   }
 
   private ingestUrl(upload: ProfileUpload): URL {
-    const labels = Object.entries(this.target.labels)
+    const labels = Object.entries(this.labels)
       .map(([k, v]) => `${k}=${v.replace(UNSAFE_LABEL_VALUE, '_')}`)
       .join(',');
     const url = new URL(`${this.target.serverAddress}/ingest`);
-    url.searchParams.set('name', `${this.target.applicationName}{${labels}}`);
+    url.searchParams.set('name', `${this.applicationName}{${labels}}`);
     url.searchParams.set('from', String(Math.floor(upload.fromMs / 1000)));
     url.searchParams.set('until', String(Math.max(Math.ceil(upload.untilMs / 1000), Math.floor(upload.fromMs / 1000) + 1)));
     url.searchParams.set('spyName', 'nodespy');

@@ -1,0 +1,189 @@
+/**
+ * The OpenTelemetry API's process-wide registry, as every copy of
+ * `@opentelemetry/api` 1.x shares it: one object at
+ * `globalThis[Symbol.for('opentelemetry.js.api.1')]` holding `version` and the
+ * registered `trace` (a ProxyTracerProvider), `context` (the context manager),
+ * `propagation`, `diag` and `metrics`.
+ *
+ * A copy registers with `registerGlobal(type, instance)`, which always runs
+ *   1. `globalThis[KEY] = globalThis[KEY] ?? { version }`   (a write to the key)
+ *   2. `if (!allowOverride && api[type]) fail('Attempted duplicate registration')`
+ *   3. `if (api.version !== VERSION) fail('does not match previously registered API')`
+ *   4. `api[type] = instance`
+ * while reads (`getGlobal`) never write. The watcher turns the key and the
+ * entries into accessors, so it sees step 1 and knows that the next entry read
+ * is step 2 for that type: there, a registration by someone other than the
+ * agent can be let through (the agent removes its own instance first and
+ * adopts the registering copy's version for step 3), and step 4 tells the
+ * agent what the app registered. Nothing else about the registry changes:
+ * every copy still reads and writes the same values.
+ */
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const API_KEY = Symbol.for('opentelemetry.js.api.1');
+export type ApiType = 'trace' | 'context' | 'propagation' | 'diag' | 'metrics';
+const TYPES: readonly ApiType[] = ['trace', 'context', 'propagation', 'diag', 'metrics'];
+
+export type ApiRegistry = { version?: string } & Partial<Record<ApiType, unknown>>;
+
+/** The registry as it is now (undefined before anything registered). */
+export function apiRegistry(): ApiRegistry | undefined {
+  return (globalThis as Record<symbol, ApiRegistry | undefined>)[API_KEY];
+}
+
+export interface RegistrationListener {
+  /**
+   * Someone else is registering `type` while the agent's own instance holds it.
+   * `version` is the registering API copy's version, when it could be told.
+   * Return true to let the registration through: the watcher then removes the
+   * agent's instance and adopts `version`.
+   */
+  yieldTo(type: ApiType, version: string | undefined): boolean;
+  /** Someone else's instance of `type` landed in the registry. */
+  registered(type: ApiType, instance: unknown): void;
+}
+
+const WATCHED = Symbol('spanprofiling.io/watched');
+
+export class ApiRegistryWatcher {
+  private registry: ApiRegistry | undefined;
+  /** Set by step 1 of a registration; the next entry read is its step 2. */
+  private pending = false;
+  private ownDepth = 0;
+  private readonly own = new Set<unknown>();
+  private installed = false;
+
+  constructor(private readonly listener: RegistrationListener) {}
+
+  install(): void {
+    if (this.installed) return;
+    this.installed = true;
+    this.registry = apiRegistry();
+    if (this.registry !== undefined) this.adopt(this.registry);
+    Object.defineProperty(globalThis, API_KEY, {
+      configurable: true,
+      enumerable: false,
+      get: () => this.registry,
+      set: (value: ApiRegistry) => {
+        // Step 1 of a registration, with the object the registering copy will use.
+        if (value !== null && typeof value === 'object') this.adopt(value);
+        this.registry = value;
+        this.pending = true;
+      },
+    });
+  }
+
+  /** Registers through the API while marking what lands as the agent's own. */
+  asOwner<T>(register: () => T): T {
+    this.ownDepth++;
+    try {
+      return register();
+    } finally {
+      this.ownDepth--;
+    }
+  }
+
+  /** Whether the instance registered for `type` now is one the agent registered. */
+  holdsOwn(type: ApiType): boolean {
+    const value = this.registry?.[type];
+    return value !== undefined && this.own.has(value);
+  }
+
+  /** Removes the agent's own instance of `type`, if it is the registered one. */
+  release(type: ApiType): void {
+    if (this.registry !== undefined && this.holdsOwn(type)) this.registry[type] = undefined;
+  }
+
+  /** Makes every entry of a registry object an accessor (its value kept), once per object. */
+  private adopt(registry: ApiRegistry): void {
+    const marked = registry as ApiRegistry & { [WATCHED]?: Set<ApiType> };
+    const done = marked[WATCHED] ?? new Set<ApiType>();
+    if (marked[WATCHED] === undefined) Object.defineProperty(registry, WATCHED, { value: done, enumerable: false });
+    for (const type of TYPES) {
+      // unregisterGlobal() deletes an entry, accessor and all: put one back at the next registration.
+      const descriptor = Object.getOwnPropertyDescriptor(registry, type);
+      if (done.has(type) && descriptor?.get !== undefined) continue;
+      let value = descriptor?.value as unknown;
+      Object.defineProperty(registry, type, {
+        configurable: true,
+        enumerable: true,
+        get: () => {
+          if (this.pending) {
+            this.pending = false;
+            value = this.check(registry, type, value);
+          }
+          return value;
+        },
+        set: (next: unknown) => {
+          this.pending = false;
+          value = next;
+          if (next === undefined) return;
+          if (this.ownDepth > 0) this.own.add(next);
+          else this.listener.registered(type, next);
+        },
+      });
+      done.add(type);
+    }
+  }
+
+  /** Step 2 of a registration of `type`: what the registering copy sees as already registered. */
+  private check(registry: ApiRegistry, type: ApiType, current: unknown): unknown {
+    if (this.ownDepth > 0 || current === undefined || !this.own.has(current)) return current;
+    const version = registeringApiVersion();
+    if (!this.listener.yieldTo(type, version)) return current;
+    if (version !== undefined) registry.version = version;
+    return undefined;
+  }
+}
+
+/**
+ * The version of the `@opentelemetry/api` copy whose registerGlobal is on the
+ * stack (the first frame outside this file), read from its package.json.
+ * Undefined when that frame is not in an installed copy (a bundled app).
+ */
+function registeringApiVersion(): string | undefined {
+  const prepare = Error.prepareStackTrace;
+  const limit = Error.stackTraceLimit;
+  let files: (string | undefined)[] = [];
+  try {
+    Error.stackTraceLimit = 8;
+    Error.prepareStackTrace = (_err, sites: NodeJS.CallSite[]) => sites;
+    const holder: { stack?: NodeJS.CallSite[] } = {};
+    Error.captureStackTrace(holder, registeringApiVersion);
+    files = (holder.stack ?? []).map((site) => site.getFileName() ?? undefined);
+  } catch {
+    return undefined;
+  } finally {
+    Error.prepareStackTrace = prepare;
+    Error.stackTraceLimit = limit;
+  }
+  const caller = files.find((file) => file !== undefined && file !== __filename);
+  return caller === undefined ? undefined : apiPackageVersion(caller);
+}
+
+const versionByDir = new Map<string, string | undefined>();
+
+/** The version of the @opentelemetry/api package a file belongs to. */
+export function apiPackageVersion(file: string): string | undefined {
+  let dir = path.dirname(file.startsWith('file:') ? fileURLToPath(file) : file);
+  const start = dir;
+  if (versionByDir.has(start)) return versionByDir.get(start);
+  let version: string | undefined;
+  for (let depth = 0; depth < 6; depth++, dir = path.dirname(dir)) {
+    let pkg: { name?: unknown; version?: unknown } | undefined;
+    try {
+      pkg = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: unknown; version?: unknown };
+    } catch {
+      pkg = undefined;
+    }
+    if (pkg !== undefined && pkg.name !== undefined) {
+      if (pkg.name === '@opentelemetry/api' && typeof pkg.version === 'string') version = pkg.version;
+      break;
+    }
+    if (path.dirname(dir) === dir) break;
+  }
+  versionByDir.set(start, version);
+  return version;
+}
