@@ -98,5 +98,25 @@ function packageDir(name, from) {
   }
 }
 
+// The npm package for apps that set up OpenTelemetry in code (package/README.md): the library
+// form, with the app's @opentelemetry/api (a peer) and the installed @datadog/pprof left as requires.
+const pkgDir = join(dist, 'package');
+await build({
+  ...common,
+  entryPoints: [join(here, 'src/lib.ts')],
+  outfile: join(pkgDir, 'index.js'),
+  plugins: [
+    {
+      name: 'package-externals',
+      setup(b) {
+        b.onResolve({ filter: /^@opentelemetry\/api$/ }, (args) => ({ path: args.path, external: true }));
+        b.onResolve({ filter: /^@datadog\/pprof$/ }, () => ({ path: join(here, 'src/native/pprof-entry.ts') }));
+        b.onResolve({ filter: /^@datadog\/pprof\// }, (args) => ({ path: args.path, external: true }));
+      },
+    },
+  ],
+});
+for (const file of ['package.json', 'README.md', 'index.d.ts']) cpSync(join(here, 'package', file), join(pkgDir, file));
+
 const bytes = (p) => (statSync(p).isDirectory() ? readdirSync(p).reduce((n, f) => n + bytes(join(p, f)), 0) : statSync(p).size);
 console.error(`agent built in ${dist}: ${(bytes(dist) / 1e6).toFixed(1)} MB`);
