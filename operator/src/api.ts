@@ -61,6 +61,7 @@ export interface SpanProfilingSpec {
   };
   tracing?: {
     enabled?: boolean;
+    mode?: 'auto' | 'agent' | 'app';
     otlp?: { endpoint: string; protocol?: 'grpc' | 'http/protobuf' | 'http/json' };
     sampler?: { type?: string; argument?: string };
     propagators?: string[];

@@ -156,6 +156,17 @@ describe('operator against a real kube-apiserver', function () {
       await cp.kubectl('delete', '-n', 'other', 'spanprofiling', 'defaults');
     });
 
+    it("accepts tracing.mode app without an OTLP endpoint (the app's SDK exports), and defaults the mode to auto", async () => {
+      const base = spanProfiling('app-mode');
+      const r = await apply({ ...base, spec: { ...base.spec, tracing: { mode: 'app' } } }, 'other');
+      assert.equal(r.code, 0, r.stderr);
+      const d = await apply(spanProfiling('auto-mode'), 'other');
+      assert.equal(d.code, 0, d.stderr);
+      const got = (await cp.api<{ spec: { tracing: { mode: string } } }>('GET', '/apis/spanprofiling.io/v1alpha1/namespaces/other/spanprofilings/auto-mode')).body;
+      assert.equal(got.spec.tracing.mode, 'auto');
+      await cp.kubectl('delete', '-n', 'other', 'spanprofiling', 'app-mode', 'auto-mode');
+    });
+
     const invalid: [string, Record<string, unknown>, RegExp][] = [
       ['no Pyroscope address', { pyroscope: {} }, /spec.pyroscope.address: Required value/],
       ['an address that is not a URL', { pyroscope: { address: 'pyroscope:4040' } }, /spec.pyroscope.address: Invalid value: "pyroscope:4040"/],
@@ -167,6 +178,7 @@ describe('operator against a real kube-apiserver', function () {
       ['a label name Pyroscope rejects', { pyroscope: { address: 'http://p:4040', labels: { 'Team Name': 'x' } } }, /label names must match \[a-z_\]\[a-z0-9_\]\*/],
       ['a sample rate of 0', { profiling: { sampleRateHz: 0 } }, /spec.profiling.sampleRateHz: Invalid value: 0: spec.profiling.sampleRateHz in body should be greater than or equal to 1/],
       ['an unknown OTLP protocol', { tracing: { otlp: { endpoint: 'http://c:4318', protocol: 'thrift' } } }, /spec.tracing.otlp.protocol: Unsupported value: "thrift"/],
+      ['an unknown tracing mode', { tracing: { mode: 'both', otlp: { endpoint: 'http://c:4318' } } }, /spec.tracing.mode: Unsupported value: "both"/],
       ['an upload interval without a unit', { pyroscope: { address: 'http://p:4040', uploadInterval: '15' } }, /spec.pyroscope.uploadInterval: Invalid value: "15"/],
     ];
     for (const [what, spec, message] of invalid) {

@@ -247,6 +247,17 @@ describe('pod mutation', () => {
     for (const [k, v] of Object.entries(want)) assert.equal(env(app, k)?.value, v, k);
   });
 
+  it('passes tracing.mode to the agent as SPANPROFILING_TRACING (auto, the default, needs no variable)', () => {
+    const modeOf = (mode: 'auto' | 'agent' | 'app' | undefined): string | undefined => {
+      const s = sp('default', 'shop', { pyroscope: { address: 'http://p:4040' }, tracing: { ...(mode === undefined ? {} : { mode }), otlp: { endpoint: 'http://c:4318' } } });
+      return env(mutatePod(input(pod(), { ns: { [INJECT]: 'true' }, sps: [s] })).pod.spec!.containers[0]!, 'SPANPROFILING_TRACING')?.value;
+    };
+    assert.equal(modeOf('app'), 'app');
+    assert.equal(modeOf('agent'), 'agent');
+    assert.equal(modeOf('auto'), undefined);
+    assert.equal(modeOf(undefined), undefined);
+  });
+
   it('derives the service name from labels, owner, or pod name', () => {
     assert.equal(serviceName(pod({ labels: { 'app.kubernetes.io/name': 'cart', app: 'x' } })), 'cart');
     assert.equal(serviceName(pod({ labels: { app: 'x' } })), 'x');

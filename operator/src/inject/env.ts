@@ -37,6 +37,7 @@ export function generatedEnv(sp: SpanProfiling, ctx: EnvContext): V1EnvVar[] {
   add('OTEL_SERVICE_NAME', ctx.serviceName);
   if (tracing.enabled === false) add('OTEL_SDK_DISABLED', true);
   else {
+    if (tracing.mode !== undefined && tracing.mode !== 'auto') add('SPANPROFILING_TRACING', tracing.mode);
     add('OTEL_EXPORTER_OTLP_ENDPOINT', tracing.otlp?.endpoint);
     add('OTEL_EXPORTER_OTLP_PROTOCOL', tracing.otlp?.protocol ?? 'http/protobuf');
     add('OTEL_TRACES_SAMPLER', tracing.sampler?.type);
