@@ -92,12 +92,23 @@ export interface JaegerSpan {
   /** Microseconds since the epoch, and microseconds. */
   startTime: number;
   duration: number;
+  processID?: string;
+  /** The resource's service.namespace (from the trace's process), when it has one. */
+  serviceNamespace?: string;
 }
 
 export async function jaegerTraces(queryUrl: string, service: string, limit = 1000): Promise<{ traceID: string; spans: JaegerSpan[] }[]> {
   const res = await fetch(`${queryUrl}/api/traces?service=${encodeURIComponent(service)}&limit=${limit}&lookback=1h`, { signal: AbortSignal.timeout(10_000) });
   if (!res.ok) throw new Error(`jaeger query: HTTP ${res.status} ${await res.text()}`);
-  return ((await res.json()) as { data: { traceID: string; spans: JaegerSpan[] }[] }).data ?? [];
+  type Process = { tags?: { key: string; value: unknown }[] };
+  const traces = ((await res.json()) as { data: { traceID: string; spans: JaegerSpan[]; processes?: Record<string, Process> }[] }).data ?? [];
+  for (const t of traces) {
+    for (const s of t.spans) {
+      const ns = t.processes?.[s.processID ?? '']?.tags?.find((tag) => tag.key === 'service.namespace')?.value;
+      if (typeof ns === 'string') s.serviceNamespace = ns;
+    }
+  }
+  return traces;
 }
 
 export const tagOf = (span: JaegerSpan, key: string): unknown => span.tags.find((t) => t.key === key)?.value;

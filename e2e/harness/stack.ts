@@ -19,8 +19,11 @@ export const OPERATOR_DEPLOYMENT = RELEASE;
 export const OBSERVABILITY = 'observability';
 export const SHOP_NAMESPACE = 'shop';
 export const PLAIN_NAMESPACE = 'plain';
-/** The demo's workloads in the opted-in namespace: name → entry file. */
-export const SHOPS = { shop: 'server.js', 'shop-esm': 'server.mjs' } as const;
+/**
+ * The demo's workloads in the opted-in namespace: name → entry file. shop-sdk
+ * starts its own NodeSDK in code (service.namespace "shops"); the agent joins it.
+ */
+export const SHOPS = { shop: 'server.js', 'shop-esm': 'server.mjs', 'shop-sdk': 'server-sdk.js' } as const;
 export type ShopName = keyof typeof SHOPS;
 
 const JAEGER_PORTS = { otlpGrpc: 4317, otlpHttp: 4318, queryHttp: 16686, queryGrpc: 16685, health: 13133 };
@@ -204,11 +207,14 @@ export function routeOf(span: JaegerSpan): string {
   return String(route).split('?')[0]!;
 }
 
-/** What Grafana asks Pyroscope for when a span's "profiles" link is opened. */
-export async function spanProfile(proxy: string, service: string, spanIds: string[], sinceMs: number): Promise<Flamegraph> {
+/**
+ * What Grafana asks Pyroscope for when a span's "profiles" link is opened: the
+ * span's service.name, and its service.namespace when the span has one.
+ */
+export async function spanProfile(proxy: string, service: string, spanIds: string[], sinceMs: number, serviceNamespace?: string): Promise<Flamegraph> {
   return pyroscopeCall<Flamegraph>(pyroscopeUrl(proxy), 'querier.v1.QuerierService/SelectMergeSpanProfile', {
     profileTypeID: CPU_PROFILE_TYPE,
-    labelSelector: `{service_name="${service}"}`,
+    labelSelector: serviceNamespace === undefined ? `{service_name="${service}"}` : `{service_name="${service}",service_namespace="${serviceNamespace}"}`,
     spanSelector: spanIds,
     start: sinceMs,
     end: Date.now() + 60_000,

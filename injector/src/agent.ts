@@ -111,10 +111,32 @@ export function startAgent(deps: AgentDeps): AgentHandle {
 /** Watches for the app registering a tracer provider (the agent registered nothing of its own). */
 function watchApp(log: Logger, onProvider: (registered: unknown) => void): ApiRegistryWatcher {
   return new ApiRegistryWatcher({
-    yieldTo: () => false,
+    yieldTo: () => [],
     registered: (type, instance) => {
       if (type === 'trace') whenDelegated(instance, () => safely(log, () => onProvider(instance)));
     },
+    restored: () => undefined,
+  });
+}
+
+/**
+ * auto mode, with the agent's tracing registered first: a registration by the
+ * app goes through (the agent removes its own instance of that type), and a
+ * tracer provider of the app's takes tracing over entirely: without the agent
+ * the app would have only what it registers itself.
+ */
+function yieldingWatcher(log: Logger, tracing: () => Tracing | undefined, onProvider: (registered: unknown) => void): ApiRegistryWatcher {
+  return new ApiRegistryWatcher({
+    yieldTo: (type: ApiType) => (type === 'trace' ? ['trace', 'context', 'propagation', 'diag'] : [type]),
+    registered: (type, instance) => {
+      if (type === 'context') safely(log, () => tracing()?.releaseContext());
+      if (type === 'trace') whenDelegated(instance, () => safely(log, () => onProvider(instance)));
+    },
+    restored: (type) =>
+      log.warn(
+        `the app's registration of its OpenTelemetry ${type} failed (its @opentelemetry/api is another version than the agent's and, bundled, cannot be told): ` +
+          `the agent keeps tracing; set SPANPROFILING_TRACING=app to leave tracing to the app`,
+      ),
   });
 }
 
@@ -140,40 +162,6 @@ function whenDelegated(registered: unknown, then: () => void): void {
       then();
     },
   });
-}
-
-/**
- * auto mode, with the agent's tracing registered first: a registration by the
- * app goes through (the agent removes its own instance of that type), and a
- * tracer provider of the app's takes tracing over entirely.
- */
-function yieldingWatcher(log: Logger, tracing: () => Tracing | undefined, onProvider: (registered: unknown) => void): ApiRegistryWatcher {
-  let warned = false;
-  const watcher: ApiRegistryWatcher = new ApiRegistryWatcher({
-    yieldTo: (type: ApiType, version: string | undefined) => {
-      if (version === undefined) {
-        if (!warned) {
-          warned = true;
-          log.warn(
-            `the app registers its own OpenTelemetry ${type}, from a copy of @opentelemetry/api the agent cannot identify (a bundled app?): ` +
-              `the agent keeps tracing; set SPANPROFILING_TRACING=app to leave tracing to the app`,
-          );
-        }
-        return false;
-      }
-      if (type === 'context') safely(log, () => tracing()?.releaseContext());
-      if (type === 'trace') {
-        // Without the agent the app would have only what it registers itself.
-        for (const other of ['context', 'propagation', 'diag'] as const) watcher.release(other);
-        safely(log, () => tracing()?.releaseContext());
-      }
-      return true;
-    },
-    registered: (type, instance) => {
-      if (type === 'trace') whenDelegated(instance, () => safely(log, () => onProvider(instance)));
-    },
-  });
-  return watcher;
 }
 
 function safely(log: Logger, fn: () => void): void {

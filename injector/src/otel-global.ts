@@ -36,13 +36,14 @@ export function apiRegistry(): ApiRegistry | undefined {
 export interface RegistrationListener {
   /**
    * Someone else is registering `type` while the agent's own instance holds it.
-   * `version` is the registering API copy's version, when it could be told.
-   * Return true to let the registration through: the watcher then removes the
-   * agent's instance and adopts `version`.
+   * Return the types to remove (`type` itself and any other the agent gives up
+   * with it) to let the registration through, or an empty list to keep them.
    */
-  yieldTo(type: ApiType, version: string | undefined): boolean;
+  yieldTo(type: ApiType): ApiType[];
   /** Someone else's instance of `type` landed in the registry. */
   registered(type: ApiType, instance: unknown): void;
+  /** A registration the agent made way for did not land: the agent's instances are back. */
+  restored(type: ApiType): void;
 }
 
 const WATCHED = Symbol('spanprofiling.io/watched');
@@ -131,9 +132,25 @@ export class ApiRegistryWatcher {
   /** Step 2 of a registration of `type`: what the registering copy sees as already registered. */
   private check(registry: ApiRegistry, type: ApiType, current: unknown): unknown {
     if (this.ownDepth > 0 || current === undefined || !this.own.has(current)) return current;
+    const released = this.listener.yieldTo(type);
+    if (!released.includes(type)) return current;
+    // Step 3 wants the registering copy's exact version. A bundled copy cannot be told: its
+    // registration goes through only if it is the version already there, else ours come back.
     const version = registeringApiVersion();
-    if (!this.listener.yieldTo(type, version)) return current;
+    const ownVersion = registry.version;
     if (version !== undefined) registry.version = version;
+    const taken = new Map<ApiType, unknown>();
+    for (const t of released) {
+      const value = t === type ? current : registry[t];
+      if (value !== undefined && this.own.has(value)) taken.set(t, value);
+      if (t !== type) this.release(t);
+    }
+    queueMicrotask(() => {
+      if (registry[type] !== undefined) return;
+      for (const [t, value] of taken) if (registry[t] === undefined) this.asOwner(() => (registry[t] = value));
+      registry.version = ownVersion;
+      this.listener.restored(type);
+    });
     return undefined;
   }
 }

@@ -8,7 +8,10 @@
  * `pyroscope.profile.id` on a span whose samples are not labelled.
  */
 import { strict as assert } from 'node:assert';
+import { mkdtempSync, rmSync } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
+import { buildSync } from 'esbuild';
 import { AGENT, AppProcess, FIXTURES, load, testNodes, waitFor } from './harness/app-process';
 import { OtlpReceiver, type ReceivedSpan } from './harness/otlp-receiver';
 import { PyroscopeReceiver, type ReceivedSample } from './harness/pyroscope-receiver';
@@ -23,6 +26,8 @@ const HEALTH_REQUESTS = 10;
 
 interface Setup {
   name: string;
+  /** The app's entry (default: app.js). */
+  script?: () => string;
   /** Preloads in order; AGENT marks where the agent goes. */
   preloads: string[];
   env: Record<string, string>;
@@ -40,7 +45,23 @@ const SETUPS: Setup[] = [
   { name: 'auto-instrumentations-node/register, after the agent', preloads: [AGENT, REGISTER], env: { OTEL_SERVICE_NAME: 'shop-register' }, sharedEndpoint: true, service: 'shop-register' },
   { name: 'its own NodeTracerProvider, spans from provider.getTracer()', preloads: [AGENT], env: { APP_OTEL: 'provider' }, service: 'shop-provider', namespace: 'team-b' },
   { name: 'a BasicTracerProvider registered through the API', preloads: [AGENT], env: { APP_OTEL: 'basic' }, service: 'shop-basic' },
+  // A bundled app's copy of @opentelemetry/api has no package.json to tell its version: it is let through as the same version.
+  { name: 'NodeSDK in an esbuild bundle of the app', script: bundledApp, preloads: [AGENT], env: { APP_OTEL: 'sdk' }, service: 'shop-in-code', namespace: 'team-a' },
 ];
+
+let bundle: string | undefined;
+/** app.js and its node_modules (express, the OpenTelemetry SDK) in one file, as apps ship in images. */
+function bundledApp(): string {
+  if (bundle === undefined) {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'span-profiling-bundle-'));
+    bundle = path.join(dir, 'app.js');
+    buildSync({ entryPoints: [APP], outfile: bundle, bundle: true, platform: 'node', format: 'cjs', target: 'node18', logLevel: 'error' });
+  }
+  return bundle;
+}
+after(() => {
+  if (bundle !== undefined) rmSync(path.dirname(bundle), { recursive: true, force: true });
+});
 
 interface Run {
   app: AppProcess;
@@ -59,7 +80,7 @@ async function runApp(node: string, setup: Setup, withAgent: boolean, receivers:
     OTEL_NODE_RESOURCE_DETECTORS: 'env,host,os',
     ...setup.env,
   };
-  const app = await AppProcess.start({ script: APP, node, agent: false, nodeArgs: preloads, env });
+  const app = await AppProcess.start({ script: setup.script?.() ?? APP, node, agent: false, nodeArgs: preloads, env });
   const paths = [...Array.from({ length: WORK_REQUESTS }, (_, i) => `/work?i=${i}`), ...Array.from({ length: HEALTH_REQUESTS }, (_, i) => `/health?i=${i}`)];
   const results = await load(app.port, paths, 4);
   assert.deepEqual(results.filter((r) => r.status !== 200), [], `every request succeeds; stderr:\n${app.stderr}`);
