@@ -9,7 +9,10 @@
  *   otel      OpenTelemetry tracing alone (the upstream auto-instrumentation register script)
  *   tracing   this agent with profiling off (OTEL_PYROSCOPE_START_PROFILING=false)
  *   agent     this agent: tracing + span-linked CPU/wall profiling at 100 Hz
- * "profiling cost" is agent against tracing: what span-linked profiling adds.
+ *   otel+agent  an app with its own SDK (the register script preloaded first) and this agent,
+ *             which joins that SDK: span-linked profiling on top of the app's own tracing
+ * "profiling cost" is agent against tracing: what span-linked profiling adds; "on the app's SDK"
+ * is otel+agent against otel: what it adds to an app that already traces itself.
  * Also: attribution accuracy under concurrency, agent size on disk, start-up delay.
  *
  * Options (env): BENCH_SECONDS (per measurement, default 4), BENCH_ROUNDS (default 3),
@@ -34,8 +37,8 @@ const OTEL_REGISTER = require.resolve('@opentelemetry/auto-instrumentations-node
 const HOT = ['alpha', 'beta', 'gamma', 'delta'];
 
 /** tracing: this agent with profiling off, to isolate what span-linked profiling adds. */
-type Config = 'none' | 'otel' | 'tracing' | 'agent';
-const CONFIGS: Config[] = ['none', 'otel', 'tracing', 'agent'];
+type Config = 'none' | 'otel' | 'tracing' | 'agent' | 'otel+agent';
+const CONFIGS: Config[] = ['none', 'otel', 'tracing', 'agent', 'otel+agent'];
 
 const APPS = {
   'cpu-bound': (i: number) => `/work?fn=${HOT[i % 4]}&ms=2&rounds=2&via=await&i=${i}`,
@@ -52,17 +55,22 @@ function envFor(config: Config, pyroscope: PyroscopeReceiver, otlp: OtlpReceiver
   if (config === 'none') return {};
   if (config === 'otel') return common;
   if (config === 'tracing') return { ...common, OTEL_PYROSCOPE_START_PROFILING: 'false' };
+  // The app's SDK and the agent read the same environment, as in an injected pod.
   return { ...common, PYROSCOPE_SERVER_ADDRESS: pyroscope.url, PYROSCOPE_UPLOAD_INTERVAL: '5s', PYROSCOPE_LOG_LEVEL: 'warn' };
 }
 
 function nodeArgsFor(config: Config): string[] {
-  return config === 'otel' ? ['--require', OTEL_REGISTER] : [];
+  if (config === 'otel') return ['--require', OTEL_REGISTER];
+  if (config === 'otel+agent') return ['--require', OTEL_REGISTER, '--require', AGENT];
+  return [];
 }
+
+const preloadsAgent = (config: Config): boolean => config === 'agent' || config === 'tracing';
 
 async function measure(node: string, config: Config, pathFor: (i: number) => string): Promise<Run> {
   const pyroscope = await new PyroscopeReceiver().start();
   const otlp = await new OtlpReceiver().start();
-  const app = await AppProcess.start({ script: SERVER, node, agent: config === 'agent' || config === 'tracing', nodeArgs: nodeArgsFor(config), env: envFor(config, pyroscope, otlp) });
+  const app = await AppProcess.start({ script: SERVER, node, agent: preloadsAgent(config), nodeArgs: nodeArgsFor(config), env: envFor(config, pyroscope, otlp) });
   try {
     await loadFor(app.port, pathFor, 1, CONCURRENCY); // warm-up
     const results = await loadFor(app.port, pathFor, SECONDS, CONCURRENCY);
@@ -75,13 +83,15 @@ async function measure(node: string, config: Config, pathFor: (i: number) => str
   }
 }
 
-async function accuracy(node: string, pathFor: (i: number) => string): Promise<{ accuracy: number; coverage: number; samples: number }> {
+async function accuracy(node: string, pathFor: (i: number) => string, config: 'agent' | 'otel+agent'): Promise<{ accuracy: number; coverage: number; samples: number }> {
   const pyroscope = await new PyroscopeReceiver().start();
   const otlp = await new OtlpReceiver().start();
-  const app = await AppProcess.start({ script: SERVER, node, env: { ...envFor('agent', pyroscope, otlp), OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', PYROSCOPE_UPLOAD_INTERVAL: '1s' } });
+  const env = { ...envFor(config, pyroscope, otlp), OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', PYROSCOPE_UPLOAD_INTERVAL: '1s' };
+  const app = await AppProcess.start({ script: SERVER, node, agent: preloadsAgent(config), nodeArgs: nodeArgsFor(config), env });
   await loadFor(app.port, pathFor, SECONDS, CONCURRENCY);
   await new Promise((r) => setTimeout(r, 1000));
-  await app.stop('SIGTERM');
+  // The register script's SIGTERM handler keeps the process alive: a bounded stop.
+  await app.stop('SIGTERM', 3000);
   await pyroscope.close();
   await otlp.close();
   const routeBySpan = new Map(serverSpans(otlp.spans).map((s) => [s.spanId, requestQuery(s).get('fn') ?? '']));
@@ -95,7 +105,7 @@ async function startupMs(node: string, config: Config): Promise<number> {
   const times: number[] = [];
   for (let i = 0; i < 5; i++) {
     const start = performance.now();
-    const app = await AppProcess.start({ script: SERVER, node, agent: config === 'agent' || config === 'tracing', nodeArgs: nodeArgsFor(config), env: envFor(config, pyroscope, otlp) });
+    const app = await AppProcess.start({ script: SERVER, node, agent: preloadsAgent(config), nodeArgs: nodeArgsFor(config), env: envFor(config, pyroscope, otlp) });
     times.push(performance.now() - start);
     await app.stop('SIGKILL');
   }
@@ -116,17 +126,18 @@ async function main(): Promise<void> {
   console.log(`agent benchmark: ${SECONDS}s per measurement, ${ROUNDS} interleaved rounds, ${CONCURRENCY} concurrent connections, medians`);
   console.log(`agent size on disk: ${(dirBytes(path.dirname(AGENT)) / 1e6).toFixed(1)} MB (${path.relative(REPO_ROOT, path.dirname(AGENT))})\n`);
 
-  const rows: string[][] = [['node', 'app', 'none req/s', 'otel req/s', 'tracing req/s', 'agent req/s', 'agent vs otel', 'profiling cost', 'agent vs none', 'p99 none/otel/agent ms', 'attribution', 'labelled']];
+  const rows: string[][] = [['node', 'app', 'none req/s', 'otel req/s', 'tracing req/s', 'agent req/s', 'otel+agent req/s', 'agent vs otel', 'profiling cost', 'on the app\'s SDK', 'agent vs none', 'p99 none/otel/agent/otel+agent ms', 'attribution agent / on app SDK', 'labelled']];
   const startup: string[][] = [['node', 'start none ms', 'start otel ms', 'start agent ms', 'agent delay ms']];
   for (const node of nodes) {
     for (const [appName, pathFor] of PARTS.has('throughput') ? Object.entries(APPS) : []) {
-      const runs: Record<Config, Run[]> = { none: [], otel: [], tracing: [], agent: [] };
+      const runs: Record<Config, Run[]> = { none: [], otel: [], tracing: [], agent: [], 'otel+agent': [] };
       for (let round = 0; round < ROUNDS; round++) {
         for (const config of round % 2 === 0 ? CONFIGS : [...CONFIGS].reverse()) runs[config].push(await measure(node.bin, config, pathFor));
       }
       const rps = (c: Config): number => median(runs[c].map((r) => r.rps));
       const p99 = (c: Config): number => median(runs[c].map((r) => r.p99));
-      const acc = await accuracy(node.bin, pathFor);
+      const acc = await accuracy(node.bin, pathFor, 'agent');
+      const joined = await accuracy(node.bin, pathFor, 'otel+agent');
       rows.push([
         node.label.replace(' (runs mocha)', ''),
         appName,
@@ -134,12 +145,14 @@ async function main(): Promise<void> {
         rps('otel').toFixed(0),
         rps('tracing').toFixed(0),
         rps('agent').toFixed(0),
+        rps('otel+agent').toFixed(0),
         ratio(rps('agent'), rps('otel')),
         ratio(rps('agent'), rps('tracing')),
+        ratio(rps('otel+agent'), rps('otel')),
         ratio(rps('agent'), rps('none')),
-        `${p99('none').toFixed(1)} / ${p99('otel').toFixed(1)} / ${p99('agent').toFixed(1)}`,
-        `${pct(acc.accuracy)} (${acc.samples} samples)`,
-        pct(acc.coverage),
+        `${p99('none').toFixed(1)} / ${p99('otel').toFixed(1)} / ${p99('agent').toFixed(1)} / ${p99('otel+agent').toFixed(1)}`,
+        `${pct(acc.accuracy)} / ${pct(joined.accuracy)} (${acc.samples} / ${joined.samples} samples)`,
+        `${pct(acc.coverage)} / ${pct(joined.coverage)}`,
       ]);
       console.error(`done: ${node.label} ${appName}`);
     }

@@ -75,6 +75,7 @@ describe('agent configuration from env', () => {
     ['a label name', { PYROSCOPE_LABELS: 'Bad Name=x,ok=y' }, /ignoring "Bad Name=x"/],
     ['a log level', { PYROSCOPE_LOG_LEVEL: 'loud' }, /not one of debug/],
     ['a server address', { PYROSCOPE_SERVER_ADDRESS: 'pyroscope:4040' }, /is not an http\(s\) URL/],
+    ['a tracing mode', { SPANPROFILING_TRACING: 'both' }, /SPANPROFILING_TRACING="both" is not one of auto, agent, app/],
   ];
   for (const [what, env, message] of malformed) {
     it(`gives one clear warning and the default for ${what}`, () => {
@@ -86,8 +87,24 @@ describe('agent configuration from env', () => {
       if (env['OTEL_PYROSCOPE_ROOT_SPAN_ONLY']) assert.equal(config.spanLink.rootSpanOnly, true);
       if (env['PYROSCOPE_LABELS']) assert.deepEqual(config.profiling.labels, { ok: 'y' });
       if (env['PYROSCOPE_SERVER_ADDRESS']) assert.equal(config.profiling.enabled, false);
+      if (env['SPANPROFILING_TRACING']) assert.equal(config.tracing.mode, 'auto');
     });
   }
+
+  it('reads who owns tracing from SPANPROFILING_TRACING (default auto)', () => {
+    assert.equal(readConfig({}).config.tracing.mode, 'auto');
+    assert.equal(readConfig({ SPANPROFILING_TRACING: 'App' }).config.tracing.mode, 'app');
+    assert.equal(readConfig({ SPANPROFILING_TRACING: 'agent' }).config.tracing.mode, 'agent');
+  });
+
+  it('labels series with the pod and the cluster worker, so processes can be told apart; PYROSCOPE_LABELS wins', () => {
+    const labels = (env: Record<string, string>) => readConfig(env).config.profiling.labels;
+    assert.deepEqual(labels({ OTEL_RESOURCE_ATTRIBUTES: 'k8s.namespace.name=shop,k8s.pod.name=shop-7d9f-abcde' }), { pod: 'shop-7d9f-abcde' });
+    assert.deepEqual(labels({ NODE_UNIQUE_ID: '3' }), { worker: '3' });
+    assert.deepEqual(labels({ NODE_APP_INSTANCE: '0', PYROSCOPE_LABELS: 'team=a' }), { worker: '0', team: 'a' });
+    assert.deepEqual(labels({ OTEL_RESOURCE_ATTRIBUTES: 'k8s.pod.name=$(POD)', PYROSCOPE_LABELS: 'pod=mine' }), { pod: 'mine' });
+    assert.deepEqual(labels({}), {});
+  });
 
   it('has a kill switch', () => {
     assert.equal(readConfig({ SPANPROFILING_DISABLED: 'true' }).config.disabled, true);
