@@ -12,7 +12,8 @@
  * whichever context manager the app registers. When the zero-code agent is
  * preloaded too, both share the agent's profiler.
  */
-import { readConfig, type AgentConfig, type LogLevel } from './config';
+import type { ProfilingHandle, ProfilingOptions, SpanProfilingProcessor as DeclaredProcessor } from '../package/index';
+import { readConfig, type AgentConfig } from './config';
 import { createLogger } from './log';
 import { loadNativeProfiler } from './native/load';
 import { ForwardingSpanProcessor, SpanProfilingRuntime, sharedRuntime } from './runtime';
@@ -20,41 +21,10 @@ import { ForwardingSpanProcessor, SpanProfilingRuntime, sharedRuntime } from './
 /** Add to the app's tracer provider: marks local-root spans and labels the samples taken under them. */
 export class SpanProfilingProcessor extends ForwardingSpanProcessor {}
 
-export interface ProfilingOptions {
-  /** Pyroscope URL; default PYROSCOPE_SERVER_ADDRESS. */
-  serverAddress?: string;
-  /** The application in Pyroscope; default: the spans' service.name, else PYROSCOPE_APPLICATION_NAME or OTEL_SERVICE_NAME. */
-  applicationName?: string;
-  authToken?: string;
-  basicAuthUser?: string;
-  basicAuthPassword?: string;
-  tenantId?: string;
-  /** Static series labels (names `[a-z_][a-z0-9_]*`). */
-  labels?: Record<string, string>;
-  /** Extra HTTP headers on every upload. */
-  headers?: Record<string, string>;
-  uploadIntervalMs?: number;
-  samplingIntervalMicros?: number;
-  collectCpuTime?: boolean;
-  /** Bytes between heap samples; 0 (the default) turns the heap profile off. */
-  heapSamplingIntervalBytes?: number;
-  /** Label samples with the local-root span (default) or with the innermost span. */
-  rootSpanOnly?: boolean;
-  addSpanName?: boolean;
-  addTraceId?: boolean;
-  logLevel?: LogLevel;
-  /** Where unset options are read from; default process.env (the same PYROSCOPE_* / OTEL_PYROSCOPE_* variables as the agent). */
-  env?: Readonly<Record<string, string | undefined>>;
-}
-
-export interface ProfilingHandle {
-  /** Whether this process is being profiled (by this call or by the agent). */
-  readonly running: boolean;
-  /** Collects the profile so far and queues it for upload. */
-  flush(): void;
-  /** Uploads the last profile (bounded by PYROSCOPE_SHUTDOWN_TIMEOUT_MS) and stops. */
-  stop(): Promise<void>;
-}
+// The package's public types are written once, in package/index.d.ts; this is what implements them.
+export type { ProfilingHandle, ProfilingOptions };
+const _declared: new () => DeclaredProcessor = SpanProfilingProcessor;
+void _declared;
 
 const defined = <T extends object>(values: T): Partial<T> =>
   Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined)) as Partial<T>;
