@@ -69,7 +69,10 @@ export class ApiRegistryWatcher {
       get: () => this.registry,
       set: (value: ApiRegistry) => {
         // Step 1 of a registration, with the object the registering copy will use.
-        if (value !== null && typeof value === 'object') this.adopt(value);
+        if (value !== null && typeof value === 'object') {
+          this.adopt(value);
+          if (this.ownDepth === 0) this.matchVersion(value);
+        }
         this.registry = value;
         this.pending = true;
       },
@@ -129,16 +132,29 @@ export class ApiRegistryWatcher {
     }
   }
 
+  /**
+   * Step 3 of a registration insists on the registering copy's exact version,
+   * while a copy reading the registry accepts any version of its major from
+   * its own minor up. So, for a registration by another copy: its own version
+   * while it registers, then the newer of the two, which both can read.
+   */
+  private matchVersion(registry: ApiRegistry): void {
+    const theirs = registeringApiVersion();
+    const current = registry.version;
+    if (theirs === undefined || current === undefined || theirs === current) return;
+    registry.version = theirs;
+    queueMicrotask(() => {
+      if (registry.version === theirs) registry.version = newerVersion(theirs, current);
+    });
+  }
+
   /** Step 2 of a registration of `type`: what the registering copy sees as already registered. */
   private check(registry: ApiRegistry, type: ApiType, current: unknown): unknown {
     if (this.ownDepth > 0 || current === undefined || !this.own.has(current)) return current;
     const released = this.listener.yieldTo(type);
     if (!released.includes(type)) return current;
-    // Step 3 wants the registering copy's exact version. A bundled copy cannot be told: its
-    // registration goes through only if it is the version already there, else ours come back.
-    const version = registeringApiVersion();
-    const ownVersion = registry.version;
-    if (version !== undefined) registry.version = version;
+    // A bundled copy's version cannot be told (see matchVersion): its registration goes through
+    // only if it is the version already there, else the agent's instances come back.
     const taken = new Map<ApiType, unknown>();
     for (const t of released) {
       const value = t === type ? current : registry[t];
@@ -148,7 +164,6 @@ export class ApiRegistryWatcher {
     queueMicrotask(() => {
       if (registry[type] !== undefined) return;
       for (const [t, value] of taken) if (registry[t] === undefined) this.asOwner(() => (registry[t] = value));
-      registry.version = ownVersion;
       this.listener.restored(type);
     });
     return undefined;
@@ -178,6 +193,14 @@ function registeringApiVersion(): string | undefined {
   }
   const caller = files.find((file) => file !== undefined && file !== __filename);
   return caller === undefined ? undefined : apiPackageVersion(caller);
+}
+
+/** The newer of two versions of the same major (by minor, then patch). */
+export function newerVersion(a: string, b: string): string {
+  const parse = (v: string): number[] => v.split(/[.+-]/).slice(0, 3).map((n) => Number(n) || 0);
+  const [x, y] = [parse(a), parse(b)];
+  for (let i = 0; i < 3; i++) if (x[i] !== y[i]) return x[i]! > y[i]! ? a : b;
+  return a;
 }
 
 const versionByDir = new Map<string, string | undefined>();

@@ -161,12 +161,12 @@ interface SdkProviderLike {
  */
 export function sdkProvider(registered: unknown): object | undefined {
   if (registered === null || typeof registered !== 'object') return undefined;
-  const proxy = registered as SdkProviderLike;
+  const proxy = registered as SdkProviderLike & { _delegate?: unknown; setDelegate?: unknown };
   if (typeof proxy.getDelegate !== 'function') return registered;
-  const delegate = proxy.getDelegate();
-  if (delegate === null || typeof delegate !== 'object') return undefined;
-  // The API's no-op provider: nothing to join (yet).
-  return delegate.constructor?.name === 'NoopTracerProvider' ? undefined : delegate;
+  // Every @opentelemetry/api 1.x keeps the delegate in `_delegate` (getDelegate() answers its no-op
+  // provider without one, under whatever name a bundler gave that class).
+  const delegate = typeof proxy.setDelegate === 'function' ? proxy._delegate : proxy.getDelegate();
+  return delegate !== null && typeof delegate === 'object' ? delegate : undefined;
 }
 
 /**

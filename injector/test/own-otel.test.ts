@@ -45,6 +45,8 @@ const SETUPS: Setup[] = [
   { name: 'auto-instrumentations-node/register, after the agent', preloads: [AGENT, REGISTER], env: { OTEL_SERVICE_NAME: 'shop-register' }, sharedEndpoint: true, service: 'shop-register' },
   { name: 'its own NodeTracerProvider, spans from provider.getTracer()', preloads: [AGENT], env: { APP_OTEL: 'provider' }, service: 'shop-provider', namespace: 'team-b' },
   { name: 'a BasicTracerProvider registered through the API', preloads: [AGENT], env: { APP_OTEL: 'basic' }, service: 'shop-basic' },
+  // The API insists on one exact version for every registration: the agent adopts the app's.
+  { name: 'a BasicTracerProvider registered through an older @opentelemetry/api (1.8.0)', preloads: [AGENT], env: { APP_OTEL: 'api-1.8' }, service: 'shop-basic' },
   // A bundled app's copy of @opentelemetry/api has no package.json to tell its version: it is let through as the same version.
   { name: 'NodeSDK in an esbuild bundle of the app', script: bundledApp, preloads: [AGENT], env: { APP_OTEL: 'sdk' }, service: 'shop-in-code', namespace: 'team-a' },
 ];
