@@ -22,7 +22,10 @@ export declare class SpanProfilingProcessor {
 export interface ProfilingOptions {
   /** Pyroscope URL; default PYROSCOPE_SERVER_ADDRESS. */
   serverAddress?: string;
-  /** The application in Pyroscope; default: the spans' service.name, else PYROSCOPE_APPLICATION_NAME or OTEL_SERVICE_NAME. */
+  /**
+   * The application in Pyroscope until the first linked span is seen (default PYROSCOPE_APPLICATION_NAME or
+   * OTEL_SERVICE_NAME); from then on profiles go to the spans' service.name, the series Grafana's link selects.
+   */
   applicationName?: string;
   authToken?: string;
   basicAuthUser?: string;

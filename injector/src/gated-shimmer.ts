@@ -34,7 +34,8 @@ function defineProperty(obj: object, name: PropertyKey, value: unknown): void {
 function gated(active: Fn, original: Fn): Fn {
   const wrapped = function (this: unknown, ...args: unknown[]): unknown {
     const fn = instrumentationGate.open ? active : original;
-    if (new.target !== undefined) return Reflect.construct(fn, args, new.target) as unknown;
+    // `new wrapped()` builds what `fn` builds; a subclass of wrapped keeps its own prototype.
+    if (new.target !== undefined) return Reflect.construct(fn, args, new.target === wrapped ? fn : new.target) as unknown;
     return fn.apply(this, args);
   };
   // Frameworks read a function's arity (express tells error handlers by `length === 4`) and its properties.

@@ -52,6 +52,10 @@ export class ApiRegistryWatcher {
   private registry: ApiRegistry | undefined;
   /** Set by step 1 of a registration; the next entry read is its step 2. */
   private pending = false;
+  /** A registration the agent made way for, until it lands (step 4) or fails (any other entry read). */
+  private awaiting: { registry: ApiRegistry; type: ApiType; taken: Map<ApiType, unknown> } | undefined;
+  /** The newest API version seen in this registration pass, restored once the pass is over. */
+  private newest: string | undefined;
   private ownDepth = 0;
   private readonly own = new Set<unknown>();
   private installed = false;
@@ -75,6 +79,8 @@ export class ApiRegistryWatcher {
         }
         this.registry = value;
         this.pending = true;
+        // registerGlobal is synchronous: whatever did not read an entry by the end of this pass was no registration.
+        queueMicrotask(() => (this.pending = false));
       },
     });
   }
@@ -117,11 +123,15 @@ export class ApiRegistryWatcher {
           if (this.pending) {
             this.pending = false;
             value = this.check(registry, type, value);
+          } else if (this.awaiting !== undefined) {
+            // The registration the agent made way for failed (its error message reads `diag`): restore at once.
+            this.restore();
           }
           return value;
         },
         set: (next: unknown) => {
           this.pending = false;
+          if (this.awaiting?.type === type && next !== undefined) this.awaiting = undefined;
           value = next;
           if (next === undefined) return;
           if (this.ownDepth > 0) this.own.add(next);
@@ -139,12 +149,18 @@ export class ApiRegistryWatcher {
    * while it registers, then the newer of the two, which both can read.
    */
   private matchVersion(registry: ApiRegistry): void {
+    // Only while the agent's own registrations are in there: otherwise the API's rules apply unchanged.
+    if (!TYPES.some((t) => this.holdsOwn(t))) return;
     const theirs = registeringApiVersion();
     const current = registry.version;
     if (theirs === undefined || current === undefined || theirs === current) return;
+    const first = this.newest === undefined;
+    this.newest = newerVersion(this.newest ?? current, theirs);
     registry.version = theirs;
+    if (!first) return;
     queueMicrotask(() => {
-      if (registry.version === theirs) registry.version = newerVersion(theirs, current);
+      if (this.newest !== undefined) registry.version = this.newest;
+      this.newest = undefined;
     });
   }
 
@@ -159,14 +175,20 @@ export class ApiRegistryWatcher {
     for (const t of released) {
       const value = t === type ? current : registry[t];
       if (value !== undefined && this.own.has(value)) taken.set(t, value);
-      if (t !== type) this.release(t);
     }
-    queueMicrotask(() => {
-      if (registry[type] !== undefined) return;
-      for (const [t, value] of taken) if (registry[t] === undefined) this.asOwner(() => (registry[t] = value));
-      this.listener.restored(type);
-    });
+    for (const t of released) if (t !== type) this.release(t);
+    this.awaiting = { registry, type, taken };
+    queueMicrotask(() => this.restore());
     return undefined;
+  }
+
+  /** Puts the agent's instances back when the registration it made way for did not land. */
+  private restore(): void {
+    const awaiting = this.awaiting;
+    this.awaiting = undefined;
+    if (awaiting === undefined || awaiting.registry[awaiting.type] !== undefined) return;
+    for (const [t, value] of awaiting.taken) if (awaiting.registry[t] === undefined) this.asOwner(() => (awaiting.registry[t] = value));
+    this.listener.restored(awaiting.type);
   }
 }
 

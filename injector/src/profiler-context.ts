@@ -92,8 +92,12 @@ export class ProfilerContextFollower {
     const manager = this.manager;
     if (manager === undefined) return;
     this.manager = undefined;
-    if (this.originalWith !== undefined) Object.defineProperty(manager, 'with', { value: this.originalWith, configurable: true, writable: true, enumerable: false });
-    else delete (manager as { with?: With }).with;
+    const current = (manager as { with?: { [FOLLOWED]?: boolean } }).with;
+    // Someone wrapped it after us: taking ours out would take theirs too; it passes through once detached.
+    if (current?.[FOLLOWED] === true) {
+      if (this.originalWith !== undefined) Object.defineProperty(manager, 'with', { value: this.originalWith, configurable: true, writable: true, enumerable: false });
+      else delete (manager as { with?: With }).with;
+    }
     this.originalWith = undefined;
   }
 

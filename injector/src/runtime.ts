@@ -132,7 +132,7 @@ export class SpanProfilingRuntime {
     if (p.applicationNameExplicit && name !== p.applicationName && !this.warnedName) {
       this.warnedName = true;
       this.log.warn(
-        `PYROSCOPE_APPLICATION_NAME is ${p.applicationName} but the spans' service.name is ${name}: ` +
+        `the configured application name is ${p.applicationName} but the spans' service.name is ${name}: ` +
           `profiles go to ${name}, so that Grafana finds them from the spans`,
       );
     }

@@ -65,6 +65,15 @@ export class SpanProfileLinker implements SpanProcessor {
   ) {}
 
   onStart(span: Span, parentContext: Context): void {
+    // First in the app's provider, whose span start does not guard its processors: nothing may escape.
+    try {
+      this.link(span, parentContext);
+    } catch {
+      // the span goes on unlinked
+    }
+  }
+
+  private link(span: Span, parentContext: Context): void {
     if (!this.active()) return;
     const resource = (span as { resource?: object }).resource;
     if (resource !== undefined && resource !== this.lastResource && this.onResource !== undefined && this.onResource(resource)) this.lastResource = resource;

@@ -51,7 +51,10 @@ export type Register = <T>(register: () => T) => T;
  * before its SDK registers its provider) so end up in the app's provider.
  */
 class HandOverTracerProvider implements TracerProvider {
-  constructor(public target: TracerProvider) {}
+  target: TracerProvider;
+  constructor(readonly own: TracerProvider) {
+    this.target = own;
+  }
   getTracer(name: string, version?: string, options?: TracerOptions): Tracer {
     return new HandOverTracer(this, name, version, options);
   }
@@ -59,7 +62,7 @@ class HandOverTracerProvider implements TracerProvider {
 
 class HandOverTracer implements Tracer {
   private target: TracerProvider | undefined;
-  private tracer: Tracer | undefined;
+  private targetTracer: Tracer | undefined;
   constructor(
     private readonly provider: HandOverTracerProvider,
     private readonly name: string,
@@ -67,19 +70,57 @@ class HandOverTracer implements Tracer {
     private readonly options: TracerOptions | undefined,
   ) {}
   private current(): Tracer {
-    if (this.target !== this.provider.target || this.tracer === undefined) {
+    if (this.target !== this.provider.target || this.targetTracer === undefined) {
       this.target = this.provider.target;
-      this.tracer = this.target.getTracer(this.name, this.version, this.options);
+      this.targetTracer = this.target.getTracer(this.name, this.version, this.options);
     }
-    return this.tracer;
+    return this.targetTracer;
+  }
+  /**
+   * An app that wrapped the global provider (the agent's) and registered the
+   * wrapper leads back here: such a loop ends at the agent's own provider.
+   */
+  private tracer(): Tracer {
+    return forwarding ? this.provider.own.getTracer(this.name, this.version, this.options) : this.current();
   }
   startSpan(name: string, options?: SpanOptions, ctx?: Context): Span {
-    return this.current().startSpan(name, options, ctx);
+    const tracer = this.tracer();
+    const outer = forwarding;
+    forwarding = true;
+    try {
+      return tracer.startSpan(name, options, ctx);
+    } finally {
+      forwarding = outer;
+    }
   }
   startActiveSpan(...args: unknown[]): unknown {
-    return (this.current().startActiveSpan as (...a: unknown[]) => unknown)(...args);
+    const tracer = this.tracer();
+    const fnAt = args.findIndex((a) => typeof a === 'function');
+    if (fnAt >= 0) {
+      const fn = args[fnAt] as (...a: unknown[]) => unknown;
+      // The app's callback runs outside the loop guard.
+      args[fnAt] = (...a: unknown[]): unknown => {
+        const outer = forwarding;
+        forwarding = false;
+        try {
+          return fn(...a);
+        } finally {
+          forwarding = outer;
+        }
+      };
+    }
+    const outer = forwarding;
+    forwarding = true;
+    try {
+      return (tracer.startActiveSpan as (...a: unknown[]) => unknown).apply(tracer, args);
+    } finally {
+      forwarding = outer;
+    }
   }
 }
+
+/** Set while a span start is being forwarded, to tell a loop back into the agent's provider. */
+let forwarding = false;
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -192,7 +233,9 @@ function routeDiagnostics(env: Env, log: Logger): void {
 }
 
 export function startTracing(env: Env, linker: SpanProcessor | undefined, register: Register, log: Logger): Tracing {
-  register(() => routeDiagnostics(env, log));
+  // What the app registered before the agent loaded stays: the agent never attempts a duplicate registration.
+  const registered = apiRegistry();
+  if (registered?.diag === undefined) register(() => routeDiagnostics(env, log));
   const selection = selectInstrumentations(env);
   for (const warning of selection.warnings) log.warn(warning);
 
@@ -206,8 +249,6 @@ export function startTracing(env: Env, linker: SpanProcessor | undefined, regist
   });
   const provider = new HandOverTracerProvider(own);
 
-  // What the app registered before the agent loaded stays: the agent never attempts a duplicate registration.
-  const registered = apiRegistry();
   const contextManager = new AsyncLocalStorageContextManager();
   register(() => {
     if (registered?.context === undefined) context.setGlobalContextManager(contextManager.enable());
@@ -234,6 +275,7 @@ export function startTracing(env: Env, linker: SpanProcessor | undefined, regist
       if (handedOver) return;
       handedOver = true;
       provider.target = appProvider;
+      contextManager.disable();
       instrumentationGate.open = false;
       for (const instrumentation of instrumentations) {
         try {
