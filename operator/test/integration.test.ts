@@ -167,6 +167,30 @@ describe('operator against a real kube-apiserver', function () {
       await cp.kubectl('delete', '-n', 'other', 'spanprofiling', 'app-mode', 'auto-mode');
     });
 
+    it('accepts resources, a security context and env written as in a pod', async () => {
+      const base = spanProfiling('pod-like');
+      const r = await apply(
+        {
+          ...base,
+          spec: {
+            ...base.spec,
+            agent: {
+              resources: { requests: { cpu: '10m', memory: 33554432 }, limits: { cpu: 1, memory: '64Mi' } },
+              securityContext: { runAsUser: 1000, runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } },
+            },
+            env: [
+              { name: 'A', value: 'x' },
+              { name: 'B', valueFrom: { secretKeyRef: { name: 's', key: 'k', optional: true } } },
+              { name: 'C', valueFrom: { resourceFieldRef: { resource: 'limits.memory', divisor: '1Mi' } } },
+            ],
+          },
+        },
+        'other',
+      );
+      assert.equal(r.code, 0, r.stderr);
+      await cp.kubectl('delete', '-n', 'other', 'spanprofiling', 'pod-like');
+    });
+
     const invalid: [string, Record<string, unknown>, RegExp][] = [
       ['no Pyroscope address', { pyroscope: {} }, /spec.pyroscope.address: Required value/],
       ['an address that is not a URL', { pyroscope: { address: 'pyroscope:4040' } }, /spec.pyroscope.address: Invalid value: "pyroscope:4040"/],
@@ -178,6 +202,16 @@ describe('operator against a real kube-apiserver', function () {
       ['a label name Pyroscope rejects', { pyroscope: { address: 'http://p:4040', labels: { 'Team Name': 'x' } } }, /label names must match \[a-z_\]\[a-z0-9_\]\*/],
       ['a sample rate of 0', { profiling: { sampleRateHz: 0 } }, /spec.profiling.sampleRateHz: Invalid value: 0: spec.profiling.sampleRateHz in body should be greater than or equal to 1/],
       ['an unknown OTLP protocol', { tracing: { otlp: { endpoint: 'http://c:4318', protocol: 'thrift' } } }, /spec.tracing.otlp.protocol: Unsupported value: "thrift"/],
+      // Each of these was accepted once, and then made the API server reject every pod the webhook returned.
+      ['a memory limit that is not a quantity', { agent: { resources: { limits: { memory: '64MB' } } } }, /spec.agent.resources.limits.memory: Invalid value: "64MB"/],
+      ['a CPU request above its limit', { agent: { resources: { requests: { cpu: '2' }, limits: { cpu: '500m' } } } }, /each resource request \(cpu, memory, ephemeral-storage\) must not be above its limit/],
+      ['a runAsUser that is not a number', { agent: { securityContext: { runAsUser: 'abc' } } }, /spec.agent.securityContext.runAsUser: Invalid value: "string"/],
+      ['an env entry with both value and valueFrom', { env: [{ name: 'A', value: 'x', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }] }, /an env entry takes value or valueFrom, not both/],
+      ['a valueFrom with two sources', { env: [{ name: 'A', valueFrom: { fieldRef: { fieldPath: 'metadata.name' }, secretKeyRef: { name: 's', key: 'k' } } }] }, /valueFrom takes exactly one of/],
+      ['a secretKeyRef without a key', { env: [{ name: 'A', valueFrom: { secretKeyRef: { name: 's' } } }] }, /spec.env\[0\].valueFrom.secretKeyRef.key: Required value/],
+      ['a security context field that does not exist', { agent: { securityContext: { runAsUsr: 1000 } } }, /unknown field "spec.agent.securityContext.runAsUsr"/],
+      ['a Localhost seccomp profile without its file', { agent: { securityContext: { seccompProfile: { type: 'Localhost' } } } }, /localhostProfile is set exactly when the type is Localhost/],
+      ['an agent image with a space', { agent: { image: 'registry/agent :1' } }, /spec.agent.image: Invalid value/],
       ['an unknown tracing mode', { tracing: { mode: 'both', otlp: { endpoint: 'http://c:4318' } } }, /spec.tracing.mode: Unsupported value: "both"/],
       ['an upload interval without a unit', { pyroscope: { address: 'http://p:4040', uploadInterval: '15' } }, /spec.pyroscope.uploadInterval: Invalid value: "15"/],
     ];
