@@ -3,6 +3,7 @@
  * a pure function, so reconciling twice writes nothing the second time.
  */
 import type { Condition, SpanProfiling, SpanProfilingStatus } from '../api';
+import { podSpecProblems } from '../inject/validate';
 
 export interface Observed {
   /** Secret name -> its keys, for Secrets that exist in the SpanProfiling's namespace. */
@@ -34,8 +35,11 @@ export function desiredStatus(sp: SpanProfiling, observed: Observed): SpanProfil
   const generation = sp.metadata.generation ?? 0;
   const problems = credentialProblems(sp, observed.secrets);
   const credentials = problems.length > 0;
+  const invalid = podSpecProblems(sp);
   const wanted: Omit<Condition, 'lastTransitionTime'>[] = [
-    credentials
+    invalid.length > 0
+      ? { type: 'Ready', status: 'False', observedGeneration: generation, reason: 'InvalidSpec', message: `pods are admitted without the agent until this is fixed: ${invalid.join('; ')}` }
+      : credentials
       ? { type: 'Ready', status: 'False', observedGeneration: generation, reason: 'CredentialsMissing', message: `${problems.join('; ')}. Pods are still injected, but uploads will be rejected until the Secret exists.` }
       : {
           type: 'Ready',
@@ -47,6 +51,9 @@ export function desiredStatus(sp: SpanProfiling, observed: Observed): SpanProfil
     credentials
       ? { type: 'CredentialsMissing', status: 'True', observedGeneration: generation, reason: 'SecretNotFound', message: problems.join('; ') }
       : { type: 'CredentialsMissing', status: 'False', observedGeneration: generation, reason: 'SecretsFound', message: 'every referenced Secret and key exists' },
+    invalid.length > 0
+      ? { type: 'InvalidSpec', status: 'True', observedGeneration: generation, reason: 'PodWouldBeRejected', message: invalid.join('; ') }
+      : { type: 'InvalidSpec', status: 'False', observedGeneration: generation, reason: 'Valid', message: 'everything copied into pods is valid' },
   ];
   const previous = sp.status?.conditions ?? [];
   const conditions = wanted.map((c): Condition => {

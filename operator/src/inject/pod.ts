@@ -14,6 +14,7 @@ import { generatedEnv, generatedResourceAttributes, type EnvContext } from './en
 import { AGENT_MOUNT_PATH, AGENT_VOLUME, injectContainer } from './nodejs';
 import { selectSpanProfiling, type ReasonCode } from './select';
 import { serviceName } from './service-name';
+import { podSpecProblems } from './validate';
 
 export const INIT_CONTAINER = 'spanprofiling-agent';
 
@@ -32,7 +33,7 @@ export interface MutationInput {
   defaults: OperatorDefaults;
 }
 
-export type MutationCode = ReasonCode | 'injected' | 'already-injected' | 'no-injectable-container' | 'volume-conflict';
+export type MutationCode = ReasonCode | 'injected' | 'already-injected' | 'no-injectable-container' | 'volume-conflict' | 'invalid-spanprofiling';
 
 export interface MutationResult {
   pod: V1Pod;
@@ -72,6 +73,12 @@ export function mutatePod(input: MutationInput): MutationResult {
     return annotate(pod, { status: selection.outcome === 'skip' ? 'skipped' : 'error', code: selection.code, reason: selection.reason, warnings: selection.outcome === 'error' ? [selection.reason] : [] });
   }
   const sp = selection.spanProfiling;
+  // A value the API server rejects would make it refuse the pod we return: inject nothing, and say why.
+  const problems = podSpecProblems(sp);
+  if (problems.length > 0) {
+    const reason = `SpanProfiling ${ref(sp)} cannot be injected: ${problems.join('; ')}`;
+    return { ...annotate(pod, { status: 'error', code: 'invalid-spanprofiling', reason, warnings: [reason] }), spanProfiling: sp };
+  }
 
   const containers = pod.spec?.containers ?? [];
   const wanted = parseContainerNames(annotations) ?? (sp.spec.containerNames?.length ? sp.spec.containerNames : containers[0] ? [containers[0].name] : []);

@@ -1,0 +1,80 @@
+/**
+ * The webhook's second line: a SpanProfiling whose values the API server
+ * would reject in a pod (stored before the schema refused them) injects
+ * nothing, admits the pod as it came with the reason, and shows InvalidSpec.
+ */
+import { strict as assert } from 'node:assert';
+import type { V1Pod } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
+import type { SpanProfiling } from '../src/api';
+import { desiredStatus } from '../src/controller/status';
+import { mutatePod } from '../src/inject/pod';
+import { parseQuantity, podSpecProblems } from '../src/inject/validate';
+
+const sp = (spec: Partial<SpanProfiling['spec']>): SpanProfiling => ({
+  apiVersion: 'spanprofiling.io/v1alpha1',
+  kind: 'SpanProfiling',
+  metadata: { name: 'default', namespace: 'shop', generation: 2 },
+  spec: { pyroscope: { address: 'http://p:4040' }, ...spec },
+});
+const pod: V1Pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web', annotations: {} }, spec: { containers: [{ name: 'app', image: 'node:24' }] } };
+
+// The four SpanProfilings that the API server once accepted and that then blocked every pod, and more.
+const BAD: [string, Partial<SpanProfiling['spec']>, RegExp][] = [
+  ['a memory limit that is not a quantity', { agent: { resources: { limits: { memory: '64MB' } } } }, /agent.resources.limits.memory: "64MB" is not a quantity/],
+  ['a CPU request above its limit', { agent: { resources: { requests: { cpu: '2' }, limits: { cpu: '500m' } } } }, /the cpu request is above its limit/],
+  ['a runAsUser that is not a number', { agent: { securityContext: { runAsUser: 'abc' } } }, /runAsUser: "abc" is not a non-negative integer/],
+  ['an env entry with value and valueFrom', { env: [{ name: 'A', value: 'x', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }] }, /env\[0\] \(A\): takes value or valueFrom, not both/],
+  ['a valueFrom without a source', { env: [{ name: 'A', valueFrom: {} }] }, /valueFrom takes exactly one of/],
+  ['a secretKeyRef without a key', { env: [{ name: 'A', valueFrom: { secretKeyRef: { name: 's' } } }] }, /valueFrom.secretKeyRef.key is required/],
+  ['an env name with a space', { env: [{ name: 'A B', value: 'x' }] }, /the name must match/],
+  ['a Localhost seccomp profile without a file', { agent: { securityContext: { seccompProfile: { type: 'Localhost' } } } }, /localhostProfile is set exactly when the type is Localhost/],
+  ['an image with a space', { agent: { image: 'agent :1' } }, /is not an image reference/],
+  ['a volume size that is not a quantity', { agent: { volumeSizeLimit: '64 MB' } }, /volumeSizeLimit "64 MB" is not a quantity/],
+];
+
+describe('SpanProfiling values checked before they go into a pod', () => {
+  it('parses quantities as the API server does', () => {
+    assert.equal(parseQuantity('500m'), 0.5);
+    assert.equal(parseQuantity('64Mi'), 64 * 2 ** 20);
+    assert.equal(parseQuantity('1e3'), 1000);
+    assert.equal(parseQuantity(2), 2);
+    assert.equal(parseQuantity('.5'), 0.5);
+    for (const bad of ['64MB', '1.2.3', '', 'Mi', '1 Gi', '-']) assert.equal(parseQuantity(bad), undefined, bad);
+  });
+
+  it('finds nothing wrong in the defaults and in values written as in a pod', () => {
+    assert.deepEqual(podSpecProblems(sp({})), []);
+    assert.deepEqual(
+      podSpecProblems(sp({
+        agent: { image: 'reg.example/agent:1', imagePullPolicy: 'IfNotPresent', volumeSizeLimit: '64Mi', resources: { requests: { cpu: '10m', memory: 33554432 }, limits: { cpu: 1, memory: '64Mi' } }, securityContext: { runAsUser: 1000, runAsNonRoot: true, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } } },
+        env: [{ name: 'A', value: 'x' }, { name: 'B', valueFrom: { secretKeyRef: { name: 's', key: 'k' } } }],
+      })),
+      [],
+    );
+  });
+
+  for (const [what, spec, message] of BAD) {
+    it(`admits the pod untouched, with status error and the reason, for ${what}`, () => {
+      const r = mutatePod({ pod, namespace: 'shop', namespaceAnnotations: { 'spanprofiling.io/inject': 'true' }, spanProfilings: [sp(spec)], defaults: { agentImage: 'agent:test' } });
+      assert.equal(r.status, 'error');
+      assert.equal(r.code, 'invalid-spanprofiling');
+      assert.match(r.reason, message);
+      assert.deepEqual(r.pod.spec, pod.spec, 'nothing added to the pod');
+      assert.equal(r.pod.metadata?.annotations?.['spanprofiling.io/status'], 'error');
+      assert.match(r.pod.metadata?.annotations?.['spanprofiling.io/reason'] ?? '', message);
+      assert.ok(r.warnings.some((w) => message.test(w)), 'a warning kubectl shows');
+    });
+  }
+
+  it('reports InvalidSpec on the SpanProfiling, and Ready=False saying pods are admitted without the agent', () => {
+    const s = desiredStatus(sp(BAD[0]![1]), { secrets: new Map(), injectedPods: 0, now: new Date('2026-11-29T10:00:00Z') });
+    const invalid = s.conditions!.find((c) => c.type === 'InvalidSpec')!;
+    assert.equal(invalid.status, 'True');
+    assert.match(invalid.message, /64MB/);
+    const ready = s.conditions!.find((c) => c.type === 'Ready')!;
+    assert.equal(ready.status, 'False');
+    assert.equal(ready.reason, 'InvalidSpec');
+    assert.match(ready.message, /admitted without the agent/);
+    assert.equal(desiredStatus(sp({}), { secrets: new Map(), injectedPods: 0, now: new Date() }).conditions!.find((c) => c.type === 'InvalidSpec')!.status, 'False');
+  });
+});
