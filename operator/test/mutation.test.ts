@@ -87,7 +87,7 @@ describe('pod mutation', () => {
     assert.equal(last.name, 'OTEL_RESOURCE_ATTRIBUTES', 'placed last so $(VAR) references expand');
     assert.equal(
       last.value,
-      'k8s.namespace.name=shop,k8s.pod.name=$(OTEL_RESOURCE_ATTRIBUTES_POD_NAME),k8s.pod.uid=$(OTEL_RESOURCE_ATTRIBUTES_POD_UID),k8s.node.name=$(OTEL_RESOURCE_ATTRIBUTES_NODE_NAME),k8s.container.name=app,k8s.replicaset.name=web-7d4b9c,k8s.deployment.name=web',
+      'k8s.namespace.name=shop,k8s.pod.name=$(OTEL_RESOURCE_ATTRIBUTES_POD_NAME),k8s.pod.uid=$(OTEL_RESOURCE_ATTRIBUTES_POD_UID),k8s.node.name=$(OTEL_RESOURCE_ATTRIBUTES_NODE_NAME),k8s.container.name=app,k8s.replicaset.name=web-7d4b9c,k8s.deployment.name=web,service.version=24',
     );
   });
 

@@ -78,3 +78,29 @@ describe('SpanProfiling values checked before they go into a pod', () => {
     assert.equal(desiredStatus(sp({}), { secrets: new Map(), injectedPods: 0, now: new Date() }).conditions!.find((c) => c.type === 'InvalidSpec')!.status, 'False');
   });
 });
+
+describe('cluster-friendly injected pods', () => {
+  const inject = (p: V1Pod): V1Pod =>
+    mutatePod({ pod: p, namespace: 'shop', namespaceAnnotations: { 'spanprofiling.io/inject': 'true' }, spanProfilings: [sp({})], defaults: { agentImage: 'agent:test' } }).pod;
+  const attrs = (p: V1Pod): string => p.spec!.containers[0]!.env!.find((e) => e.name === 'OTEL_RESOURCE_ATTRIBUTES')!.value!;
+
+  it("names the agent's volume as safe to evict for the cluster autoscaler, keeping the pod's own list", () => {
+    assert.equal(inject(pod).metadata!.annotations!['cluster-autoscaler.kubernetes.io/safe-to-evict-local-volumes'], 'spanprofiling-agent');
+    const own = { ...pod, metadata: { ...pod.metadata, annotations: { 'cluster-autoscaler.kubernetes.io/safe-to-evict-local-volumes': 'cache,tmp' } } };
+    assert.equal(inject(own).metadata!.annotations!['cluster-autoscaler.kubernetes.io/safe-to-evict-local-volumes'], 'cache,tmp,spanprofiling-agent');
+  });
+
+  it('sets service.version from app.kubernetes.io/version, else the image tag (not a registry port or a digest)', () => {
+    const withImage = (image: string, labels?: Record<string, string>): V1Pod => ({ ...pod, metadata: { ...pod.metadata, labels }, spec: { containers: [{ name: 'app', image }] } });
+    assert.match(attrs(inject(withImage('reg:5000/shop:1.4.2'))), /service\.version=1\.4\.2/);
+    assert.match(attrs(inject(withImage('reg:5000/shop:1.4.2', { 'app.kubernetes.io/version': '1.5' }))), /service\.version=1\.5(,|$)/);
+    assert.doesNotMatch(attrs(inject(withImage('reg:5000/shop'))), /service\.version/);
+    assert.match(attrs(inject(withImage('shop:2@sha256:abc'))), /service\.version=2(,|$)/);
+  });
+
+  it('sets k8s.cronjob.name for pods of a Job a CronJob made', () => {
+    const owned = (job: string): V1Pod => ({ ...pod, metadata: { ...pod.metadata, ownerReferences: [{ apiVersion: 'batch/v1', kind: 'Job', name: job, uid: 'u', controller: true }] } });
+    assert.match(attrs(inject(owned('nightly-report-29384750'))), /k8s\.job\.name=nightly-report-29384750,k8s\.cronjob\.name=nightly-report/);
+    assert.doesNotMatch(attrs(inject(owned('migrate'))), /k8s\.cronjob\.name/);
+  });
+});

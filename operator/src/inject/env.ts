@@ -22,6 +22,8 @@ export interface EnvContext {
   containerName: string;
   /** Workload attributes known at admission (e.g. k8s.deployment.name). */
   workload: Record<string, string>;
+  /** service.version: the pod's app.kubernetes.io/version label, else the container image's tag. */
+  serviceVersion?: string;
 }
 
 /** The SpanProfiling turned into agent environment variables, in a stable order. */
@@ -80,7 +82,18 @@ export function generatedResourceAttributes(ctx: EnvContext): Record<string, str
     'k8s.node.name': `$(${NODE_NAME})`,
     'k8s.container.name': ctx.containerName,
     ...ctx.workload,
+    ...(ctx.serviceVersion === undefined ? {} : { 'service.version': ctx.serviceVersion }),
   };
+}
+
+/** The tag of an image reference (not a registry port, not a digest), as the OpenTelemetry Operator reads service.version. */
+export function imageTag(image: string | undefined): string | undefined {
+  if (image === undefined) return undefined;
+  const name = image.split('@')[0]!;
+  const colon = name.lastIndexOf(':');
+  if (colon <= name.lastIndexOf('/')) return undefined;
+  const tag = name.slice(colon + 1);
+  return tag === '' ? undefined : tag;
 }
 
 function secretEnv(name: string, ref: { name: string; key: string }): V1EnvVar {

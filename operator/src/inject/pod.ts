@@ -10,13 +10,21 @@
 import type { V1Container, V1Pod, V1Volume } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
 import { ANNOTATION_REASON, ANNOTATION_SPANPROFILING, ANNOTATION_STATUS, LABEL_INJECTED, ref, type InjectionStatus, type SpanProfiling } from '../api';
 import { parseContainerNames } from './annotations';
-import { generatedEnv, generatedResourceAttributes, type EnvContext } from './env';
+import { generatedEnv, generatedResourceAttributes, imageTag, type EnvContext } from './env';
 import { AGENT_MOUNT_PATH, AGENT_VOLUME, injectContainer } from './nodejs';
 import { selectSpanProfiling, type ReasonCode } from './select';
 import { serviceName } from './service-name';
 import { podSpecProblems } from './validate';
 
 export const INIT_CONTAINER = 'spanprofiling-agent';
+/** The cluster autoscaler does not scale a node down while a pod has local volumes not named here. */
+export const SAFE_TO_EVICT_LOCAL_VOLUMES = 'cluster-autoscaler.kubernetes.io/safe-to-evict-local-volumes';
+
+/** The pod's list of evictable local volumes, with the agent's copy added. */
+function withAgentVolume(existing: string | undefined): string {
+  const names = (existing ?? '').split(',').map((n) => n.trim()).filter((n) => n !== '');
+  return [...names.filter((n) => n !== AGENT_VOLUME), AGENT_VOLUME].join(',');
+}
 
 export interface OperatorDefaults {
   /** The agent image the operator was installed with. */
@@ -90,7 +98,8 @@ export function mutatePod(input: MutationInput): MutationResult {
   let injectedCount = 0;
   const newContainers = containers.map((container): V1Container => {
     if (!wanted.includes(container.name)) return container;
-    const ctx: EnvContext = { serviceName: service, podNamespace: input.namespace, containerName: container.name, workload: workloadAttributes(pod) };
+    const version = pod.metadata?.labels?.['app.kubernetes.io/version'] ?? imageTag(container.image);
+    const ctx: EnvContext = { serviceName: service, podNamespace: input.namespace, containerName: container.name, workload: workloadAttributes(pod), ...(version === undefined ? {} : { serviceVersion: version }) };
     const result = injectContainer(container, {
       fromSpanProfiling: sp.spec.env ?? [],
       generated: generatedEnv(sp, ctx),
@@ -127,7 +136,11 @@ export function mutatePod(input: MutationInput): MutationResult {
     ...(agent.imagePullPolicy ?? input.defaults.imagePullPolicy ? { imagePullPolicy: agent.imagePullPolicy ?? input.defaults.imagePullPolicy } : {}),
   };
   pod.spec = { ...pod.spec!, containers: newContainers, volumes: [...volumes, volume], initContainers: [init, ...(pod.spec?.initContainers ?? [])] };
-  pod.metadata = { ...pod.metadata, labels: { ...pod.metadata?.labels, [LABEL_INJECTED]: 'true' }, annotations: { ...pod.metadata?.annotations, [ANNOTATION_SPANPROFILING]: ref(sp) } };
+  pod.metadata = {
+    ...pod.metadata,
+    labels: { ...pod.metadata?.labels, [LABEL_INJECTED]: 'true' },
+    annotations: { ...pod.metadata?.annotations, [ANNOTATION_SPANPROFILING]: ref(sp), [SAFE_TO_EVICT_LOCAL_VOLUMES]: withAgentVolume(pod.metadata?.annotations?.[SAFE_TO_EVICT_LOCAL_VOLUMES]) },
+  };
   const injectedNames = newContainers.filter((c, i) => c !== containers[i]).map((c) => c.name);
   const reason = `injected ${injectedNames.join(', ')} with SpanProfiling ${ref(sp)}${skipped.length > 0 ? `; skipped ${skipped.join('; ')}` : ''}`;
   if (skipped.length > 0) warnings.push(...skipped);
@@ -153,8 +166,11 @@ function workloadAttributes(pod: V1Pod): Record<string, string> {
       return { 'k8s.statefulset.name': owner.name };
     case 'DaemonSet':
       return { 'k8s.daemonset.name': owner.name };
-    case 'Job':
-      return { 'k8s.job.name': owner.name };
+    case 'Job': {
+      // A CronJob names its Jobs <cronjob>-<scheduled time in minutes>.
+      const cronJob = /^(.+)-\d{8,}$/.exec(owner.name)?.[1];
+      return { 'k8s.job.name': owner.name, ...(cronJob === undefined ? {} : { 'k8s.cronjob.name': cronJob }) };
+    }
     default:
       return {};
   }
