@@ -104,3 +104,67 @@ describe('cluster-friendly injected pods', () => {
     assert.doesNotMatch(attrs(inject(owned('migrate'))), /k8s\.cronjob\.name/);
   });
 });
+
+describe('the right containers, or none', () => {
+  const mutate = (p: V1Pod, spec: Partial<SpanProfiling['spec']> = {}) =>
+    mutatePod({ pod: p, namespace: 'shop', namespaceAnnotations: { 'spanprofiling.io/inject': 'true' }, spanProfilings: [sp(spec)], defaults: { agentImage: 'agent:test' } });
+  const hasPreload = (c: { env?: { name: string; value?: string }[] } | undefined): boolean => (c?.env ?? []).some((e) => e.name === 'NODE_OPTIONS' && /register\.js/.test(e.value ?? ''));
+  const twoContainers = (annotations: Record<string, string> = {}): V1Pod => ({
+    ...pod,
+    metadata: { name: 'web', annotations },
+    spec: { containers: [{ name: 'proxy', image: 'envoy:1' }, { name: 'app', image: 'node:24' }] },
+  });
+
+  it('injects the container kubectl.kubernetes.io/default-container names, before the first one', () => {
+    const r = mutate(twoContainers({ 'kubectl.kubernetes.io/default-container': 'app' }));
+    assert.equal(r.status, 'injected');
+    assert.equal(hasPreload(r.pod.spec!.containers[1]), true);
+    assert.equal(hasPreload(r.pod.spec!.containers[0]), false);
+    // A default-container that does not exist falls back to the first container.
+    assert.equal(hasPreload(mutate(twoContainers({ 'kubectl.kubernetes.io/default-container': 'gone' })).pod.spec!.containers[0]), true);
+  });
+
+  it('injects a native sidecar named in container-names, after the agent copy; an ordinary init container is refused with a reason', () => {
+    const p: V1Pod = {
+      ...pod,
+      metadata: { name: 'web', annotations: { 'spanprofiling.io/container-names': 'app,logger,migrate' } },
+      spec: {
+        initContainers: [{ name: 'migrate', image: 'node:24' }, { name: 'logger', image: 'node:24', restartPolicy: 'Always' }],
+        containers: [{ name: 'app', image: 'node:24' }],
+      },
+    };
+    const r = mutate(p);
+    assert.equal(r.status, 'injected');
+    const inits = r.pod.spec!.initContainers!;
+    assert.deepEqual(inits.map((c) => c.name), ['spanprofiling-agent', 'migrate', 'logger']);
+    assert.equal(hasPreload(inits[2]), true, 'the sidecar has the agent');
+    assert.equal(hasPreload(inits[1]), false);
+    assert.ok(inits[2]!.volumeMounts!.some((m) => m.name === 'spanprofiling-agent'));
+    assert.match(r.reason, /injected logger, app with SpanProfiling shop\/default/);
+    assert.match(r.reason, /migrate is an init container that runs to completion, not a sidecar/);
+  });
+
+  it('skips Windows pods with a reason', () => {
+    for (const spec of [{ os: { name: 'windows' }, containers: [{ name: 'app', image: 'node:24' }] }, { nodeSelector: { 'kubernetes.io/os': 'windows' }, containers: [{ name: 'app', image: 'node:24' }] }]) {
+      const r = mutate({ ...pod, spec });
+      assert.equal(r.status, 'skipped');
+      assert.equal(r.code, 'windows-pod');
+      assert.deepEqual(r.pod.spec, spec);
+      assert.match(r.pod.metadata!.annotations!['spanprofiling.io/reason']!, /Windows/);
+    }
+  });
+
+  it('injects a pod whose status annotation says injected but that has no agent (copied from a template)', () => {
+    const r = mutate({ ...pod, metadata: { name: 'web', annotations: { 'spanprofiling.io/status': 'injected', 'spanprofiling.io/reason': 'copied' } } });
+    assert.equal(r.code, 'injected');
+    assert.ok(r.pod.spec!.initContainers!.some((c) => c.name === 'spanprofiling-agent'));
+  });
+
+  it('writes the warnings nobody sees for controller-made pods into the reason annotation', () => {
+    const r = mutate(twoContainers({ 'spanprofiling.io/container-names': 'app,worker' }));
+    assert.equal(r.status, 'injected');
+    assert.match(r.pod.metadata!.annotations!['spanprofiling.io/reason']!, /no container named worker in the pod/);
+    const fromEnv = mutate({ ...pod, spec: { containers: [{ name: 'app', image: 'node:24', envFrom: [{ configMapRef: { name: 'cfg' } }] }] } });
+    assert.match(fromEnv.pod.metadata!.annotations!['spanprofiling.io/reason']!, /envFrom/);
+  });
+});

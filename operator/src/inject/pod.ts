@@ -41,7 +41,10 @@ export interface MutationInput {
   defaults: OperatorDefaults;
 }
 
-export type MutationCode = ReasonCode | 'injected' | 'already-injected' | 'no-injectable-container' | 'volume-conflict' | 'invalid-spanprofiling';
+export type MutationCode = ReasonCode | 'injected' | 'already-injected' | 'no-injectable-container' | 'volume-conflict' | 'invalid-spanprofiling' | 'windows-pod';
+
+/** kubectl's choice of container for logs and exec, honoured before "the first container". */
+export const ANNOTATION_DEFAULT_CONTAINER = 'kubectl.kubernetes.io/default-container';
 
 export interface MutationResult {
   pod: V1Pod;
@@ -66,7 +69,8 @@ const DEFAULT_SECURITY_CONTEXT = {
 export function mutatePod(input: MutationInput): MutationResult {
   const pod = structuredClone(input.pod);
   const annotations = pod.metadata?.annotations ?? {};
-  if (annotations[ANNOTATION_STATUS] === 'injected' || pod.spec?.initContainers?.some((c) => c.name === INIT_CONTAINER)) {
+  // Decided by the agent's init container, not by the status annotation (which a template may have copied).
+  if (pod.spec?.initContainers?.some((c) => c.name === INIT_CONTAINER)) {
     return { pod, status: 'injected', code: 'already-injected', reason: annotations[ANNOTATION_REASON] ?? 'already injected', warnings: [] };
   }
 
@@ -87,16 +91,33 @@ export function mutatePod(input: MutationInput): MutationResult {
     const reason = `SpanProfiling ${ref(sp)} cannot be injected: ${problems.join('; ')}`;
     return { ...annotate(pod, { status: 'error', code: 'invalid-spanprofiling', reason, warnings: [reason] }), spanProfiling: sp };
   }
+  if (pod.spec?.os?.name === 'windows' || pod.spec?.nodeSelector?.['kubernetes.io/os'] === 'windows') {
+    return annotate(pod, { status: 'skipped', code: 'windows-pod', reason: 'a Windows pod: the agent image and its copy step are Linux-only', warnings: [] });
+  }
 
   const containers = pod.spec?.containers ?? [];
-  const wanted = parseContainerNames(annotations) ?? (sp.spec.containerNames?.length ? sp.spec.containerNames : containers[0] ? [containers[0].name] : []);
-  const missing = wanted.filter((n) => !containers.some((c) => c.name === n));
-  const warnings: string[] = missing.length > 0 ? [`no container named ${missing.join(', ')} in the pod; injecting ${wanted.filter((n) => !missing.includes(n)).join(', ') || 'nothing'}`] : [];
+  const initContainers = pod.spec?.initContainers ?? [];
+  // Native sidecars (init containers that keep running) can be named too.
+  const sidecars = initContainers.filter((c) => c.restartPolicy === 'Always');
+  const defaultContainer = annotations[ANNOTATION_DEFAULT_CONTAINER];
+  const fallback = defaultContainer !== undefined && containers.some((c) => c.name === defaultContainer) ? [defaultContainer] : containers[0] ? [containers[0].name] : [];
+  const wanted = parseContainerNames(annotations) ?? (sp.spec.containerNames?.length ? sp.spec.containerNames : fallback);
+  const exists = (n: string): boolean => containers.some((c) => c.name === n) || sidecars.some((c) => c.name === n);
+  const missing = wanted.filter((n) => !exists(n));
+  const warnings: string[] = [];
+  for (const name of missing) {
+    warnings.push(
+      initContainers.some((c) => c.name === name)
+        ? `container ${name} is an init container that runs to completion, not a sidecar: not injected`
+        : `no container named ${name} in the pod`,
+    );
+  }
+  if (missing.length > 0) warnings.push(`injecting ${wanted.filter(exists).join(', ') || 'nothing'}`);
 
   const service = serviceName(pod);
   const skipped: string[] = [];
   let injectedCount = 0;
-  const newContainers = containers.map((container): V1Container => {
+  const inject = (container: V1Container): V1Container => {
     if (!wanted.includes(container.name)) return container;
     const version = pod.metadata?.labels?.['app.kubernetes.io/version'] ?? imageTag(container.image);
     const ctx: EnvContext = { serviceName: service, podNamespace: input.namespace, containerName: container.name, workload: workloadAttributes(pod), ...(version === undefined ? {} : { serviceVersion: version }) };
@@ -112,7 +133,9 @@ export function mutatePod(input: MutationInput): MutationResult {
     injectedCount++;
     warnings.push(...result.warnings);
     return result.container;
-  });
+  };
+  const newContainers = containers.map(inject);
+  const newInitContainers = initContainers.map((c) => (c.restartPolicy === 'Always' ? inject(c) : c));
 
   if (injectedCount === 0) {
     const reason = skipped.length > 0 ? skipped.join('; ') : `no container to inject (${missing.length > 0 ? `missing: ${missing.join(', ')}` : 'the pod has no containers'})`;
@@ -135,15 +158,16 @@ export function mutatePod(input: MutationInput): MutationResult {
     securityContext: (agent.securityContext as V1Container['securityContext']) ?? DEFAULT_SECURITY_CONTEXT,
     ...(agent.imagePullPolicy ?? input.defaults.imagePullPolicy ? { imagePullPolicy: agent.imagePullPolicy ?? input.defaults.imagePullPolicy } : {}),
   };
-  pod.spec = { ...pod.spec!, containers: newContainers, volumes: [...volumes, volume], initContainers: [init, ...(pod.spec?.initContainers ?? [])] };
+  pod.spec = { ...pod.spec!, containers: newContainers, volumes: [...volumes, volume], initContainers: [init, ...newInitContainers] };
   pod.metadata = {
     ...pod.metadata,
     labels: { ...pod.metadata?.labels, [LABEL_INJECTED]: 'true' },
     annotations: { ...pod.metadata?.annotations, [ANNOTATION_SPANPROFILING]: ref(sp), [SAFE_TO_EVICT_LOCAL_VOLUMES]: withAgentVolume(pod.metadata?.annotations?.[SAFE_TO_EVICT_LOCAL_VOLUMES]) },
   };
-  const injectedNames = newContainers.filter((c, i) => c !== containers[i]).map((c) => c.name);
-  const reason = `injected ${injectedNames.join(', ')} with SpanProfiling ${ref(sp)}${skipped.length > 0 ? `; skipped ${skipped.join('; ')}` : ''}`;
+  const injectedNames = [...newInitContainers.filter((c, i) => c !== initContainers[i]), ...newContainers.filter((c, i) => c !== containers[i])].map((c) => c.name);
   if (skipped.length > 0) warnings.push(...skipped);
+  // Controller-made pods show no admission warnings to anyone: the reason annotation carries them.
+  const reason = `injected ${injectedNames.join(', ')} with SpanProfiling ${ref(sp)}${warnings.length > 0 ? `; ${warnings.join('; ')}` : ''}`;
   return { ...annotate(pod, { status: 'injected', code: 'injected', reason, warnings }), spanProfiling: sp };
 }
 
