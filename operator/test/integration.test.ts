@@ -387,6 +387,118 @@ describe('operator against a real kube-apiserver', function () {
     });
   });
 
+  describe('the API server as the oracle (dry-run pods, with and without the webhook)', () => {
+    const PAIRS = Number(process.env['ORACLE_PAIRS'] ?? 10_000);
+    const CONCURRENCY = 16;
+    const SPECS: Record<string, Record<string, unknown>> = {
+      'oracle-a': {},
+      'oracle-b': {
+        containerNames: ['api', 'worker'],
+        agent: { resources: { requests: { cpu: '5m', memory: '8Mi' }, limits: { cpu: 1, memory: '128Mi' } }, securityContext: { runAsUser: 1000, runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } } },
+        env: [{ name: 'TEAM', value: 'shop' }, { name: 'TOKEN', valueFrom: { secretKeyRef: { name: 'tok', key: 't', optional: true } } }],
+      },
+      'oracle-c': { tracing: { mode: 'app' }, resourceAttributes: { 'deployment.environment': 'prod' }, profiling: { heap: { enabled: true } } },
+    };
+    const NAMESPACES = Object.keys(SPECS);
+
+    before(async () => {
+      for (const ns of ['oracle-plain', ...NAMESPACES]) await cp.kubectl('create', 'namespace', ns);
+      for (const ns of NAMESPACES) {
+        await cp.kubectl('annotate', 'namespace', ns, 'spanprofiling.io/inject=true');
+        const r = await apply(spanProfiling('default', SPECS[ns]), ns);
+        assert.equal(r.code, 0, r.stderr);
+      }
+      for (const ns of NAMESPACES) {
+        await until(`namespace ${ns} labelled for the webhook`, async () => {
+          const got = (await cp.api<{ metadata: { labels?: Record<string, string> } }>('GET', `/api/v1/namespaces/${ns}`)).body;
+          return got.metadata.labels?.['spanprofiling.io/injection'] === 'enabled';
+        });
+      }
+    });
+
+    it(`admits every pod with the webhook that it admits without, loses nothing the user set, and mutates once (${PAIRS} pairs)`, async function () {
+      this.timeout(900_000);
+      const { default: fc } = await import('fast-check');
+      const env = fc.oneof(
+        fc.record({ name: fc.constantFrom('NODE_OPTIONS', 'OTEL_SERVICE_NAME', 'OTEL_RESOURCE_ATTRIBUTES', 'PYROSCOPE_LABELS', 'PORT', 'Zürich'), value: fc.string({ maxLength: 24 }) }),
+        fc.record({ name: fc.constantFrom('NODE_OPTIONS', 'SECRET', 'OTEL_RESOURCE_ATTRIBUTES'), valueFrom: fc.constantFrom({ secretKeyRef: { name: 's', key: 'k' } }, { fieldRef: { fieldPath: 'metadata.name' } }) }),
+      );
+      const name = fc.constantFrom('app', 'api', 'worker', 'sidecar', 'spanprofiling-agent-x', 'a'.repeat(63), 'web');
+      const container = fc.record({
+        name,
+        image: fc.constantFrom('node:24', 'reg:5000/shop', 'shop@sha256:' + 'a'.repeat(64)),
+        env: fc.option(fc.uniqueArray(env, { selector: (e) => e.name, maxLength: 5 }), { nil: undefined }),
+        envFrom: fc.option(fc.constant([{ configMapRef: { name: 'cm' } }]), { nil: undefined }),
+        volumeMounts: fc.option(fc.constantFrom([{ name: 'data', mountPath: '/data' }], [{ name: 'spanprofiling-agent-data', mountPath: '/spanprofiling' }]), { nil: undefined }),
+        securityContext: fc.option(fc.constantFrom({ runAsNonRoot: true, runAsUser: 1000 }, { readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } }), { nil: undefined }),
+      });
+      const init = fc.record({ name: fc.constantFrom('migrate', 'logger', 'api'), image: fc.constant('node:24'), restartPolicy: fc.option(fc.constant('Always'), { nil: undefined }) });
+      const pod = fc.record({
+        containers: fc.uniqueArray(container, { selector: (c) => c.name, minLength: 1, maxLength: 3 }),
+        initContainers: fc.option(fc.uniqueArray(init, { selector: (c) => c.name, maxLength: 2 }), { nil: undefined }),
+        annotations: fc.dictionary(
+          fc.constantFrom('spanprofiling.io/inject', 'spanprofiling.io/container-names', 'kubectl.kubernetes.io/default-container', 'note', 'spanprofiling.io/status'),
+          fc.constantFrom('true', 'false', 'default', 'api,worker', 'logger', 'worker', 'Zürich-Straße', 'injected', 'x/y'),
+          { maxKeys: 3 },
+        ),
+        windows: fc.boolean(),
+        ns: fc.constantFrom(...NAMESPACES),
+      });
+      const samples = fc.sample(pod, { numRuns: PAIRS, seed: 11 });
+
+      type Created = { status: number; body: { metadata?: { annotations?: Record<string, string> }; spec?: Record<string, unknown>; message?: string } };
+      const dryRun = (ns: string, body: unknown): Promise<Created> => cp.api('POST', `/api/v1/namespaces/${ns}/pods?dryRun=All`, body) as Promise<Created>;
+      const failures: string[] = [];
+      let admittedBoth = 0;
+      let injected = 0;
+      const started = Date.now();
+      let next = 0;
+      const worker = async (): Promise<void> => {
+        while (next < samples.length && failures.length < 5) {
+          const i = next++;
+          const g = samples[i]!;
+          const spec: Record<string, unknown> = { containers: g.containers, volumes: [{ name: 'data', emptyDir: {} }, { name: 'spanprofiling-agent-data', emptyDir: {} }] };
+          if (g.initContainers !== undefined && g.initContainers.length > 0) spec['initContainers'] = g.initContainers;
+          if (g.windows) spec['os'] = { name: 'windows' };
+          const body = { apiVersion: 'v1', kind: 'Pod', metadata: { name: `p${i}`, annotations: g.annotations }, spec };
+          const plain = await dryRun('oracle-plain', body);
+          if (plain.status !== 201) continue;
+          const hooked = await dryRun(g.ns, body);
+          const what = `pair ${i} in ${g.ns}: ${JSON.stringify(body)}`;
+          if (hooked.status !== 201) {
+            failures.push(`${what}\n  rejected with the webhook: ${hooked.body.message}`);
+            continue;
+          }
+          admittedBoth++;
+          const out = hooked.body;
+          if (out.metadata?.annotations?.['spanprofiling.io/status'] === undefined && g.annotations['spanprofiling.io/inject'] !== 'false') {
+            failures.push(`${what}\n  no status annotation: the webhook did not record what it did`);
+          }
+          for (const [k, v] of Object.entries(g.annotations)) if (k !== 'spanprofiling.io/status' && k !== 'spanprofiling.io/reason' && out.metadata?.annotations?.[k] !== v) failures.push(`${what}\n  annotation ${k} lost`);
+          const outContainers = (out.spec?.['containers'] ?? []) as { name: string; env?: { name: string }[]; envFrom?: unknown; volumeMounts?: { name: string }[] }[];
+          for (const c of g.containers) {
+            const after = outContainers.find((x) => x.name === c.name);
+            if (after === undefined) failures.push(`${what}\n  container ${c.name} lost`);
+            for (const e of c.env ?? []) if (!after?.env?.some((x) => x.name === e.name)) failures.push(`${what}\n  env ${e.name} of ${c.name} lost`);
+            for (const m of c.volumeMounts ?? []) if (!after?.volumeMounts?.some((x) => x.name === m.name)) failures.push(`${what}\n  mount ${m.name} of ${c.name} lost`);
+          }
+          if (out.metadata?.annotations?.['spanprofiling.io/status'] !== 'injected') continue;
+          injected++;
+          // The webhook again on its own output (what reinvocation does): nothing changes.
+          const again = await dryRun(g.ns, { apiVersion: 'v1', kind: 'Pod', metadata: { name: `p${i}`, annotations: out.metadata.annotations }, spec: out.spec });
+          const pick = (s: Record<string, unknown> | undefined): unknown => JSON.stringify([s?.['containers'], s?.['initContainers'], s?.['volumes']]);
+          if (again.status !== 201 || pick(again.body.spec) !== pick(out.spec)) failures.push(`${what}\n  a second mutation changed the pod (${again.status})`);
+        }
+      };
+      await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+      const seconds = (Date.now() - started) / 1000;
+      console.log(`      oracle: ${PAIRS} pairs in ${seconds.toFixed(0)} s, ${admittedBoth} admitted without and with the webhook, ${injected} injected`);
+      assert.deepEqual(failures.slice(0, 5), []);
+      assert.ok(admittedBoth > PAIRS / 5, `enough valid pods: ${admittedBoth}`);
+      assert.ok(injected > PAIRS / 20, `enough injected pods: ${injected}`);
+    });
+  });
+
   describe('operator.js uninstall (the chart\'s pre-delete hook)', () => {
     it('stops the operator, removes the namespace labels, its Lease and its certificate Secret; a second run finds nothing to do', async () => {
       for (const op of operators) await op.stop();
