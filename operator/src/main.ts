@@ -145,16 +145,17 @@ export async function runOperator(config: OperatorConfig): Promise<RunningOperat
     },
   }, log);
 
+  const serve = (current: ServingCert): void => {
+    if (webhook === undefined || served?.cert === current.cert) return;
+    webhook.setCertificate(current.cert, current.key);
+    served = current;
+    log.info('serving a new webhook certificate');
+  };
   const refreshCertificate = async (asLeader: boolean): Promise<void> => {
     try {
-      const current = asLeader ? await certs.reconcile() : await certs.load();
-      if (current === undefined) return;
-      if (webhook === undefined) return;
-      if (served?.cert !== current.cert) {
-        webhook.setCertificate(current.cert, current.key);
-        served = current;
-        log.info('serving a new webhook certificate');
-      }
+      // The leader serves a certificate it issues before writing it to the Secret.
+      const current = asLeader ? await certs.reconcile(serve) : await certs.load();
+      if (current !== undefined) serve(current);
     } catch (err) {
       log.warn('certificate check failed', { error: errorMessage(err) });
     }

@@ -63,8 +63,12 @@ export class CertManager {
     return { cert, key, ca: unb64(secret?.data?.['ca.crt']) };
   }
 
-  /** Leader only: makes the Secret and the webhook's caBundle right. Safe to run any number of times. */
-  async reconcile(): Promise<ServingCert | undefined> {
+  /**
+   * Leader only: makes the Secret and the webhook's caBundle right. Safe to run any number of times.
+   * `onIssued` gets a newly issued certificate before the Secret shows it, so that the leader's own
+   * webhook never serves an older certificate than the one a reader of the Secret finds.
+   */
+  async reconcile(onIssued?: (cert: ServingCert) => void): Promise<ServingCert | undefined> {
     if (this.config.mode === 'external') return this.load();
     const c = this.config;
     const now = this.now();
@@ -87,6 +91,7 @@ export class CertManager {
     // During a CA change, trust both CAs before any replica serves a certificate from the new one.
     const bundle = previousCa === undefined ? ca.cert : `${ca.cert}${previousCa}`;
     if (changed && previousCa !== undefined) await this.ensureCaBundle(bundle);
+    if (changed) onIssued?.({ cert: serving.cert, key: serving.key, ca: ca.cert });
     if (changed) {
       const body: Secret = {
         metadata: { name: c.secretName, namespace: c.namespace, labels: { 'app.kubernetes.io/part-of': 'span-profiling-operator' }, ...(secret?.metadata.resourceVersion ? { resourceVersion: secret.metadata.resourceVersion } : {}) },
