@@ -29,6 +29,11 @@ const BAD: [string, Partial<SpanProfiling['spec']>, RegExp][] = [
   ['an env name with a space', { env: [{ name: 'A B', value: 'x' }] }, /the name must match/],
   ['a Localhost seccomp profile without a file', { agent: { securityContext: { seccompProfile: { type: 'Localhost' } } } }, /localhostProfile is set exactly when the type is Localhost/],
   ['an image with a space', { agent: { image: 'agent :1' } }, /is not an image reference/],
+  ['a resource the init container cannot take', { agent: { resources: { limits: { 'nvidia.com/gpu': 1 } } } }, /takes cpu, memory, ephemeral-storage only/],
+  ['a fieldRef the downward API does not give env', { env: [{ name: 'A', valueFrom: { fieldRef: { fieldPath: 'spec.containers' } } }] }, /is not a field the downward API gives env/],
+  ['a resourceFieldRef to an unknown resource', { env: [{ name: 'A', valueFrom: { resourceFieldRef: { resource: 'limits.gpu' } } }] }, /resourceFieldRef.resource must be one of/],
+  ['a token Secret name with capitals', { pyroscope: { address: 'http://p:4040', authTokenSecretRef: { name: 'My Secret', key: 'token' } } }, /authTokenSecretRef.name "My Secret" is not a valid object name/],
+  ['a Secret key with a space', { env: [{ name: 'A', valueFrom: { secretKeyRef: { name: 's', key: 'a b' } } }] }, /secretKeyRef.key "a b" is not a valid key/],
   ['a volume size that is not a quantity', { agent: { volumeSizeLimit: '64 MB' } }, /volumeSizeLimit "64 MB" is not a quantity/],
 ];
 

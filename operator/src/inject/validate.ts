@@ -20,6 +20,12 @@ const ENV_NAME = /^[-._a-zA-Z][-._a-zA-Z0-9]*$/;
 const PULL_POLICIES = ['Always', 'IfNotPresent', 'Never'];
 const PROFILE_TYPES = ['RuntimeDefault', 'Localhost', 'Unconfined'];
 const ENV_SOURCES: Record<string, string[]> = { secretKeyRef: ['key'], configMapKeyRef: ['key'], fieldRef: ['fieldPath'], resourceFieldRef: ['resource'] };
+/** What the API server accepts in a pod: object names, Secret keys, downward-API fields and resources for env. */
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const SECRET_KEY = /^[-._a-zA-Z0-9]+$/;
+const FIELD_PATH = /^(metadata\.(name|namespace|uid|labels\['[^']+'\]|annotations\['[^']+'\])|spec\.(nodeName|serviceAccountName)|status\.(hostIP|hostIPs|podIP|podIPs))$/;
+const ENV_RESOURCES = ['limits.cpu', 'limits.memory', 'limits.ephemeral-storage', 'requests.cpu', 'requests.memory', 'requests.ephemeral-storage'];
+const INIT_RESOURCES = ['cpu', 'memory', 'ephemeral-storage'];
 
 /** The value of a quantity (a number or a string such as 100m or 64Mi), or undefined when it is not one. */
 export function parseQuantity(value: unknown): number | undefined {
@@ -48,6 +54,7 @@ function resourcesProblems(resources: unknown): string[] {
     }
     values[part] = {};
     for (const [name, raw] of Object.entries(map)) {
+      if (!INIT_RESOURCES.includes(name)) problems.push(`agent.resources.${part}.${name}: the agent's init container takes ${INIT_RESOURCES.join(', ')} only`);
       const q = parseQuantity(raw);
       if (q === undefined) problems.push(`agent.resources.${part}.${name}: ${JSON.stringify(raw)} is not a quantity (e.g. 100m, 64Mi)`);
       else values[part]![name] = q;
@@ -114,7 +121,19 @@ function envProblems(env: readonly EnvVar[] | undefined): string[] {
     for (const required of ENV_SOURCES[source]!) {
       if (!isObject(body) || typeof body[required] !== 'string' || body[required] === '') problems.push(`${at}: valueFrom.${source}.${required} is required`);
     }
+    if (!isObject(body)) continue;
+    if (source === 'secretKeyRef' || source === 'configMapKeyRef') problems.push(...secretRefProblems(`${at}: valueFrom.${source}`, body));
+    if (source === 'fieldRef' && typeof body['fieldPath'] === 'string' && !FIELD_PATH.test(body['fieldPath'])) problems.push(`${at}: valueFrom.fieldRef.fieldPath ${JSON.stringify(body['fieldPath'])} is not a field the downward API gives env`);
+    if (source === 'resourceFieldRef' && typeof body['resource'] === 'string' && !ENV_RESOURCES.includes(body['resource'])) problems.push(`${at}: valueFrom.resourceFieldRef.resource must be one of ${ENV_RESOURCES.join(', ')}`);
   }
+  return problems;
+}
+
+/** A reference to a key of a Secret (or ConfigMap), as a pod's env may hold it. */
+function secretRefProblems(at: string, ref: Record<string, unknown>): string[] {
+  const problems: string[] = [];
+  if (ref['name'] !== undefined && (typeof ref['name'] !== 'string' || !DNS_SUBDOMAIN.test(ref['name']))) problems.push(`${at}.name ${JSON.stringify(ref['name'])} is not a valid object name`);
+  if (typeof ref['key'] === 'string' && !SECRET_KEY.test(ref['key'])) problems.push(`${at}.key ${JSON.stringify(ref['key'])} is not a valid key`);
   return problems;
 }
 
@@ -126,5 +145,9 @@ export function podSpecProblems(sp: SpanProfiling): string[] {
   if (agent.imagePullPolicy !== undefined && !PULL_POLICIES.includes(agent.imagePullPolicy)) problems.push(`agent.imagePullPolicy must be one of ${PULL_POLICIES.join(', ')}`);
   if (agent.volumeSizeLimit !== undefined && parseQuantity(agent.volumeSizeLimit) === undefined) problems.push(`agent.volumeSizeLimit ${JSON.stringify(agent.volumeSizeLimit)} is not a quantity`);
   problems.push(...resourcesProblems(agent.resources), ...securityContextProblems(agent.securityContext), ...envProblems(sp.spec.env));
+  // The credentials become secretKeyRefs in the pod.
+  const p = sp.spec.pyroscope;
+  if (p.authTokenSecretRef !== undefined) problems.push(...secretRefProblems('pyroscope.authTokenSecretRef', p.authTokenSecretRef as unknown as Record<string, unknown>));
+  if (p.basicAuth !== undefined) problems.push(...secretRefProblems('pyroscope.basicAuth.passwordSecretRef', p.basicAuth.passwordSecretRef as unknown as Record<string, unknown>));
   return problems;
 }
