@@ -66,10 +66,10 @@ export function startAgent(deps: AgentDeps): AgentHandle {
       const appFirst = apiRegistry()?.trace;
       if (appFirst !== undefined) {
         if (config.tracing.mode === 'agent') log.warn(`SPANPROFILING_TRACING=agent, but the app registered its tracer provider before the agent loaded: joining it`);
-        watchApp(log, (registered) => joinApp(registered, 'registered again')).install();
+        appWatcher(log, (registered) => joinApp(registered, 'registered again')).install();
         joinApp(appFirst, 'registered before the agent');
       } else if (config.tracing.mode === 'app') {
-        watchApp(log, (registered) => joinApp(registered, 'registered after the agent')).install();
+        appWatcher(log, (registered) => joinApp(registered, 'registered after the agent')).install();
         log.info(`tracing: app's SDK (SPANPROFILING_TRACING=app; the agent waits for the app to register its tracer provider)`);
       } else {
         const esm = config.esmHooks === 'auto' ? isEsModuleEntry(process.argv[1]) : config.esmHooks === 'true';
@@ -78,7 +78,7 @@ export function startAgent(deps: AgentDeps): AgentHandle {
         if (config.tracing.mode === 'agent') {
           tracing = startTracing(deps.env, linker, (register) => register(), log);
         } else {
-          const watcher = yieldingWatcher(log, () => tracing, (registered) => joinApp(registered, 'registered after the agent'));
+          const watcher = appWatcher(log, (registered) => joinApp(registered, 'registered after the agent'), () => tracing);
           watcher.install();
           tracing = startTracing(deps.env, linker, (register) => watcher.asOwner(register), log);
         }
@@ -108,28 +108,18 @@ export function startAgent(deps: AgentDeps): AgentHandle {
   return { config, tracing: () => owner, shutdown };
 }
 
-/** Watches for the app registering a tracer provider (the agent registered nothing of its own). */
-function watchApp(log: Logger, onProvider: (registered: unknown) => void): ApiRegistryWatcher {
-  return new ApiRegistryWatcher({
-    yieldTo: () => [],
-    registered: (type, instance) => {
-      if (type === 'trace') whenDelegated(instance, () => safely(log, () => onProvider(instance)));
-    },
-    restored: () => undefined,
-  });
-}
-
 /**
- * auto mode, with the agent's tracing registered first: a registration by the
- * app goes through (the agent removes its own instance of that type), and a
- * tracer provider of the app's takes tracing over entirely: without the agent
- * the app would have only what it registers itself.
+ * Watches for the app registering a tracer provider, and follows it. With the
+ * agent's tracing registered first (`tracing` given, auto mode), a
+ * registration by the app goes through (the agent removes its own instance of
+ * that type), and a tracer provider of the app's takes tracing over entirely:
+ * without the agent the app would have only what it registers itself.
  */
-function yieldingWatcher(log: Logger, tracing: () => Tracing | undefined, onProvider: (registered: unknown) => void): ApiRegistryWatcher {
+function appWatcher(log: Logger, onProvider: (registered: unknown) => void, tracing?: () => Tracing | undefined): ApiRegistryWatcher {
   return new ApiRegistryWatcher({
-    yieldTo: (type: ApiType) => (type === 'trace' ? ['trace', 'context', 'propagation', 'diag'] : [type]),
+    yieldTo: (type: ApiType) => (tracing === undefined ? [] : type === 'trace' ? ['trace', 'context', 'propagation', 'diag'] : [type]),
     registered: (type, instance) => {
-      if (type === 'context') safely(log, () => tracing()?.releaseContext());
+      if (type === 'context' && tracing !== undefined) safely(log, () => tracing()?.releaseContext());
       if (type === 'trace') whenDelegated(instance, () => safely(log, () => onProvider(instance)));
     },
     restored: (type) =>
