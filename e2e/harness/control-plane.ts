@@ -98,7 +98,8 @@ export async function startControlPlane(): Promise<ControlPlane> {
       req.on('error', reject);
       req.on('response', (res) => {
         let text = '';
-        res.on('data', (c: Buffer) => (text += c));
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
         res.on('end', () => {
           let parsed: unknown = text;
           try {

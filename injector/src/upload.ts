@@ -218,8 +218,9 @@ export function sendWithNodeHttp(url: URL, headers: Record<string, string>, body
     request.on('error', reject);
     request.on('response', (response) => {
       let text = '';
-      response.on('data', (chunk: Buffer) => {
-        if (text.length < 1000) text += chunk.toString('utf8');
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => {
+        if (text.length < 1000) text += chunk;
       });
       response.on('end', () => resolve({ status: response.statusCode ?? 0, body: text }));
       response.on('error', reject);

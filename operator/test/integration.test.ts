@@ -12,6 +12,7 @@ import { startControlPlane, type ControlPlane } from '../../e2e/harness/control-
 import { freePort, httpOk, ManagedProcess, removeDir, tempDir } from '../../e2e/harness/processes';
 import { REPO_ROOT } from '../../e2e/harness/toolchain';
 import { createServingCert, inspect } from '../src/certs/x509';
+import { kubeFromEnvironment } from '../src/kube/client';
 
 const OPERATOR = path.join(REPO_ROOT, 'operator/dist/operator.js');
 const OPERATOR_NS = 'span-profiling';
@@ -250,6 +251,23 @@ describe('operator against a real kube-apiserver', function () {
       assert.ok(secret.body.data['tls.crt'] && secret.body.data['tls.key']);
     });
 
+    it('keeps non-ASCII annotations of the Lease it renews (written back whole) intact, and reads them whole', async () => {
+      // 40 kB of two-byte characters: the response crosses TLS records and chunks, some inside a character.
+      const street = `Zürich-Straße ${'ü'.repeat(20_000)}`;
+      const path = `/apis/coordination.k8s.io/v1/namespaces/${OPERATOR_NS}/leases/span-profiling-operator-leader`;
+      type Lease = { metadata: { annotations?: Record<string, string> }; spec: { renewTime?: string } };
+      const patched = await cp.api<Lease>('PATCH', path, { metadata: { annotations: { street } } }, 'application/merge-patch+json');
+      assert.equal(patched.status, 200, JSON.stringify(patched.body));
+      const renewed = patched.body.spec.renewTime;
+      await until('two renewals', async () => {
+        const l = (await cp.api<Lease>('GET', path)).body;
+        return l.spec.renewTime !== renewed && l.spec.renewTime !== undefined && Date.parse(l.spec.renewTime) > Date.parse(renewed ?? '0') + 2500;
+      });
+      assert.equal((await cp.api<Lease>('GET', path)).body.metadata.annotations?.['street'], street);
+      const kube = await kubeFromEnvironment(cp.kubeconfig);
+      assert.equal((await kube.request<Lease>('GET', path)).metadata.annotations?.['street'], street);
+    });
+
     it('labels opted-in namespaces for the webhook, and only them', async () => {
       await until('shop labelled', async () => (await cp.api<{ metadata: { labels?: Record<string, string> } }>('GET', '/api/v1/namespaces/shop')).body.metadata.labels?.['spanprofiling.io/injection'] === 'enabled');
       const other = (await cp.api<{ metadata: { labels?: Record<string, string> } }>('GET', '/api/v1/namespaces/other')).body;
@@ -334,7 +352,8 @@ describe('operator against a real kube-apiserver', function () {
         const body = JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'u1', kind: { kind: 'Pod' }, operation: 'CREATE', namespace: 'shop', object: { metadata: { name: 'x' }, spec: { containers: [{ name: 'app', image: 'node' }] } } } });
         const req = https.request({ host: '127.0.0.1', port: secondPort, path: '/mutate-v1-pod', method: 'POST', ca: Buffer.from(secret.body.data['ca.crt']!, 'base64'), headers: { 'content-type': 'application/json' } }, (res) => {
           let text = '';
-          res.on('data', (c: Buffer) => (text += c));
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (text += c));
           res.on('end', () => resolve(JSON.parse(text)));
         });
         req.on('error', reject);

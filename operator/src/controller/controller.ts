@@ -16,9 +16,10 @@ import { errorMessage } from '../log';
 import type { OperatorMetrics } from '../metrics';
 import { effectiveNamespaceAnnotations, namespaceLabelPatch, wantsInjectionLabel, type NamespaceLike } from './namespaces';
 import { desiredStatus, referencedSecrets, statusChanged } from './status';
+import { WorkQueue } from './queue';
 
 interface Pod extends KubeObject {
-  metadata: { name: string; namespace: string; annotations?: Record<string, string>; labels?: Record<string, string>; deletionTimestamp?: string; uid?: string };
+  metadata: { name: string; namespace: string; annotations?: Record<string, string>; labels?: Record<string, string>; deletionTimestamp?: string; uid?: string; resourceVersion?: string };
   status?: { phase?: string };
 }
 
@@ -48,7 +49,7 @@ export class Caches {
   constructor(kube: Kube, log: Log) {
     this.spanProfilings = new Reflector(kube, `/apis/${GROUP}/${VERSION}/${PLURAL}`, log);
     this.namespaces = new Reflector(kube, '/api/v1/namespaces', log);
-    this.injectedPods = new Reflector(kube, '/api/v1/pods', log, `labelSelector=${encodeURIComponent(`${LABEL_INJECTED}=true`)}`);
+    this.injectedPods = new Reflector(kube, '/api/v1/pods', log, { query: `labelSelector=${encodeURIComponent(`${LABEL_INJECTED}=true`)}`, transform: slimPod });
   }
 
   async start(): Promise<void> {
@@ -66,10 +67,25 @@ export class Caches {
   }
 }
 
+/** What the controller reads of an injected pod; the rest of a pod (often tens of kB) is not cached. */
+export function slimPod(pod: Pod): Pod {
+  const m = pod.metadata;
+  const annotations = Object.fromEntries(Object.entries(m.annotations ?? {}).filter(([k]) => k.startsWith('spanprofiling.io/')));
+  return {
+    metadata: {
+      name: m.name,
+      namespace: m.namespace,
+      uid: m.uid,
+      resourceVersion: m.resourceVersion,
+      annotations,
+      ...(m.deletionTimestamp !== undefined ? { deletionTimestamp: m.deletionTimestamp } : {}),
+    },
+    status: { phase: pod.status?.phase },
+  };
+}
+
 export class Controller {
-  private readonly queue = new Set<string>();
-  private running = false;
-  private active = false;
+  private readonly queue: WorkQueue;
   private resync: NodeJS.Timeout | undefined;
   private readonly now: () => Date;
 
@@ -81,6 +97,13 @@ export class Controller {
     private readonly metrics: OperatorMetrics,
   ) {
     this.now = options.now ?? (() => new Date());
+    this.queue = new WorkQueue(
+      (key) => (key.startsWith('sp:') ? this.reconcileSpanProfiling(key.slice(3)) : this.reconcileNamespace(key.slice(3))),
+      (key, err, retryMs) => {
+        this.metrics.reconciles.inc({ result: err === undefined ? 'ok' : 'error' });
+        if (err !== undefined) this.log.warn('reconcile failed, will retry', { key, error: errorMessage(err), retryMs, failures: this.queue.failuresOf(key) });
+      },
+    );
     caches.spanProfilings.onChange((_, sp) => {
       if (sp !== undefined) this.enqueue(`sp:${ref(sp)}`);
       if (sp?.metadata.namespace !== undefined) this.enqueue(`ns:${sp.metadata.namespace}`);
@@ -96,16 +119,15 @@ export class Controller {
 
   /** Called when this replica becomes leader. */
   activate(): void {
-    this.active = true;
+    this.queue.start();
     this.enqueueAll();
     this.resync = setInterval(() => this.enqueueAll(), (this.options.resyncSeconds ?? 60) * 1000);
     this.resync.unref();
   }
 
   deactivate(): void {
-    this.active = false;
     clearInterval(this.resync);
-    this.queue.clear();
+    this.queue.stop();
   }
 
   private enqueueAll(): void {
@@ -113,42 +135,8 @@ export class Controller {
     for (const ns of this.caches.namespaces.list()) if (ns.metadata?.name) this.enqueue(`ns:${ns.metadata.name}`);
   }
 
-  private readonly delayed = new Set<string>();
-
-  private requeueAfter(key: string, ms: number): void {
-    if (this.delayed.has(key)) return;
-    this.delayed.add(key);
-    setTimeout(() => {
-      this.delayed.delete(key);
-      this.enqueue(key);
-    }, ms).unref();
-  }
-
   enqueue(key: string): void {
-    if (!this.active) return;
     this.queue.add(key);
-    if (!this.running) void this.drain();
-  }
-
-  private async drain(): Promise<void> {
-    this.running = true;
-    try {
-      while (this.active && this.queue.size > 0) {
-        const key = this.queue.values().next().value as string;
-        this.queue.delete(key);
-        try {
-          if (key.startsWith('sp:')) await this.reconcileSpanProfiling(key.slice(3));
-          else await this.reconcileNamespace(key.slice(3));
-          this.metrics.reconciles.inc({ result: 'ok' });
-        } catch (err) {
-          this.metrics.reconciles.inc({ result: 'error' });
-          this.log.warn('reconcile failed, will retry', { key, error: errorMessage(err) });
-          this.requeueAfter(key, 2000);
-        }
-      }
-    } finally {
-      this.running = false;
-    }
   }
 
   async reconcileSpanProfiling(key: string): Promise<void> {
@@ -165,7 +153,7 @@ export class Controller {
       .filter((p) => p.metadata.annotations?.[ANNOTATION_SPANPROFILING] === key && p.metadata.deletionTimestamp === undefined && p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed').length;
     const status = desiredStatus(sp, { secrets, injectedPods, now: this.now() });
     // Secrets are not watched (that would cache every Secret of the cluster): look again soon while one is missing.
-    if (status.conditions?.some((c) => c.type === 'CredentialsMissing' && c.status === 'True')) this.requeueAfter(`sp:${key}`, CREDENTIALS_RECHECK_MS);
+    if (status.conditions?.some((c) => c.type === 'CredentialsMissing' && c.status === 'True')) this.queue.addAfter(`sp:${key}`, CREDENTIALS_RECHECK_MS);
     if (!statusChanged(sp.status, status)) return;
 
     const before = new Map((sp.status?.conditions ?? []).map((c) => [c.type, c.status]));

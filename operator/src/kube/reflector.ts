@@ -3,6 +3,13 @@
  * an informer the operator needs. Re-lists when the watch's resourceVersion
  * expires (410 Gone) and retries with backoff on errors; calls onChange after
  * every update so reconcilers can react.
+ *
+ * - Lists ask for resourceVersion=0 (the API server answers from its watch
+ *   cache, not etcd) in pages of `pageSize`, following continue tokens.
+ * - A re-list compares the new list with the cache and reports each object
+ *   that was added, changed or deleted while no watch was open, so a
+ *   reconciler hears of it at once, not at its next periodic resync.
+ * - `transform` keeps only the fields the readers use (pods are large).
  */
 import type { Kube, WatchEvent } from './client';
 import { KubeError } from './client';
@@ -12,6 +19,17 @@ import { errorMessage } from '../log';
 export interface KubeObject {
   metadata?: { name?: string; namespace?: string; resourceVersion?: string; [k: string]: unknown };
 }
+
+export interface ReflectorOptions<T> {
+  /** Extra query, e.g. labelSelector=... */
+  query?: string;
+  /** Applied to every object before it is cached and reported. */
+  transform?: (obj: T) => T;
+  /** Objects per list page (default 500). */
+  pageSize?: number;
+}
+
+type ListPage<T> = { items: T[]; metadata: { resourceVersion: string; continue?: string } };
 
 export class Reflector<T extends KubeObject> {
   private readonly items = new Map<string, T>();
@@ -25,9 +43,12 @@ export class Reflector<T extends KubeObject> {
     /** Collection path, e.g. /api/v1/namespaces or /apis/spanprofiling.io/v1alpha1/spanprofilings */
     private readonly path: string,
     private readonly log: Log,
-    /** Extra query, e.g. labelSelector=... */
-    private readonly query = '',
+    private readonly options: ReflectorOptions<T> = {},
   ) {}
+
+  private get query(): string {
+    return this.options.query ?? '';
+  }
 
   static keyOf(obj: KubeObject): string {
     return `${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
@@ -67,13 +88,13 @@ export class Reflector<T extends KubeObject> {
     while (!this.stopped) {
       try {
         const sep = this.query === '' ? '?' : `?${this.query}&`;
-        const list = await this.kube.request<{ items: T[]; metadata: { resourceVersion: string } }>('GET', `${this.path}${this.query === '' ? '' : `?${this.query}`}`);
-        this.items.clear();
-        for (const item of list.items) this.items.set(Reflector.keyOf(item), item);
+        const listed = await this.listAll(sep);
+        const changes = this.replace(listed.items);
         this.synced = true;
         onFirstSync();
+        for (const [type, obj] of changes) this.emit(type, obj);
         this.emit('SYNC', undefined);
-        let resourceVersion = list.metadata.resourceVersion;
+        let resourceVersion = listed.resourceVersion;
         backoff = 500;
         while (!this.stopped) {
           let expired = false;
@@ -86,10 +107,11 @@ export class Reflector<T extends KubeObject> {
             }
             resourceVersion = event.object.metadata?.resourceVersion ?? resourceVersion;
             if (event.type === 'BOOKMARK') return;
-            const key = Reflector.keyOf(event.object);
+            const obj = this.transform(event.object);
+            const key = Reflector.keyOf(obj);
             if (event.type === 'DELETED') this.items.delete(key);
-            else this.items.set(key, event.object);
-            this.emit(event.type, event.object);
+            else this.items.set(key, obj);
+            this.emit(event.type, obj);
           });
           this.abortWatch = watch.abort;
           const opened = Date.now();
@@ -106,6 +128,41 @@ export class Reflector<T extends KubeObject> {
         backoff = Math.min(backoff * 2, 30_000);
       }
     }
+  }
+
+  private transform(obj: T): T {
+    return this.options.transform === undefined ? obj : this.options.transform(obj);
+  }
+
+  /** The whole collection, page by page; the first page from the watch cache (resourceVersion=0). */
+  private async listAll(sep: string): Promise<{ items: T[]; resourceVersion: string }> {
+    const limit = this.options.pageSize ?? 500;
+    const items: T[] = [];
+    let page = await this.kube.request<ListPage<T>>('GET', `${this.path}${sep}resourceVersion=0&limit=${limit}`);
+    for (;;) {
+      for (const item of page.items) items.push(this.transform(item));
+      const token = page.metadata.continue;
+      if (token === undefined || token === '') return { items, resourceVersion: page.metadata.resourceVersion };
+      // The API server refuses resourceVersion together with continue: the token carries it.
+      page = await this.kube.request<ListPage<T>>('GET', `${this.path}${sep}limit=${limit}&continue=${encodeURIComponent(token)}`);
+    }
+  }
+
+  /** Makes the cache the listed objects; answers what changed, as the watch would have reported it. */
+  private replace(listed: T[]): [WatchEvent<T>['type'], T][] {
+    const changes: [WatchEvent<T>['type'], T][] = [];
+    const before = new Map(this.items);
+    this.items.clear();
+    for (const item of listed) {
+      const key = Reflector.keyOf(item);
+      this.items.set(key, item);
+      const old = before.get(key);
+      before.delete(key);
+      if (old === undefined) changes.push(['ADDED', item]);
+      else if (old.metadata?.resourceVersion !== item.metadata?.resourceVersion) changes.push(['MODIFIED', item]);
+    }
+    for (const gone of before.values()) changes.push(['DELETED', gone]);
+    return changes;
   }
 
   private emit(type: WatchEvent<T>['type'] | 'SYNC', obj: T | undefined): void {

@@ -1,0 +1,260 @@
+/**
+ * The operator's Kubernetes client at the wire: an HTTPS server that answers
+ * as the API server does, but with the byte boundaries, 410s and continue
+ * tokens a real one produces only by chance (the same client against the real
+ * kube-apiserver is in integration.test.ts).
+ */
+import { strict as assert } from 'node:assert';
+import * as https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { createCA, createServingCert } from '../src/certs/x509';
+import { HttpKube, type WatchEvent } from '../src/kube/client';
+import { Reflector, type KubeObject } from '../src/kube/reflector';
+import { jsonLog } from '../src/log';
+import { retryDelay, WorkQueue } from '../src/controller/queue';
+import { slimPod } from '../src/controller/controller';
+
+type Handler = (req: { method: string; path: string; query: URLSearchParams }, res: import('node:http').ServerResponse) => void;
+
+/** An HTTPS server on loopback, and an HttpKube that trusts it. */
+async function scriptedServer(handler: Handler): Promise<{ kube: HttpKube; requests: string[]; close: () => Promise<void> }> {
+  const ca = createCA('test-ca', new Date(), 1);
+  const serving = createServingCert(ca, ['127.0.0.1'], new Date(), 1);
+  const requests: string[] = [];
+  const server = https.createServer({ key: serving.key, cert: serving.cert }, (req, res) => {
+    const url = new URL(req.url ?? '/', 'https://x');
+    requests.push(`${req.method} ${url.pathname}${url.search}`);
+    handler({ method: req.method ?? 'GET', path: url.pathname, query: url.searchParams }, res);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  const kube = new HttpKube(async () => ({ server: `https://127.0.0.1:${port}`, https: { ca: ca.cert }, headers: {} }));
+  return {
+    kube,
+    requests,
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
+
+/** Writes `body` in chunks that end in the middle of every multi-byte character, each chunk flushed before the next. */
+async function writeSplit(res: import('node:http').ServerResponse, body: string): Promise<void> {
+  const bytes = Buffer.from(body, 'utf8');
+  let start = 0;
+  for (let i = 0; i < bytes.length; i++) {
+    // A lead byte of a multi-byte character: end the chunk just after it.
+    if (bytes[i]! >= 0xc0) {
+      await new Promise<void>((r) => res.write(bytes.subarray(start, i + 1), () => r()));
+      await new Promise((r) => setImmediate(r));
+      start = i + 1;
+    }
+  }
+  await new Promise<void>((r) => res.write(bytes.subarray(start), () => r()));
+}
+
+const until = async (probe: () => boolean): Promise<void> => {
+  while (!probe()) await new Promise((r) => setTimeout(r, 10));
+};
+
+const STREET = 'Zürich-Straße 7, 東京 🚀';
+const log = jsonLog('error', () => undefined);
+
+interface Obj extends KubeObject {
+  metadata: { name: string; namespace?: string; resourceVersion: string; annotations?: Record<string, string> };
+}
+const obj = (name: string, rv: string, street = STREET): Obj => ({ metadata: { name, namespace: 'shop', resourceVersion: rv, annotations: { street } } });
+
+describe('Kubernetes client', () => {
+  it('request() decodes a character whose bytes arrive in two chunks', async () => {
+    const s = await scriptedServer((_, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      void writeSplit(res, JSON.stringify(obj('lease', '1'))).then(() => res.end());
+    });
+    try {
+      const got = await s.kube.request<Obj>('GET', '/apis/coordination.k8s.io/v1/namespaces/shop/leases/lease');
+      assert.equal(got.metadata.annotations?.['street'], STREET);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('an error body split inside a character still reads whole', async () => {
+    const s = await scriptedServer((_, res) => {
+      res.writeHead(422, { 'content-type': 'application/json' });
+      void writeSplit(res, JSON.stringify({ kind: 'Status', reason: 'Invalid', message: `bad value ${STREET}` })).then(() => res.end());
+    });
+    try {
+      await assert.rejects(s.kube.request('POST', '/api/v1/namespaces/shop/pods', {}), (err: Error) => err.message.includes(STREET));
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('watch() decodes characters split across chunks, also across event lines', async () => {
+    const s = await scriptedServer((_, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      const lines = ['a', 'b', 'c'].map((n, i) => JSON.stringify({ type: 'MODIFIED', object: obj(n, String(i + 2)) })).join('\n') + '\n';
+      void writeSplit(res, lines).then(() => res.end());
+    });
+    try {
+      const seen: WatchEvent<Obj>[] = [];
+      await s.kube.watch<Obj>('/api/v1/pods?watch=true', (e) => seen.push(e)).done;
+      assert.deepEqual(
+        seen.map((e) => [e.object.metadata.name, e.object.metadata.annotations?.['street']]),
+        ['a', 'b', 'c'].map((n) => [n, STREET]),
+      );
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe('Reflector', () => {
+  /** A collection whose contents the test changes; open watches end with 410 Gone when the test says so. */
+  function collection() {
+    const state = { items: [obj('a', '1'), obj('b', '2')], rv: '10' };
+    const watches: import('node:http').ServerResponse[] = [];
+    const handler: Handler = ({ query }, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      if (query.get('watch') === 'true') {
+        res.write(''); // an open watch with nothing to say yet
+        watches.push(res);
+        return;
+      }
+      const offset = Number(query.get('continue') ?? '0');
+      const limit = Number(query.get('limit'));
+      const page = state.items.slice(offset, offset + limit);
+      const next = offset + limit < state.items.length ? String(offset + limit) : undefined;
+      res.end(JSON.stringify({ items: page, metadata: { resourceVersion: state.rv, ...(next !== undefined ? { continue: next } : {}) } }));
+    };
+    const expireWatches = (): void => {
+      for (const w of watches.splice(0)) w.end(`${JSON.stringify({ type: 'ERROR', object: { kind: 'Status', code: 410, reason: 'Expired', message: 'too old resource version' } })}\n`);
+    };
+    return { state, handler, expireWatches, watching: () => watches.length > 0 };
+  }
+
+  it('lists from the watch cache (resourceVersion=0), page by page, following continue tokens', async () => {
+    const c = collection();
+    c.state.items = Array.from({ length: 7 }, (_, i) => obj(`p${i}`, String(i + 1)));
+    const s = await scriptedServer(c.handler);
+    const r = new Reflector<Obj>(s.kube, '/api/v1/pods', log, { query: 'labelSelector=x%3Dy', pageSize: 3 });
+    try {
+      await r.start();
+      assert.deepEqual(r.list().map((o) => o.metadata.name).sort(), ['p0', 'p1', 'p2', 'p3', 'p4', 'p5', 'p6']);
+      const lists = s.requests.filter((q) => !q.includes('watch=true'));
+      assert.deepEqual(lists, [
+        'GET /api/v1/pods?labelSelector=x%3Dy&resourceVersion=0&limit=3',
+        'GET /api/v1/pods?labelSelector=x%3Dy&limit=3&continue=3',
+        'GET /api/v1/pods?labelSelector=x%3Dy&limit=3&continue=6',
+      ]);
+    } finally {
+      r.stop();
+      await s.close();
+    }
+  });
+
+  it('after a re-list, reports each object that changed while no watch was open', async () => {
+    const c = collection();
+    const s = await scriptedServer(c.handler);
+    const r = new Reflector<Obj>(s.kube, '/api/v1/pods', log);
+    const events: string[] = [];
+    r.onChange((type, o) => events.push(`${type}${o ? ` ${o.metadata?.name}` : ''}`));
+    try {
+      await r.start();
+      assert.deepEqual(events, ['ADDED a', 'ADDED b', 'SYNC']);
+      events.length = 0;
+      // While no watch is open: a changes, b is deleted, c is created; the watch ends with its version expired.
+      const resynced = new Promise<void>((resolve) => r.onChange((type) => type === 'SYNC' && resolve()));
+      await until(c.watching);
+      c.state.items = [obj('a', '11', 'Bahnhofstraße'), obj('c', '12')];
+      c.state.rv = '12';
+      c.expireWatches();
+      await resynced;
+      assert.deepEqual(events, ['MODIFIED a', 'ADDED c', 'DELETED b', 'SYNC']);
+      assert.equal(r.get('shop', 'a')?.metadata.annotations?.['street'], 'Bahnhofstraße');
+      assert.equal(r.get('shop', 'b'), undefined);
+    } finally {
+      r.stop();
+      await s.close();
+    }
+  });
+});
+
+describe('controller work queue', () => {
+  it('retries a failing key after 1 s, 2 s, 4 s ... up to 2 min, not every 2 s', () => {
+    assert.deepEqual([1, 2, 3, 4, 5, 8, 100].map((n) => retryDelay(n)), [1000, 2000, 4000, 8000, 16_000, 120_000, 120_000]);
+  });
+
+  it('backs off per key: a broken key waits longer each time while the others go on, and success forgets', async () => {
+    let brokenLeft = 3;
+    const done: string[] = [];
+    const retries: number[] = [];
+    let finished!: () => void;
+    const allDone = new Promise<void>((r) => (finished = r));
+    const q = new WorkQueue(
+      async (key) => {
+        if (key === 'broken' && brokenLeft-- > 0) throw new Error('API server said no');
+        done.push(key);
+        if (done.includes('broken') && done.includes('fine')) finished();
+      },
+      (key, err, retryMs) => {
+        if (err !== undefined) retries.push(retryMs);
+        if (key === 'broken' && err === undefined) assert.equal(q.failuresOf('broken'), 0);
+      },
+      { baseMs: 5, maxMs: 15 },
+    );
+    q.start();
+    q.add('broken');
+    q.add('fine');
+    await allDone;
+    q.stop();
+    assert.deepEqual(retries, [5, 10, 15]);
+    assert.ok(done.indexOf('fine') < done.indexOf('broken'), `the healthy key was not held up: ${done.join(', ')}`);
+  });
+
+  it('ignores keys while stopped, and stop() cancels waiting retries', async () => {
+    let runs = 0;
+    const q = new WorkQueue(
+      async () => {
+        runs++;
+        throw new Error('no');
+      },
+      () => undefined,
+      { baseMs: 1, maxMs: 1 },
+    );
+    q.add('x');
+    assert.equal(runs, 0);
+    q.start();
+    q.add('x');
+    await until(() => runs >= 1);
+    q.stop();
+    const at = runs;
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(runs, at);
+  });
+});
+
+describe('injected pod cache', () => {
+  it('keeps only what the controller reads', () => {
+    const pod = {
+      metadata: {
+        name: 'web-1',
+        namespace: 'shop',
+        uid: 'u1',
+        resourceVersion: '7',
+        labels: { app: 'web' },
+        annotations: { 'spanprofiling.io/spanprofiling': 'shop/default', 'kubectl.kubernetes.io/last-applied-configuration': 'x'.repeat(10_000) },
+        managedFields: [{ manager: 'kubectl' }],
+      },
+      spec: { containers: [{ name: 'app', image: 'node:24' }] },
+      status: { phase: 'Running', conditions: [{ type: 'Ready' }] },
+    };
+    assert.deepEqual(slimPod(pod as never), {
+      metadata: { name: 'web-1', namespace: 'shop', uid: 'u1', resourceVersion: '7', annotations: { 'spanprofiling.io/spanprofiling': 'shop/default' } },
+      status: { phase: 'Running' },
+    });
+  });
+});
