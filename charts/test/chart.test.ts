@@ -84,7 +84,7 @@ describe('Helm chart charts/span-profiling-operator', function () {
     assert.ok(c.livenessProbe && c.readinessProbe && c.resources);
     const hook = objects.find((o) => o.kind === 'MutatingWebhookConfiguration')!.webhooks![0]! as Record<string, unknown>;
     assert.equal(hook['failurePolicy'], 'Ignore');
-    assert.equal(hook['sideEffects'], 'None');
+    assert.equal(hook['sideEffects'], 'NoneOnDryRun');
     assert.equal(hook['reinvocationPolicy'], 'IfNeeded');
     assert.ok((hook['timeoutSeconds'] as number) <= 10);
     assert.deepEqual(hook['rules'], [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'], scope: 'Namespaced' }]);

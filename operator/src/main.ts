@@ -33,6 +33,7 @@ import { Caches, Controller } from './controller/controller';
 import { effectiveNamespaceAnnotations } from './controller/namespaces';
 import { kubeFromEnvironment } from './kube/client';
 import { LeaderElector } from './kube/lease';
+import { EventRecorder } from './controller/events';
 import { errorMessage, jsonLog, type Level } from './log';
 import { operatorMetrics } from './metrics';
 import { answerProbe, type Readiness } from './probes';
@@ -108,7 +109,8 @@ export async function runOperator(config: OperatorConfig): Promise<RunningOperat
   metrics.leader.set({}, 0);
   const kube = await kubeFromEnvironment(config.kubeconfig);
   const caches = new Caches(kube, log);
-  const controller = new Controller(kube, caches, { excludedNamespaces: config.excludedNamespaces, optInNamespaces: config.optInNamespaces }, log, metrics);
+  const events = new EventRecorder(kube, log);
+  const controller = new Controller(kube, caches, { excludedNamespaces: config.excludedNamespaces, optInNamespaces: config.optInNamespaces }, log, metrics, events);
   const certs = new CertManager(kube, {
     mode: config.certMode,
     namespace: config.namespace,
@@ -184,6 +186,7 @@ export async function runOperator(config: OperatorConfig): Promise<RunningOperat
         metrics,
         log,
         ready,
+        onWarnings: (sp, message) => events.warnOnce(sp, 'PodWarning', message),
       });
       webhookPort = await webhook.start();
       served = cert;

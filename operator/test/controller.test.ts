@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import type { SpanProfiling } from '../src/api';
-import { desiredStatus, statusChanged } from '../src/controller/status';
+import { desiredStatus, statusChanged, type SecretLookup } from '../src/controller/status';
 import { namespaceLabelPatch, wantsInjectionLabel } from '../src/controller/namespaces';
 import { createCA, createServingCert, inspect, needsRenewal } from '../src/certs/x509';
 
@@ -14,7 +14,7 @@ const now = new Date('2026-11-21T08:00:00Z');
 
 describe('SpanProfiling status', () => {
   it('is Ready with the injected pod count and observedGeneration', () => {
-    const s = desiredStatus(sp(), { secrets: new Map(), injectedPods: 4, now });
+    const s = desiredStatus(sp(), { secrets: [], injectedPods: 4, now });
     assert.equal(s.observedGeneration, 3);
     assert.equal(s.injectedPods, 4);
     const ready = s.conditions!.find((c) => c.type === 'Ready')!;
@@ -24,22 +24,47 @@ describe('SpanProfiling status', () => {
     assert.equal(s.conditions!.find((c) => c.type === 'CredentialsMissing')!.status, 'False');
   });
 
+  const lookup = (over: Partial<SecretLookup> = {}): SecretLookup => ({ namespace: 'shop', name: 'pyro', found: 'no', keys: [], pods: 0, ...over });
+
   it('reports a missing credentials Secret, and a missing key, as CredentialsMissing=True and Ready=False', () => {
-    const missing = desiredStatus(sp({ authTokenSecretRef: { name: 'pyro', key: 'token' } }), { secrets: new Map(), injectedPods: 0, now });
+    const missing = desiredStatus(sp({ authTokenSecretRef: { name: 'pyro', key: 'token' } }), { secrets: [lookup()], injectedPods: 0, now });
     const cm = missing.conditions!.find((c) => c.type === 'CredentialsMissing')!;
     assert.equal(cm.status, 'True');
     assert.match(cm.message, /Secret shop\/pyro not found/);
     assert.equal(missing.conditions!.find((c) => c.type === 'Ready')!.reason, 'CredentialsMissing');
-    const noKey = desiredStatus(sp({ basicAuth: { username: 'u', passwordSecretRef: { name: 'pyro', key: 'password' } } }), { secrets: new Map([['pyro', ['user']]]), injectedPods: 0, now });
+    const noKey = desiredStatus(sp({ basicAuth: { username: 'u', passwordSecretRef: { name: 'pyro', key: 'password' } } }), { secrets: [lookup({ found: 'yes', keys: ['user'] })], injectedPods: 0, now });
     assert.match(noKey.conditions!.find((c) => c.type === 'CredentialsMissing')!.message, /has no key password/);
   });
 
+  it("names the namespace of pods that read a missing Secret there (another namespace than the SpanProfiling's)", () => {
+    const s = desiredStatus(sp({ authTokenSecretRef: { name: 'pyro', key: 'token' } }), {
+      secrets: [lookup({ namespace: 'shop', found: 'yes', keys: ['token'], pods: 1 }), lookup({ namespace: 'billing', pods: 3 })],
+      injectedPods: 4,
+      now,
+    });
+    const cm = s.conditions!.find((c) => c.type === 'CredentialsMissing')!;
+    assert.equal(cm.status, 'True');
+    assert.match(cm.message, /Secret billing\/pyro not found \(3 pods of this SpanProfiling run in billing, and Kubernetes reads a pod's Secrets in its own namespace\)/);
+    assert.doesNotMatch(cm.message, /shop\/pyro/);
+    assert.equal(s.conditions!.find((c) => c.type === 'Ready')!.status, 'False');
+  });
+
+  it('says Unknown, not missing, when the operator may not read Secrets, and stays Ready', () => {
+    const s = desiredStatus(sp({ authTokenSecretRef: { name: 'pyro', key: 'token' } }), { secrets: [lookup({ found: 'forbidden' })], injectedPods: 0, now });
+    const cm = s.conditions!.find((c) => c.type === 'CredentialsMissing')!;
+    assert.equal(cm.status, 'Unknown');
+    assert.equal(cm.reason, 'NotChecked');
+    assert.match(cm.message, /credentialsCheck.enabled/);
+    assert.match(cm.message, /shop\/pyro/);
+    assert.equal(s.conditions!.find((c) => c.type === 'Ready')!.status, 'True');
+  });
+
   it('keeps lastTransitionTime while a condition does not change, so reconciling again writes nothing', () => {
-    const first = desiredStatus(sp(), { secrets: new Map(), injectedPods: 1, now });
+    const first = desiredStatus(sp(), { secrets: [], injectedPods: 1, now });
     const later = new Date(now.getTime() + 60_000);
-    const again = desiredStatus({ ...sp(), status: first }, { secrets: new Map(), injectedPods: 1, now: later });
+    const again = desiredStatus({ ...sp(), status: first }, { secrets: [], injectedPods: 1, now: later });
     assert.equal(statusChanged(first, again), false);
-    const moved = desiredStatus({ ...sp({ authTokenSecretRef: { name: 'x', key: 'y' } }), status: first }, { secrets: new Map(), injectedPods: 1, now: later });
+    const moved = desiredStatus({ ...sp({ authTokenSecretRef: { name: 'x', key: 'y' } }), status: first }, { secrets: [lookup({ name: 'x' })], injectedPods: 1, now: later });
     assert.equal(moved.conditions!.find((c) => c.type === 'Ready')!.lastTransitionTime, later.toISOString().replace(/\.\d+Z$/, 'Z'));
   });
 });

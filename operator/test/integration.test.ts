@@ -109,7 +109,7 @@ describe('operator against a real kube-apiserver', function () {
         {
           name: 'pods.spanprofiling.io',
           admissionReviewVersions: ['v1'],
-          sideEffects: 'None',
+          sideEffects: 'NoneOnDryRun',
           failurePolicy: 'Ignore',
           timeoutSeconds: 5,
           reinvocationPolicy: 'IfNeeded',
@@ -331,6 +331,32 @@ describe('operator against a real kube-apiserver', function () {
       });
       assert.equal(events.reason, 'CredentialsMissing');
       await cp.kubectl('create', 'secret', 'generic', '-n', 'creds', 'pyroscope-token', '--from-literal=token=t');
+      await until('Ready again', async () => condition(await getSp('creds', 'secured'), 'Ready')?.status === 'True', 90_000);
+    });
+
+    it("checks credentials where the pods read them: a pod in another namespace makes the SpanProfiling report that namespace's Secret, with an Event", async () => {
+      // creds/secured has its token Secret in creds (the test above); billing uses it by name but has no copy.
+      await cp.kubectl('create', 'namespace', 'billing');
+      await cp.kubectl('annotate', 'namespace', 'billing', 'spanprofiling.io/inject=creds/secured');
+      const pod = await until('an injected pod in billing', async () => {
+        const p = await createPod('billing', `invoice-${Date.now()}`);
+        return p.metadata.annotations?.['spanprofiling.io/status'] === 'injected' ? p : (await cp.api('DELETE', `/api/v1/namespaces/billing/pods/${p.metadata.name}`), undefined);
+      }, 60_000);
+      assert.match(pod.metadata.annotations!['spanprofiling.io/reason']!, /read from Secret pyroscope-token in the pod's namespace billing, not creds/);
+      const sp = await until('CredentialsMissing for billing', async () => {
+        const s = await getSp('creds', 'secured');
+        return condition(s, 'CredentialsMissing')?.status === 'True' ? s : undefined;
+      });
+      assert.match(condition(sp, 'CredentialsMissing')!.message, /Secret billing\/pyroscope-token not found \(1 pod of this SpanProfiling runs? in billing/);
+      assert.equal(condition(sp, 'Ready')?.status, 'False');
+      const warning = await until('a PodWarning event', async () => {
+        const out = (await cp.kubectl('get', 'events', '-n', 'creds', '-o', 'json')).stdout;
+        const items = (JSON.parse(out) as { items: { type: string; reason: string; message: string; involvedObject: { name: string; kind: string } }[] }).items;
+        return items.find((e) => e.involvedObject.name === 'secured' && e.involvedObject.kind === 'SpanProfiling' && e.reason === 'PodWarning');
+      });
+      assert.equal(warning.type, 'Warning');
+      assert.match(warning.message, /in namespace billing \(injected\): .*read from Secret pyroscope-token in the pod's namespace billing/);
+      await cp.kubectl('create', 'secret', 'generic', '-n', 'billing', 'pyroscope-token', '--from-literal=token=t');
       await until('Ready again', async () => condition(await getSp('creds', 'secured'), 'Ready')?.status === 'True', 90_000);
     });
 

@@ -13,6 +13,7 @@ import { Reflector, type KubeObject } from '../src/kube/reflector';
 import { jsonLog } from '../src/log';
 import { retryDelay, WorkQueue } from '../src/controller/queue';
 import { slimPod } from '../src/controller/controller';
+import { EventRecorder } from '../src/controller/events';
 
 type Handler = (req: { method: string; path: string; query: URLSearchParams }, res: import('node:http').ServerResponse) => void;
 
@@ -256,5 +257,34 @@ describe('injected pod cache', () => {
       metadata: { name: 'web-1', namespace: 'shop', uid: 'u1', resourceVersion: '7', annotations: { 'spanprofiling.io/spanprofiling': 'shop/default' } },
       status: { phase: 'Running' },
     });
+  });
+});
+
+describe('events on SpanProfilings', () => {
+  /** Records what would be POSTed (the Event itself is checked against the real API server in integration.test.ts). */
+  const recordingKube = (posted: { path: string; body: { message: string; type: string; reason: string } }[]) => ({
+    request: async <T>(_method: string, path: string, body?: unknown): Promise<T> => {
+      posted.push({ path, body: body as never });
+      return undefined as T;
+    },
+    get: async <T>(): Promise<T | undefined> => undefined,
+    watch: () => ({ done: Promise.resolve(), abort: () => undefined }),
+  });
+  const sp = { apiVersion: 'spanprofiling.io/v1alpha1', kind: 'SpanProfiling', metadata: { name: 'default', namespace: 'shop', uid: 'u' }, spec: { pyroscope: { address: 'http://p' } } } as const;
+
+  it('records one Warning per SpanProfiling and message within the window, so a ReplicaSet of 100 writes one', async () => {
+    const posted: { path: string; body: { message: string; type: string; reason: string } }[] = [];
+    let now = Date.parse('2026-11-29T10:00:00Z');
+    const events = new EventRecorder(recordingKube(posted), log, () => new Date(now), 60_000);
+    const recorded = Array.from({ length: 100 }, () => events.warnOnce(sp as never, 'PodWarning', 'pod web-7d4b9c- in namespace shop (injected): no container named worker')).filter(Boolean).length;
+    assert.equal(recorded, 1);
+    assert.equal(events.warnOnce(sp as never, 'PodWarning', 'pod api-5f- in namespace shop (injected): no container named x'), true, 'another message is recorded');
+    now += 61_000;
+    assert.equal(events.warnOnce(sp as never, 'PodWarning', 'pod web-7d4b9c- in namespace shop (injected): no container named worker'), true, 'again after the window');
+    await new Promise((r) => setImmediate(r));
+    assert.equal(posted.length, 3);
+    assert.equal(posted[0]!.path, '/api/v1/namespaces/shop/events');
+    assert.equal(posted[0]!.body.type, 'Warning');
+    assert.equal(posted[0]!.body.reason, 'PodWarning');
   });
 });

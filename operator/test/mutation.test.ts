@@ -64,6 +64,21 @@ describe('inject annotation precedence', () => {
 });
 
 describe('pod mutation', () => {
+  it("warns that a SpanProfiling of another namespace has its credentials read in the pod's namespace", () => {
+    const secured = sp('secured', 'obs', { pyroscope: { address: 'https://p:4040', authTokenSecretRef: { name: 'pyroscope-token', key: 'token' } } });
+    const there = mutatePod({ ...input(pod(), { ns: { [INJECT]: 'obs/secured' }, sps: [secured] }), namespace: 'billing' });
+    assert.equal(there.status, 'injected');
+    const warning = /credentials of SpanProfiling obs\/secured are read from Secret pyroscope-token in the pod's namespace billing, not obs/;
+    assert.ok(there.warnings.some((w) => warning.test(w)), there.warnings.join('\n'));
+    assert.match(there.pod.metadata!.annotations![ANNOTATION_REASON]!, warning);
+    const token = env(there.pod.spec!.containers[0], 'PYROSCOPE_AUTH_TOKEN');
+    assert.deepEqual(token?.valueFrom?.secretKeyRef, { name: 'pyroscope-token', key: 'token', optional: true }, 'optional: a missing Secret never stops the pod');
+    const home = mutatePod({ ...input(pod(), { ns: { [INJECT]: 'true' }, sps: [secured] }), namespace: 'obs' });
+    assert.deepEqual(home.warnings, []);
+    const noCredentials = mutatePod({ ...input(pod(), { ns: { [INJECT]: 'shop/default' } }), namespace: 'billing' });
+    assert.deepEqual(noCredentials.warnings, []);
+  });
+
   it('injects the first container of a pod in an opted-in namespace', () => {
     const r = mutatePod(input(pod(), { ns: { [INJECT]: 'true' } }));
     assert.equal(r.status, 'injected');

@@ -72,7 +72,7 @@ describe('SpanProfiling values checked before they go into a pod', () => {
   }
 
   it('reports InvalidSpec on the SpanProfiling, and Ready=False saying pods are admitted without the agent', () => {
-    const s = desiredStatus(sp(BAD[0]![1]), { secrets: new Map(), injectedPods: 0, now: new Date('2026-11-29T10:00:00Z') });
+    const s = desiredStatus(sp(BAD[0]![1]), { secrets: [], injectedPods: 0, now: new Date('2026-11-29T10:00:00Z') });
     const invalid = s.conditions!.find((c) => c.type === 'InvalidSpec')!;
     assert.equal(invalid.status, 'True');
     assert.match(invalid.message, /64MB/);
@@ -80,7 +80,7 @@ describe('SpanProfiling values checked before they go into a pod', () => {
     assert.equal(ready.status, 'False');
     assert.equal(ready.reason, 'InvalidSpec');
     assert.match(ready.message, /admitted without the agent/);
-    assert.equal(desiredStatus(sp({}), { secrets: new Map(), injectedPods: 0, now: new Date() }).conditions!.find((c) => c.type === 'InvalidSpec')!.status, 'False');
+    assert.equal(desiredStatus(sp({}), { secrets: [], injectedPods: 0, now: new Date() }).conditions!.find((c) => c.type === 'InvalidSpec')!.status, 'False');
   });
 });
 

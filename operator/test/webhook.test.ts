@@ -89,9 +89,19 @@ describe('webhook server over HTTPS', function () {
   let server: WebhookServer;
   let port = 0;
   const metrics = operatorMetrics();
+  const warned: [string, string][] = [];
 
   before(async () => {
-    server = new WebhookServer({ port: 0, host: '127.0.0.1', tls: serving, context: reviewContext(), metrics, log: jsonLog('error'), ready: () => true });
+    server = new WebhookServer({
+      port: 0,
+      host: '127.0.0.1',
+      tls: serving,
+      context: reviewContext(),
+      metrics,
+      log: jsonLog('error'),
+      ready: () => true,
+      onWarnings: (s, message) => warned.push([`${s.metadata.namespace}/${s.metadata.name}`, message]),
+    });
     port = await server.start();
   });
   after(() => server.close());
@@ -112,6 +122,22 @@ describe('webhook server over HTTPS', function () {
     assert.equal(res.status, 200);
     assert.equal(responseOf(JSON.parse(res.text)).patchType, 'JSONPatch');
     assert.equal(metrics.mutations.get({ status: 'injected', reason: 'injected' }), 1);
+  });
+
+  it("hands warnings about a SpanProfiling's pod on for an Event, but not for a dry run", async () => {
+    const named = pod();
+    named.metadata!.annotations = { 'spanprofiling.io/container-names': 'app,worker' };
+    const dry = admissionReview(named) as { request: { dryRun?: boolean } };
+    dry.request.dryRun = true;
+    await post(MUTATE_PATH, JSON.stringify(dry));
+    assert.deepEqual(warned, []);
+    const res = await post(MUTATE_PATH, JSON.stringify(admissionReview(named)));
+    assert.ok(responseOf(JSON.parse(res.text)).warnings?.some((w) => /no container named worker/.test(w)));
+    assert.equal(warned.length, 1);
+    assert.equal(warned[0]![0], 'shop/default');
+    assert.match(warned[0]![1], /^pod web- in namespace shop \(injected\): no container named worker in the pod; injecting app$/);
+    await post(MUTATE_PATH, JSON.stringify(admissionReview(pod())));
+    assert.equal(warned.length, 1, 'a pod without warnings is not reported');
   });
 
   it('answers 400, and keeps serving, for a body that is not JSON', async () => {

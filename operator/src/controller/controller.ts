@@ -6,17 +6,18 @@
  * state, safe to run any number of times; the caches come from reflectors
  * that every replica keeps (the webhook reads them too).
  */
-import { ANNOTATION_REASON, ANNOTATION_SPANPROFILING, ANNOTATION_STATUS, API_VERSION, GROUP, KIND, LABEL_INJECTED, PLURAL, ref, VERSION, type SpanProfiling } from '../api';
+import { ANNOTATION_REASON, ANNOTATION_SPANPROFILING, ANNOTATION_STATUS, GROUP, LABEL_INJECTED, PLURAL, ref, VERSION, type SpanProfiling } from '../api';
 import { parseInject } from '../inject/annotations';
 import type { Kube } from '../kube/client';
-import { isNotFound } from '../kube/client';
+import { isForbidden, isNotFound } from '../kube/client';
 import { Reflector, type KubeObject } from '../kube/reflector';
 import type { Log } from '../log';
 import { errorMessage } from '../log';
 import type { OperatorMetrics } from '../metrics';
 import { effectiveNamespaceAnnotations, namespaceLabelPatch, wantsInjectionLabel, type NamespaceLike } from './namespaces';
-import { desiredStatus, referencedSecrets, statusChanged } from './status';
+import { desiredStatus, referencedSecrets, statusChanged, type SecretLookup } from './status';
 import { WorkQueue } from './queue';
+import { EventRecorder } from './events';
 
 interface Pod extends KubeObject {
   metadata: { name: string; namespace: string; annotations?: Record<string, string>; labels?: Record<string, string>; deletionTimestamp?: string; uid?: string; resourceVersion?: string };
@@ -95,6 +96,7 @@ export class Controller {
     private readonly options: ControllerOptions,
     private readonly log: Log,
     private readonly metrics: OperatorMetrics,
+    private readonly events: EventRecorder = new EventRecorder(kube, log, options.now),
   ) {
     this.now = options.now ?? (() => new Date());
     this.queue = new WorkQueue(
@@ -143,14 +145,18 @@ export class Controller {
     const [namespace, name] = key.split('/') as [string, string];
     const sp = this.caches.spanProfilings.get(namespace, name);
     if (sp === undefined) return;
-    const secrets = new Map<string, string[]>();
-    for (const secretName of referencedSecrets(sp)) {
-      const secret = await this.kube.get<Secret>(`/api/v1/namespaces/${namespace}/secrets/${secretName}`);
-      if (secret !== undefined) secrets.set(secretName, Object.keys(secret.data ?? {}));
-    }
-    const injectedPods = this.caches.injectedPods
+    const live = this.caches.injectedPods
       .list()
-      .filter((p) => p.metadata.annotations?.[ANNOTATION_SPANPROFILING] === key && p.metadata.deletionTimestamp === undefined && p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed').length;
+      .filter((p) => p.metadata.annotations?.[ANNOTATION_SPANPROFILING] === key && p.metadata.deletionTimestamp === undefined && p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed');
+    const injectedPods = live.length;
+    // Pods read their credentials in their own namespace: look where they run (or, before any runs, beside the SpanProfiling).
+    const podsIn = new Map<string, number>();
+    for (const p of live) podsIn.set(p.metadata.namespace, (podsIn.get(p.metadata.namespace) ?? 0) + 1);
+    const lookIn = podsIn.size > 0 ? [...podsIn.keys()].sort() : [namespace];
+    const secrets: SecretLookup[] = [];
+    for (const secretName of referencedSecrets(sp)) {
+      for (const ns of lookIn) secrets.push({ namespace: ns, name: secretName, pods: podsIn.get(ns) ?? 0, ...(await this.lookUpSecret(ns, secretName)) });
+    }
     const status = desiredStatus(sp, { secrets, injectedPods, now: this.now() });
     // Secrets are not watched (that would cache every Secret of the cluster): look again soon while one is missing.
     if (status.conditions?.some((c) => c.type === 'CredentialsMissing' && c.status === 'True')) this.queue.addAfter(`sp:${key}`, CREDENTIALS_RECHECK_MS);
@@ -166,7 +172,17 @@ export class Controller {
     // One event per Ready transition: its reason names the problem (the other conditions detail it).
     const ready = status.conditions?.find((c) => c.type === 'Ready');
     if (ready !== undefined && before.get('Ready') !== ready.status) {
-      await this.event(sp, ready.status === 'True' ? 'Normal' : 'Warning', ready.reason, ready.message);
+      await this.events.record(sp, ready.status === 'True' ? 'Normal' : 'Warning', ready.reason, ready.message);
+    }
+  }
+
+  private async lookUpSecret(namespace: string, name: string): Promise<Pick<SecretLookup, 'found' | 'keys'>> {
+    try {
+      const secret = await this.kube.get<Secret>(`/api/v1/namespaces/${namespace}/secrets/${name}`);
+      return secret === undefined ? { found: 'no', keys: [] } : { found: 'yes', keys: Object.keys(secret.data ?? {}) };
+    } catch (err) {
+      if (isForbidden(err)) return { found: 'forbidden', keys: [] };
+      throw err;
     }
   }
 
@@ -200,28 +216,6 @@ export class Controller {
       } catch (err) {
         if (!isNotFound(err)) throw err;
       }
-    }
-  }
-
-  private async event(sp: SpanProfiling, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
-    const now = this.now().toISOString();
-    try {
-      await this.kube.request('POST', `/api/v1/namespaces/${sp.metadata.namespace}/events`, {
-        apiVersion: 'v1',
-        kind: 'Event',
-        metadata: { generateName: `${sp.metadata.name}.`, namespace: sp.metadata.namespace },
-        involvedObject: { apiVersion: API_VERSION, kind: KIND, name: sp.metadata.name, namespace: sp.metadata.namespace, uid: sp.metadata.uid },
-        type,
-        reason,
-        message: message.slice(0, 1024),
-        firstTimestamp: now,
-        lastTimestamp: now,
-        count: 1,
-        source: { component: 'span-profiling-operator' },
-        reportingComponent: 'span-profiling-operator',
-      });
-    } catch (err) {
-      this.log.warn('could not record an event', { error: errorMessage(err) });
     }
   }
 }

@@ -4,36 +4,57 @@
  */
 import type { Condition, SpanProfiling, SpanProfilingStatus } from '../api';
 import { podSpecProblems } from '../inject/validate';
+import { credentialRefs } from '../inject/env';
+
+export { referencedSecrets } from '../inject/env';
+
+export interface SecretLookup {
+  /** The namespace it was looked for in: the SpanProfiling's, or one where pods it injected run (they read it there). */
+  namespace: string;
+  name: string;
+  /** 'forbidden': the operator may not read Secrets (the chart's credentialsCheck is off), so it does not know. */
+  found: 'yes' | 'no' | 'forbidden';
+  /** The Secret's keys, when found. */
+  keys: readonly string[];
+  /** Live pods of this SpanProfiling in that namespace. */
+  pods: number;
+}
 
 export interface Observed {
-  /** Secret name -> its keys, for Secrets that exist in the SpanProfiling's namespace. */
-  secrets: ReadonlyMap<string, readonly string[]>;
+  secrets: readonly SecretLookup[];
   injectedPods: number;
   now: Date;
 }
 
-export function credentialProblems(sp: SpanProfiling, secrets: ReadonlyMap<string, readonly string[]>): string[] {
-  const refs = [
-    sp.spec.pyroscope.authTokenSecretRef && { what: 'pyroscope.authTokenSecretRef', ...sp.spec.pyroscope.authTokenSecretRef },
-    sp.spec.pyroscope.basicAuth && { what: 'pyroscope.basicAuth.passwordSecretRef', ...sp.spec.pyroscope.basicAuth.passwordSecretRef },
-  ].filter((r): r is { what: string; name: string; key: string } => Boolean(r));
-  const problems: string[] = [];
-  for (const r of refs) {
-    const keys = secrets.get(r.name);
-    if (keys === undefined) problems.push(`${r.what}: Secret ${sp.metadata.namespace}/${r.name} not found`);
-    else if (!keys.includes(r.key)) problems.push(`${r.what}: Secret ${sp.metadata.namespace}/${r.name} has no key ${r.key}`);
-  }
-  return problems;
+export interface CredentialCheck {
+  /** What is missing, said so a user can fix it. */
+  missing: string[];
+  /** Secrets the operator could not look at. */
+  unknown: string[];
 }
 
-/** Secret names a SpanProfiling references. */
-export function referencedSecrets(sp: SpanProfiling): string[] {
-  return [sp.spec.pyroscope.authTokenSecretRef?.name, sp.spec.pyroscope.basicAuth?.passwordSecretRef.name].filter((n): n is string => n !== undefined);
+/**
+ * The credentials a SpanProfiling names become secretKeyRefs in its pods, which
+ * Kubernetes resolves in each pod's own namespace. So each Secret must exist in
+ * every namespace its pods run in (before any runs: the SpanProfiling's own).
+ */
+export function checkCredentials(sp: SpanProfiling, lookups: readonly SecretLookup[]): CredentialCheck {
+  const missing: string[] = [];
+  const unknown: string[] = [];
+  for (const r of credentialRefs(sp)) {
+    for (const l of lookups.filter((x) => x.name === r.name)) {
+      const where = l.namespace === sp.metadata.namespace ? '' : ` (${l.pods === 1 ? '1 pod of this SpanProfiling runs' : `${l.pods} pods of this SpanProfiling run`} in ${l.namespace}, and Kubernetes reads a pod's Secrets in its own namespace)`;
+      if (l.found === 'forbidden') unknown.push(`${l.namespace}/${l.name}`);
+      else if (l.found === 'no') missing.push(`${r.what}: Secret ${l.namespace}/${l.name} not found${where}`);
+      else if (!l.keys.includes(r.key)) missing.push(`${r.what}: Secret ${l.namespace}/${l.name} has no key ${r.key}${where}`);
+    }
+  }
+  return { missing, unknown: [...new Set(unknown)] };
 }
 
 export function desiredStatus(sp: SpanProfiling, observed: Observed): SpanProfilingStatus {
   const generation = sp.metadata.generation ?? 0;
-  const problems = credentialProblems(sp, observed.secrets);
+  const { missing: problems, unknown } = checkCredentials(sp, observed.secrets);
   const credentials = problems.length > 0;
   const invalid = podSpecProblems(sp);
   const wanted: Omit<Condition, 'lastTransitionTime'>[] = [
@@ -50,6 +71,14 @@ export function desiredStatus(sp: SpanProfiling, observed: Observed): SpanProfil
         },
     credentials
       ? { type: 'CredentialsMissing', status: 'True', observedGeneration: generation, reason: 'SecretNotFound', message: problems.join('; ') }
+      : unknown.length > 0
+      ? {
+          type: 'CredentialsMissing',
+          status: 'Unknown',
+          observedGeneration: generation,
+          reason: 'NotChecked',
+          message: `the operator may not read Secrets (the chart's credentialsCheck.enabled is off, or the names are not in credentialsCheck.secretNames), so it cannot tell whether ${unknown.join(', ')} exist`,
+        }
       : { type: 'CredentialsMissing', status: 'False', observedGeneration: generation, reason: 'SecretsFound', message: 'every referenced Secret and key exists' },
     invalid.length > 0
       ? { type: 'InvalidSpec', status: 'True', observedGeneration: generation, reason: 'PodWouldBeRejected', message: invalid.join('; ') }

@@ -96,6 +96,19 @@ export function imageTag(image: string | undefined): string | undefined {
   return tag === '' ? undefined : tag;
 }
 
+/** The Secrets a SpanProfiling's pods read their Pyroscope credentials from (in the pod's namespace). */
+export function credentialRefs(sp: SpanProfiling): { what: string; name: string; key: string }[] {
+  return [
+    sp.spec.pyroscope.authTokenSecretRef && { what: 'pyroscope.authTokenSecretRef', ...sp.spec.pyroscope.authTokenSecretRef },
+    sp.spec.pyroscope.basicAuth && { what: 'pyroscope.basicAuth.passwordSecretRef', ...sp.spec.pyroscope.basicAuth.passwordSecretRef },
+  ].filter((r): r is { what: string; name: string; key: string } => Boolean(r));
+}
+
+/** Secret names a SpanProfiling references. */
+export function referencedSecrets(sp: SpanProfiling): string[] {
+  return [...new Set(credentialRefs(sp).map((r) => r.name))];
+}
+
 function secretEnv(name: string, ref: { name: string; key: string }): V1EnvVar {
   return { name, valueFrom: { secretKeyRef: { name: ref.name, key: ref.key, optional: true } } };
 }

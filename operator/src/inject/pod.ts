@@ -10,7 +10,7 @@
 import type { V1Container, V1Pod, V1Volume } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
 import { ANNOTATION_REASON, ANNOTATION_SPANPROFILING, ANNOTATION_STATUS, LABEL_INJECTED, ref, type InjectionStatus, type SpanProfiling } from '../api';
 import { parseContainerNames } from './annotations';
-import { generatedEnv, generatedResourceAttributes, imageTag, type EnvContext } from './env';
+import { generatedEnv, generatedResourceAttributes, imageTag, referencedSecrets, type EnvContext } from './env';
 import { AGENT_MOUNT_PATH, AGENT_VOLUME, injectContainer } from './nodejs';
 import { selectSpanProfiling, type ReasonCode } from './select';
 import { serviceName } from './service-name';
@@ -113,6 +113,13 @@ export function mutatePod(input: MutationInput): MutationResult {
     );
   }
   if (missing.length > 0) warnings.push(`injecting ${wanted.filter(exists).join(', ') || 'nothing'}`);
+  // Kubernetes resolves a pod's secretKeyRefs in the pod's namespace, not the SpanProfiling's.
+  const secrets = sp.metadata.namespace !== input.namespace ? referencedSecrets(sp) : [];
+  if (secrets.length > 0) {
+    warnings.push(
+      `the Pyroscope credentials of SpanProfiling ${ref(sp)} are read from Secret ${secrets.join(', ')} in the pod's namespace ${input.namespace}, not ${sp.metadata.namespace}: copy it there (the SpanProfiling's CredentialsMissing condition says whether it exists)`,
+    );
+  }
 
   const service = serviceName(pod);
   const skipped: string[] = [];

@@ -173,3 +173,4 @@ function statusError(status: number, text: string, what: string): KubeError {
 
 export const isConflict = (err: unknown): boolean => err instanceof KubeError && err.status === 409;
 export const isNotFound = (err: unknown): boolean => err instanceof KubeError && err.status === 404;
+export const isForbidden = (err: unknown): boolean => err instanceof KubeError && err.status === 403;

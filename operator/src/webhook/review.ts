@@ -19,7 +19,18 @@ export interface ReviewOutcome {
   httpStatus: 200 | 400;
   body: unknown;
   /** For metrics and logs. */
-  result?: { status: MutationResult['status'] | 'internal-error'; code: string; reason: string; namespace: string; pod: string };
+  result?: {
+    status: MutationResult['status'] | 'internal-error';
+    code: string;
+    reason: string;
+    namespace: string;
+    /** The pod's name, or its generateName when the API server has not named it yet (pods a controller makes). */
+    pod: string;
+    /** Warnings for the user, and the SpanProfiling they concern (for an Event there). */
+    warnings?: string[];
+    spanProfiling?: SpanProfiling;
+    dryRun: boolean;
+  };
 }
 
 interface AdmissionRequest {
@@ -46,10 +57,11 @@ export function review(body: unknown, ctx: ReviewContext): ReviewOutcome {
   });
 
   const namespace = request.namespace ?? '';
+  const dryRun = request.dryRun === true;
   const pod = request.object as V1Pod | undefined;
   const podName = pod?.metadata?.name ?? pod?.metadata?.generateName ?? '';
   if (request.kind?.kind !== 'Pod' || (request.operation !== undefined && request.operation !== 'CREATE') || typeof pod !== 'object' || pod === null) {
-    return { httpStatus: 200, body: respond({}), result: { status: 'skipped', code: 'not-a-pod-creation', reason: 'not a pod creation', namespace, pod: podName } };
+    return { httpStatus: 200, body: respond({}), result: { status: 'skipped', code: 'not-a-pod-creation', reason: 'not a pod creation', namespace, pod: podName, dryRun } };
   }
 
   try {
@@ -68,10 +80,19 @@ export function review(body: unknown, ctx: ReviewContext): ReviewOutcome {
         ...(patch.length > 0 ? { patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(patch)).toString('base64') } : {}),
         ...(warnings.length > 0 ? { warnings: warnings.map((w) => `span-profiling: ${w}`) } : {}),
       }),
-      result: { status: result.status, code: result.code, reason: result.reason, namespace, pod: podName },
+      result: {
+        status: result.status,
+        code: result.code,
+        reason: result.reason,
+        namespace,
+        pod: podName,
+        dryRun,
+        ...(result.warnings.length > 0 ? { warnings: result.warnings } : {}),
+        ...(result.spanProfiling !== undefined ? { spanProfiling: result.spanProfiling } : {}),
+      },
     };
   } catch (err) {
     const reason = `internal error, pod admitted untouched: ${err instanceof Error ? err.message : String(err)}`;
-    return { httpStatus: 200, body: respond({ warnings: [`span-profiling: ${reason}`.slice(0, MAX_WARNING_LENGTH)] }), result: { status: 'internal-error', code: 'internal-error', reason, namespace, pod: podName } };
+    return { httpStatus: 200, body: respond({ warnings: [`span-profiling: ${reason}`.slice(0, MAX_WARNING_LENGTH)] }), result: { status: 'internal-error', code: 'internal-error', reason, namespace, pod: podName, dryRun } };
   }
 }

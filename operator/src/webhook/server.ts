@@ -10,6 +10,7 @@ import { review, type ReviewContext } from './review';
 import type { OperatorMetrics } from '../metrics';
 import { answerProbe, type Readiness } from '../probes';
 import type { Log } from '../log';
+import type { SpanProfiling } from '../api';
 
 export const MUTATE_PATH = '/mutate-v1-pod';
 const MAX_BODY_BYTES = 4 * 1024 * 1024;
@@ -23,6 +24,8 @@ export interface ServerOptions {
   log: Log;
   /** Readiness: true once caches are synced and a certificate is in place, else why not. */
   ready: Readiness;
+  /** Called after answering a (not dry-run) pod creation whose mutation warned about a SpanProfiling's pod. */
+  onWarnings?: (sp: SpanProfiling, message: string) => void;
 }
 
 export class WebhookServer {
@@ -85,6 +88,10 @@ export class WebhookServer {
           this.options.metrics.mutations.inc({ status: r.status, reason: r.code });
           const level = r.status === 'error' || r.status === 'internal-error' ? 'warn' : 'info';
           this.options.log[level]('admission', { namespace: r.namespace, pod: r.pod, status: r.status, code: r.code, reason: r.reason, ms: Math.round(seconds * 1e4) / 10 });
+          // A dry run has no side effects (the webhook is registered with sideEffects: NoneOnDryRun).
+          if (r.spanProfiling !== undefined && r.warnings !== undefined && !r.dryRun) {
+            this.options.onWarnings?.(r.spanProfiling, `pod ${r.pod} in namespace ${r.namespace} (${r.status}): ${r.warnings.join('; ')}`);
+          }
         }
       } catch {
         // Metrics and logs never stand between a pod and its answer.
