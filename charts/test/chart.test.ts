@@ -68,7 +68,21 @@ describe('Helm chart charts/span-profiling-operator', function () {
   it('renders by default: 2 replicas with a PDB, spread, probes, restricted security, the webhook as the design says', async () => {
     const objects = await render();
     const kinds = objects.map((o) => o.kind).sort();
-    assert.deepEqual(kinds, ['ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'Deployment', 'Job', 'MutatingWebhookConfiguration', 'PodDisruptionBudget', 'Role', 'RoleBinding', 'Service', 'ServiceAccount']);
+    assert.deepEqual(kinds, [
+      'ClusterRole',
+      'ClusterRoleBinding',
+      'CustomResourceDefinition',
+      'Deployment',
+      'Job',
+      'MutatingWebhookConfiguration',
+      'PodDisruptionBudget',
+      'Role',
+      'RoleBinding',
+      'Service',
+      'ServiceAccount',
+      'ValidatingAdmissionPolicy',
+      'ValidatingAdmissionPolicyBinding',
+    ]);
     const job = objects.find((o) => o.kind === 'Job')! as unknown as { metadata: { annotations: Record<string, string> }; spec: { template: { spec: { containers: { args: string[] }[] } } } };
     assert.equal(job.metadata.annotations['helm.sh/hook'], 'pre-delete', 'the Job is only the uninstall hook');
     assert.deepEqual(job.spec.template.spec.containers[0]!.args, ['uninstall']);
@@ -104,6 +118,85 @@ describe('Helm chart charts/span-profiling-operator', function () {
       if (r.verbs.includes('delete') || r.verbs.includes('patch') && r.resources.includes('deployments')) assert.equal(r.resourceNames?.length, 1, JSON.stringify(r));
       if (r.resources.includes('mutatingwebhookconfigurations')) assert.deepEqual(r.resourceNames, ['spo-span-profiling-operator']);
     }
+  });
+
+  describe("the operator's service account against the real API server (RBAC and the admission policy)", () => {
+    const SA = 'system:serviceaccount:span-profiling:spo-span-profiling-operator';
+    /** A merge patch as the operator sends it, as its service account; answers the status and the API server's message. */
+    const asOperator = async (urlPath: string, body: unknown): Promise<{ code: number; message: string }> => {
+      const r = await cp.api<{ message?: string }>('PATCH', urlPath, body, 'application/merge-patch+json', { 'Impersonate-User': SA });
+      return { code: r.status, message: r.body.message ?? '' };
+    };
+    const applyFence = async (values: unknown): Promise<void> => {
+      const objects = (await render(values)).filter((o) => ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding'].includes(o.kind));
+      const r = await cp.kubectlResult(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects }));
+      assert.equal(r.code, 0, r.stderr);
+    };
+    const patchPod = (body: unknown): [string, unknown] => ['/api/v1/namespaces/fenced/pods/web', body];
+    const patchNamespace = (body: unknown): [string, unknown] => ['/api/v1/namespaces/fenced', body];
+    const canI = async (...args: string[]): Promise<string> => (await cp.kubectlResult(['auth', 'can-i', `--as=${SA}`, ...args])).stdout.trim();
+
+    before(async () => {
+      await applyFence({});
+      await cp.kubectl('create', 'namespace', 'fenced');
+      const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web', namespace: 'fenced', labels: { app: 'web' }, annotations: { team: 'payments' } }, spec: { containers: [{ name: 'app', image: 'node:24' }] } };
+      const r = await cp.kubectlResult(['apply', '-f', '-'], JSON.stringify(pod));
+      assert.equal(r.code, 0, r.stderr);
+      // The API server loads a new policy and binding asynchronously: wait until it refuses what it should.
+      const deadline = Date.now() + 60_000;
+      for (;;) {
+        const probe = await asOperator(...patchPod({ metadata: { labels: { app: 'other' } } }));
+        if (probe.code === 422 && /may not change a pod's labels/.test(probe.message)) break;
+        if (probe.code === 200) await cp.kubectl('label', 'pod', '-n', 'fenced', 'web', '--overwrite', 'app=web');
+        assert.ok(Date.now() < deadline, `the admission policy never took effect: ${probe.code} ${probe.message}`);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    });
+
+    it('may write spanprofiling.io/ annotations on a pod (the reason for pods the webhook never saw)', async () => {
+      const r = await asOperator(...patchPod({ metadata: { annotations: { 'spanprofiling.io/status': 'skipped', 'spanprofiling.io/reason': 'admitted while the webhook could not see it' } } }));
+      assert.equal(r.code, 200, r.message);
+    });
+
+    const refused: [string, [string, unknown], RegExp][] = [
+      ["a pod's label", patchPod({ metadata: { labels: { app: 'other' } } }), /may not change a pod's labels/],
+      ["a pod's image", patchPod({ spec: { containers: [{ name: 'app', image: 'node:25' }] } }), /may not change a pod's spec/],
+      ['another annotation of a pod', patchPod({ metadata: { annotations: { team: 'other' } } }), /only spanprofiling.io\/ annotations/],
+      ["a pod's annotations (removing one)", patchPod({ metadata: { annotations: { team: null } } }), /only spanprofiling.io\/ annotations/],
+      ["a pod's owners", patchPod({ metadata: { ownerReferences: [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'x', uid: '00000000-0000-0000-0000-000000000001' }] } }), /owners or finalizers/],
+      ["a namespace's other label", patchNamespace({ metadata: { labels: { env: 'prod' } } }), /only the spanprofiling.io\/injection label/],
+      ["a namespace's annotation", patchNamespace({ metadata: { annotations: { 'spanprofiling.io/inject': 'true' } } }), /only the spanprofiling.io\/injection label/],
+    ];
+    for (const [what, args, message] of refused) {
+      it(`is refused when it changes ${what}`, async () => {
+        const r = await asOperator(...args);
+        assert.equal(r.code, 422, r.message);
+        assert.match(r.message, message);
+      });
+    }
+
+    it('may set and remove the injection label of a namespace; other users are not fenced', async () => {
+      const set = await asOperator(...patchNamespace({ metadata: { labels: { 'spanprofiling.io/injection': 'enabled' } } }));
+      assert.equal(set.code, 200, set.message);
+      const removed = await asOperator(...patchNamespace({ metadata: { labels: { 'spanprofiling.io/injection': null } } }));
+      assert.equal(removed.code, 200, removed.message);
+      const admin = await cp.kubectlResult(['label', 'pod', '-n', 'fenced', 'web', '--overwrite', 'app=admin-may']);
+      assert.equal(admin.code, 0, admin.stderr);
+    });
+
+    it('reads no Secret but its own certificate unless credentialsCheck is on, and then only the names given', async () => {
+      assert.equal(await canI('get', 'secrets/pyroscope-token', '-n', 'fenced'), 'no');
+      assert.equal(await canI('get', 'secrets/spo-span-profiling-operator-webhook-tls', '-n', 'span-profiling'), 'yes');
+      assert.equal(await canI('list', 'secrets', '-n', 'span-profiling'), 'no');
+      await applyFence({ credentialsCheck: { enabled: true, secretNames: ['pyroscope-token'] } });
+      assert.equal(await canI('get', 'secrets/pyroscope-token', '-n', 'fenced'), 'yes');
+      assert.equal(await canI('get', 'secrets/database', '-n', 'fenced'), 'no');
+      await applyFence({ credentialsCheck: { enabled: true } });
+      assert.equal(await canI('get', 'secrets/database', '-n', 'fenced'), 'yes');
+      assert.equal(await canI('list', 'secrets', '-n', 'fenced'), 'no');
+      await applyFence({});
+      assert.equal(await canI('get', 'secrets/database', '-n', 'fenced'), 'no');
+    });
   });
 
   const valueSets: [string, Record<string, unknown>][] = [

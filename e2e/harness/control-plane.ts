@@ -25,7 +25,8 @@ export interface ControlPlane {
   /** kubectl that resolves with the exit code and output instead of throwing. */
   kubectlResult(args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }>;
   /** A JSON request to the API server as the admin user. */
-  api<T>(method: string, urlPath: string, body?: unknown, contentType?: string): Promise<{ status: number; body: T }>;
+  /** A request as the cluster admin, or as someone else with impersonation headers (`Impersonate-User`). */
+  api<T>(method: string, urlPath: string, body?: unknown, contentType?: string, headers?: Record<string, string>): Promise<{ status: number; body: T }>;
   logs(): string;
   stop(): Promise<void>;
 }
@@ -85,14 +86,14 @@ export async function startControlPlane(): Promise<ControlPlane> {
   );
   const server = `https://127.0.0.1:${apiPort}`;
   const caFile = path.join(certDir, 'apiserver.crt');
-  const api = async <T>(method: string, urlPath: string, body?: unknown, contentType = 'application/json'): Promise<{ status: number; body: T }> => {
+  const api = async <T>(method: string, urlPath: string, body?: unknown, contentType = 'application/json', headers: Record<string, string> = {}): Promise<{ status: number; body: T }> => {
     const payload = body === undefined ? undefined : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
     return new Promise((resolve, reject) => {
       const req = https.request(`${server}${urlPath}`, {
         method,
         ca: existsSync(caFile) ? readFileSync(caFile) : undefined,
         rejectUnauthorized: existsSync(caFile),
-        headers: { authorization: `Bearer ${token}`, accept: 'application/json', ...(payload ? { 'content-type': contentType, 'content-length': String(payload.length) } : {}) },
+        headers: { ...headers, authorization: `Bearer ${token}`, accept: 'application/json', ...(payload ? { 'content-type': contentType, 'content-length': String(payload.length) } : {}) },
         timeout: 30_000,
       });
       req.on('error', reject);
