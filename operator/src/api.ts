@@ -2,8 +2,10 @@
  * The names every part of the operator, the chart and the tests agree on
  * (DESIGN.md section 3), and the SpanProfiling API types. The CRD in
  * crds/spanprofiling.io_spanprofilings.yaml is the source of truth for the
- * schema; these types describe it for the code.
+ * schema; the spec and status types are generated from it.
  */
+import type { SpanProfilingSpec, SpanProfilingStatus } from './generated/spanprofiling';
+
 export const GROUP = 'spanprofiling.io';
 export const VERSION = 'v1alpha1';
 export const API_VERSION = `${GROUP}/${VERSION}`;
@@ -27,73 +29,13 @@ export const NAMESPACE_INJECTION_ENABLED = 'enabled';
 
 export type InjectionStatus = 'injected' | 'skipped' | 'error';
 
-export interface SecretKeySelector {
-  name: string;
-  key: string;
-}
-
-export interface EnvVar {
-  name: string;
-  value?: string;
-  valueFrom?: Record<string, unknown>;
-}
-
-export interface LabelSelector {
-  matchLabels?: Record<string, string>;
-  matchExpressions?: { key: string; operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist'; values?: string[] }[];
-}
-
-export interface SpanProfilingSpec {
-  pyroscope: {
-    address: string;
-    tenantID?: string;
-    authTokenSecretRef?: SecretKeySelector;
-    basicAuth?: { username: string; passwordSecretRef: SecretKeySelector };
-    labels?: Record<string, string>;
-    uploadInterval?: string;
-  };
-  profiling?: {
-    enabled?: boolean;
-    sampleRateHz?: number;
-    cpuTime?: boolean;
-    heap?: { enabled?: boolean; samplingIntervalBytes?: number };
-    spanLabels?: { rootSpanOnly?: boolean; addSpanName?: boolean; addTraceID?: boolean };
-  };
-  tracing?: {
-    enabled?: boolean;
-    mode?: 'auto' | 'agent' | 'app';
-    otlp?: { endpoint: string; protocol?: 'grpc' | 'http/protobuf' | 'http/json' };
-    sampler?: { type?: string; argument?: string };
-    propagators?: string[];
-    instrumentations?: { enabled?: string[]; disabled?: string[] };
-  };
-  env?: EnvVar[];
-  resourceAttributes?: Record<string, string>;
-  selector?: LabelSelector;
-  containerNames?: string[];
-  agent?: {
-    image?: string;
-    imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
-    volumeSizeLimit?: string;
-    resources?: Record<string, unknown>;
-    securityContext?: Record<string, unknown>;
-  };
-}
-
-export interface Condition {
-  type: string;
-  status: 'True' | 'False' | 'Unknown';
-  observedGeneration?: number;
-  lastTransitionTime: string;
-  reason: string;
-  message: string;
-}
-
-export interface SpanProfilingStatus {
-  observedGeneration?: number;
-  injectedPods?: number;
-  conditions?: Condition[];
-}
+// The spec and status come from the CRD (generated, see operator/scripts/crd-types.ts); the names
+// below are the parts the code refers to.
+export type { SpanProfilingSpec, SpanProfilingStatus } from './generated/spanprofiling';
+export type SecretKeySelector = NonNullable<SpanProfilingSpec['pyroscope']['authTokenSecretRef']>;
+export type EnvVar = NonNullable<SpanProfilingSpec['env']>[number];
+export type LabelSelector = NonNullable<SpanProfilingSpec['selector']>;
+export type Condition = NonNullable<SpanProfilingStatus['conditions']>[number];
 
 export interface SpanProfiling {
   apiVersion: typeof API_VERSION;

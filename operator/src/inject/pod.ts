@@ -7,7 +7,7 @@
  * Idempotent: a pod it already injected comes back unchanged, so webhook
  * reinvocation never injects twice.
  */
-import type { V1Container, V1Pod, V1Volume } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
+import type { V1Container, V1EnvVar, V1Pod, V1Volume } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
 import { ANNOTATION_REASON, ANNOTATION_SPANPROFILING, ANNOTATION_STATUS, LABEL_INJECTED, ref, type InjectionStatus, type SpanProfiling } from '../api';
 import { parseContainerNames } from './annotations';
 import { generatedEnv, generatedResourceAttributes, imageTag, referencedSecrets, type EnvContext } from './env';
@@ -129,7 +129,8 @@ export function mutatePod(input: MutationInput): MutationResult {
     const version = pod.metadata?.labels?.['app.kubernetes.io/version'] ?? imageTag(container.image);
     const ctx: EnvContext = { serviceName: service, podNamespace: input.namespace, containerName: container.name, workload: workloadAttributes(pod), ...(version === undefined ? {} : { serviceVersion: version }) };
     const result = injectContainer(container, {
-      fromSpanProfiling: sp.spec.env ?? [],
+      // The CRD allows an integer divisor where client-node types a string: the API server takes both.
+      fromSpanProfiling: (sp.spec.env ?? []) as V1EnvVar[],
       generated: generatedEnv(sp, ctx),
       resource: { generated: generatedResourceAttributes(ctx), fromSpanProfiling: sp.spec.resourceAttributes ?? {} },
     });
