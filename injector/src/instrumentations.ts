@@ -7,6 +7,7 @@
  * Each is required only when selected, so an unused one costs no start-up time.
  */
 import type { Instrumentation } from '@opentelemetry/instrumentation';
+import { guardExpress, guardKoa, guardRouter } from './guards';
 
 type Module = Record<string, new () => Instrumentation>;
 
@@ -19,7 +20,7 @@ export const INSTRUMENTATIONS: Readonly<Record<string, () => Instrumentation>> =
   'connect': () => new (require('@opentelemetry/instrumentation-connect') as Module).ConnectInstrumentation(),
   'dataloader': () => new (require('@opentelemetry/instrumentation-dataloader') as Module).DataloaderInstrumentation(),
   'dns': () => new (require('@opentelemetry/instrumentation-dns') as Module).DnsInstrumentation(),
-  'express': () => new (require('@opentelemetry/instrumentation-express') as Module).ExpressInstrumentation(),
+  'express': () => guardExpress(new (require('@opentelemetry/instrumentation-express') as Module).ExpressInstrumentation()),
   'fs': () => new (require('@opentelemetry/instrumentation-fs') as Module).FsInstrumentation(),
   'generic-pool': () => new (require('@opentelemetry/instrumentation-generic-pool') as Module).GenericPoolInstrumentation(),
   'graphql': () => new (require('@opentelemetry/instrumentation-graphql') as Module).GraphQLInstrumentation(),
@@ -29,7 +30,7 @@ export const INSTRUMENTATIONS: Readonly<Record<string, () => Instrumentation>> =
   'ioredis': () => new (require('@opentelemetry/instrumentation-ioredis') as Module).IORedisInstrumentation(),
   'kafkajs': () => new (require('@opentelemetry/instrumentation-kafkajs') as Module).KafkaJsInstrumentation(),
   'knex': () => new (require('@opentelemetry/instrumentation-knex') as Module).KnexInstrumentation(),
-  'koa': () => new (require('@opentelemetry/instrumentation-koa') as Module).KoaInstrumentation(),
+  'koa': () => guardKoa(new (require('@opentelemetry/instrumentation-koa') as Module).KoaInstrumentation()),
   'lru-memoizer': () => new (require('@opentelemetry/instrumentation-lru-memoizer') as Module).LruMemoizerInstrumentation(),
   'memcached': () => new (require('@opentelemetry/instrumentation-memcached') as Module).MemcachedInstrumentation(),
   'mongodb': () => new (require('@opentelemetry/instrumentation-mongodb') as Module).MongoDBInstrumentation(),
@@ -44,7 +45,7 @@ export const INSTRUMENTATIONS: Readonly<Record<string, () => Instrumentation>> =
   'pino': () => new (require('@opentelemetry/instrumentation-pino') as Module).PinoInstrumentation(),
   'redis': () => new (require('@opentelemetry/instrumentation-redis') as Module).RedisInstrumentation(),
   'restify': () => new (require('@opentelemetry/instrumentation-restify') as Module).RestifyInstrumentation(),
-  'router': () => new (require('@opentelemetry/instrumentation-router') as Module).RouterInstrumentation(),
+  'router': () => guardRouter(new (require('@opentelemetry/instrumentation-router') as Module).RouterInstrumentation()),
   'socket.io': () => new (require('@opentelemetry/instrumentation-socket.io') as Module).SocketIoInstrumentation(),
   'tedious': () => new (require('@opentelemetry/instrumentation-tedious') as Module).TediousInstrumentation(),
   'undici': () => new (require('@opentelemetry/instrumentation-undici') as Module).UndiciInstrumentation(),
@@ -52,8 +53,15 @@ export const INSTRUMENTATIONS: Readonly<Record<string, () => Instrumentation>> =
 };
 /* eslint-enable @typescript-eslint/no-require-imports */
 
-/** Off unless named in OTEL_NODE_ENABLED_INSTRUMENTATIONS: noisy (a span per file operation). */
-const OFF_BY_DEFAULT = new Set(['fs']);
+/**
+ * Off unless named in OTEL_NODE_ENABLED_INSTRUMENTATIONS:
+ * - fs: noisy (a span per file operation);
+ * - router (the standalone `router` package): it hands each middleware a
+ *   wrapper of `next` that is not `req.next`, which apps and express itself
+ *   compare, and express 5 apps (which use `router` inside) already get their
+ *   middleware and route spans from the express instrumentation.
+ */
+export const OFF_BY_DEFAULT: ReadonlySet<string> = new Set(['fs', 'router']);
 
 type Env = Readonly<Record<string, string | undefined>>;
 
