@@ -47,6 +47,20 @@ const gatedShimmer = {
   },
 };
 
+// The OTLP exporters' transports, bounded so that a trace backend that is down never delays exit
+// (src/bounded-retry.ts, src/bounded-grpc.ts).
+const boundedExports = {
+  name: 'bounded-exports',
+  setup(b) {
+    b.onResolve({ filter: /^\.\/retrying-transport$/ }, (args) =>
+      /[\\/]@opentelemetry[\\/]otlp-exporter-base[\\/]/.test(args.importer) ? { path: join(here, 'src/bounded-retry.ts') } : undefined,
+    );
+    b.onResolve({ filter: /^\.\/grpc-exporter-transport$/ }, (args) =>
+      /[\\/]@opentelemetry[\\/]otlp-grpc-exporter-base[\\/]build[\\/]src[\\/]otlp-grpc-export-delegate\.js$/.test(args.importer) ? { path: join(here, 'src/bounded-grpc.ts') } : undefined,
+    );
+  },
+};
+
 // The preload entry: a few lines that load agent.js only where it should run.
 await build({
   ...common,
@@ -69,6 +83,7 @@ await build({
       },
     },
     gatedShimmer,
+    boundedExports,
   ],
 });
 

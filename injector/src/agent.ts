@@ -12,6 +12,7 @@ import type { ProfilingDeps } from './profiling-loop';
 import { SpanProfilingRuntime, addSpanProcessor, providerName, sdkProvider } from './runtime';
 import { startTracing, type Tracing } from './tracing';
 import { isEsModuleEntry, registerEsmHooks } from './esm-hooks';
+import { abortExports, endExports } from './bounded-retry';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -93,15 +94,19 @@ export function startAgent(deps: AgentDeps): AgentHandle {
   let shutdownPromise: Promise<void> | undefined;
   const ownTracing = (): Tracing | undefined => (owner === 'agent' ? tracing : undefined);
   const shutdown = (): Promise<void> => {
-    shutdownPromise ??= boundedShutdown(config.profiling.shutdownTimeoutMs, [runtime.stop(), ownTracing()?.shutdown() ?? Promise.resolve()]).catch((err: unknown) =>
-      log.warn(`shutdown: ${describeError(err)}`),
-    );
+    if (shutdownPromise === undefined) {
+      // Exports get one more attempt each, no waiting between retries; what still runs at the bound is cut.
+      endExports();
+      shutdownPromise = boundedShutdown(config.profiling.shutdownTimeoutMs, [runtime.stop(), ownTracing()?.shutdown() ?? Promise.resolve()], { hold: true, atBound: abortExports }).catch(
+        (err: unknown) => log.warn(`shutdown: ${describeError(err)}`),
+      );
+    }
     return shutdownPromise;
   };
 
   if (tracing !== undefined || profiling) {
     const flushNow = (): Promise<void> =>
-      boundedShutdown(config.profiling.shutdownTimeoutMs, [Promise.resolve(runtime.flush()), ownTracing()?.forceFlush() ?? Promise.resolve()]).catch(() => undefined);
+      boundedShutdown(config.profiling.shutdownTimeoutMs, [Promise.resolve(runtime.flush()), ownTracing()?.forceFlush() ?? Promise.resolve()], { hold: false }).catch(() => undefined);
     hookProcessExit(shutdown, flushNow, log);
   }
 
@@ -162,11 +167,22 @@ function safely(log: Logger, fn: () => void): void {
   }
 }
 
-function boundedShutdown(timeoutMs: number, work: Promise<unknown>[]): Promise<void> {
+/**
+ * Waits for `work`, at most `timeoutMs`. With `hold`, the wait keeps the process
+ * alive (the final flush on a natural exit, where everything else of the
+ * agent's is unref'd), and `atBound` runs if the bound is reached.
+ */
+function boundedShutdown(timeoutMs: number, work: Promise<unknown>[], options: { hold: boolean; atBound?: () => void }): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, timeoutMs);
-    timer.unref();
+    timer = setTimeout(() => {
+      try {
+        options.atBound?.();
+      } finally {
+        resolve();
+      }
+    }, timeoutMs);
+    if (!options.hold) timer.unref();
   });
   return Promise.race([Promise.allSettled(work).then(() => undefined), deadline]).finally(() => clearTimeout(timer));
 }

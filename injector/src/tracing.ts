@@ -21,6 +21,7 @@ import { CompositePropagator, ExportResultCode, W3CBaggagePropagator, W3CTraceCo
 import { registerInstrumentations } from '@opentelemetry/instrumentation';
 import { defaultResource, detectResources, envDetector, hostDetector, osDetector, processDetector, serviceInstanceIdDetector, type ResourceDetector } from '@opentelemetry/resources';
 import { BasicTracerProvider, BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { agentFactory } from './bounded-retry';
 import { instrumentationGate } from './gated-shimmer';
 import { apiRegistry } from './otel-global';
 import { INSTRUMENTATIONS, selectInstrumentations } from './instrumentations';
@@ -153,10 +154,12 @@ class DeferredExporter implements SpanExporter {
 }
 
 /* eslint-disable @typescript-eslint/no-require-imports */
+type OtlpExporter = new (config?: { httpAgentOptions?: typeof agentFactory }) => SpanExporter;
+// Endpoint, headers, timeout and compression come from the OTEL_EXPORTER_OTLP_* env; HTTP sockets from agentFactory (bounded-retry.ts).
 const OTLP_EXPORTERS: Record<string, () => SpanExporter> = {
-  grpc: () => new (require('@opentelemetry/exporter-trace-otlp-grpc') as { OTLPTraceExporter: new () => SpanExporter }).OTLPTraceExporter(),
-  'http/protobuf': () => new (require('@opentelemetry/exporter-trace-otlp-proto') as { OTLPTraceExporter: new () => SpanExporter }).OTLPTraceExporter(),
-  'http/json': () => new (require('@opentelemetry/exporter-trace-otlp-http') as { OTLPTraceExporter: new () => SpanExporter }).OTLPTraceExporter(),
+  grpc: () => new (require('@opentelemetry/exporter-trace-otlp-grpc') as { OTLPTraceExporter: OtlpExporter }).OTLPTraceExporter(),
+  'http/protobuf': () => new (require('@opentelemetry/exporter-trace-otlp-proto') as { OTLPTraceExporter: OtlpExporter }).OTLPTraceExporter({ httpAgentOptions: agentFactory }),
+  'http/json': () => new (require('@opentelemetry/exporter-trace-otlp-http') as { OTLPTraceExporter: OtlpExporter }).OTLPTraceExporter({ httpAgentOptions: agentFactory }),
 };
 
 const PROPAGATORS: Record<string, () => TextMapPropagator> = {
