@@ -6,7 +6,7 @@
 //   node_modules/               import-in-the-middle and its dependencies, for ES module apps
 // Nothing in it is loaded from the app's node_modules.
 import { build } from 'esbuild';
-import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -61,12 +61,29 @@ const boundedExports = {
   },
 };
 
+// The packages each instrumentation hooks, for instantiating it when one of them is first required
+// (src/lazy-instrumentations.ts). Read from the instrumentations themselves, so the table cannot drift.
+function instrumentedPackages() {
+  const { builtinModules } = require('node:module');
+  const source = readFileSync(join(here, 'src/instrumentations.ts'), 'utf8');
+  const keys = [...source.matchAll(/^  '([a-z0-9.-]+)': \(\) =>/gm)].map((m) => m[1]);
+  const table = {};
+  for (const key of keys) {
+    const exported = require(`@opentelemetry/instrumentation-${key}`);
+    const Instrumentation = Object.values(exported).find((v) => typeof v === 'function' && /Instrumentation$/.test(v.name));
+    const names = [...new Set(new Instrumentation({ enabled: false }).getModuleDefinitions().map((d) => d.name))];
+    // Core modules (http, net, dns, fs) and diagnostics-channel ones (undici) are set up at start.
+    if (names.length > 0 && names.every((n) => !builtinModules.includes(n.replace(/^node:/, '').split('/')[0]))) table[key] = names;
+  }
+  if (Object.keys(table).length < 20) throw new Error(`instrumentedPackages: only ${Object.keys(table).length} instrumentations found in src/instrumentations.ts`);
+  return table;
+}
+
 // The preload entry: a few lines that load agent.js only where it should run.
 await build({
   ...common,
   entryPoints: [join(here, 'src/register.ts')],
   outfile: join(dist, 'register.js'),
-  plugins: [{ name: 'agent-external', setup: (b) => b.onResolve({ filter: /^\.\/agent\.js$/ }, (args) => ({ path: args.path, external: true })) }],
 });
 
 // The agent, with the profiler and import-in-the-middle left as runtime requires of files beside it.
@@ -74,6 +91,9 @@ await build({
   ...common,
   entryPoints: [join(here, 'src/main.ts')],
   outfile: join(dist, 'agent.js'),
+  // import() becomes require(): agent.js is compiled with vm.Script for its code cache (src/code-cache.ts).
+  supported: { 'dynamic-import': false },
+  define: { __INSTRUMENTED_PACKAGES__: JSON.stringify(instrumentedPackages()) },
   plugins: [
     {
       name: 'pprof-external',

@@ -39,7 +39,7 @@ export function startAgent(deps: AgentDeps): AgentHandle {
   const runtime = new SpanProfilingRuntime(config, deps, log, 'agent');
   let profiling = false;
   if (config.disabled) log.info('SPANPROFILING_DISABLED is set: the agent does nothing');
-  else if (config.profiling.enabled) profiling = runtime.start();
+  else if (config.profiling.enabled) profiling = runtime.start(!config.profileStartup);
   else if (config.profiling.serverAddress === undefined) log.info('PYROSCOPE_SERVER_ADDRESS is not set: tracing only');
 
   let owner: 'agent' | 'app' | 'none' = 'none';
@@ -77,11 +77,11 @@ export function startAgent(deps: AgentDeps): AgentHandle {
         if (esm) registerEsmHooks(log);
         const linker = profiling ? runtime.linker : undefined;
         if (config.tracing.mode === 'agent') {
-          tracing = startTracing(deps.env, linker, (register) => register(), log);
+          tracing = startTracing(deps.env, linker, (register) => register(), log, { lazy: !esm });
         } else {
           const watcher = appWatcher(log, (registered) => joinApp(registered, 'registered after the agent'), () => tracing);
           watcher.install();
-          tracing = startTracing(deps.env, linker, (register) => watcher.asOwner(register), log);
+          tracing = startTracing(deps.env, linker, (register) => watcher.asOwner(register), log, { lazy: !esm });
         }
         owner = 'agent';
         log.info(`tracing: agent${config.tracing.mode === 'auto' ? ' (until the app registers a tracer provider of its own)' : ''}`);

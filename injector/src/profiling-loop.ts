@@ -30,12 +30,22 @@ export interface ProfilingDeps {
 /** The agent's own work (serialising, uploading) is neither traced nor attributed to a span. */
 const quietly = <T>(fn: () => T): T => otelContext.with(suppressTracing(ROOT_CONTEXT), fn);
 
+/**
+ * Long enough for the event-loop turns a script's own start-up causes (the
+ * resource detectors' file reads) to pass, short against any server's start.
+ */
+export const PROFILER_START_DELAY_MS = 20;
+
 export class ProfilingLoop {
   private profiler: SpanProfiler | undefined;
   private uploader: PyroscopeUploader | undefined;
   private timer: NodeJS.Timeout | undefined;
   private windowStart = Date.now();
   private stopped = false;
+  /** A deferred start not yet made. */
+  private pending = false;
+  /** The series set before the uploader existed (the profiler starts deferred). */
+  private service: { name: string; labels: Record<string, string> } | undefined;
 
   constructor(
     private readonly config: AgentConfig['profiling'],
@@ -49,8 +59,31 @@ export class ProfilingLoop {
     return this.profiler?.running === true;
   }
 
-  /** Loads and starts the native profiler. Returns false (after one warning) when it cannot. */
-  start(): boolean {
+  /**
+   * Loads and starts the native profiler. Returns false (after one warning) when it cannot.
+   * With `deferred`, loading the profiler and starting V8's sampler (together about 35 ms)
+   * happen at the first span (startNow()) or a moment after start-up (PROFILER_START_DELAY_MS,
+   * an unref'd timer), whichever comes first: a process that ends without either (a script, a
+   * package-manager step) never pays for them.
+   */
+  start(deferred = false): boolean {
+    if (this.stopped || this.profiler !== undefined) return this.running;
+    if (!deferred) return this.begin();
+    this.pending = true;
+    setTimeout(() => this.startNow(), PROFILER_START_DELAY_MS).unref();
+    return true;
+  }
+
+  /** Starts a deferred profiler now; whether the profiler runs. */
+  startNow(): boolean {
+    if (this.pending) {
+      this.pending = false;
+      this.begin();
+    }
+    return this.running;
+  }
+
+  private begin(): boolean {
     if (this.stopped || this.profiler !== undefined) return this.running;
     const p = this.config;
     let native: NativeProfiler;
@@ -85,6 +118,7 @@ export class ProfilingLoop {
     this.profiler = profiler;
     this.follower.connectProfiler(profiler, mode);
     this.uploader = new PyroscopeUploader({ ...p, serverAddress: p.serverAddress!, sampleRate: Math.round(1e6 / p.samplingIntervalMicros) }, this.log, this.deps.send);
+    if (this.service !== undefined) this.uploader.setService(this.service.name, this.service.labels);
     this.windowStart = Date.now();
     this.timer = setInterval(() => this.flush(), p.uploadIntervalMs);
     this.timer.unref();
@@ -94,6 +128,7 @@ export class ProfilingLoop {
 
   /** The series profiles are uploaded under from now on: the service the linked spans belong to. */
   setService(name: string, labels: Record<string, string>): void {
+    this.service = { name, labels };
     this.uploader?.setService(name, labels);
   }
 

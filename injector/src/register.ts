@@ -2,22 +2,33 @@
  * Entry point: `node --require <agent>/register.js app.js`.
  *
  * Deliberately tiny. Preloads also run in worker threads (Node's own ES module
- * loader thread among them), and this file decides, before anything large is
- * parsed, whether the agent (agent.js, the bundle) loads at all: once per
- * process, in the main thread. No error escapes into the app.
+ * loader thread among them) and in package-manager and tool processes (`npm
+ * start` runs npm itself under the pod's NODE_OPTIONS), and this file decides,
+ * before anything large is parsed, whether the agent (agent.js, the bundle)
+ * loads at all: once per process, in the main thread, not in a tool
+ * (tools.ts). No error escapes into the app.
  */
 import { isMainThread } from 'node:worker_threads';
 import type { AgentHandle } from './agent';
+import { loadWithCodeCache } from './code-cache';
+import { toolName } from './tools';
 
 const LOADED = Symbol.for('spanprofiling.io/agent');
-type Global = typeof globalThis & { [LOADED]?: AgentHandle | 'failed' };
+type Global = typeof globalThis & { [LOADED]?: AgentHandle | 'failed' | 'skipped' };
 
 const g = globalThis as Global;
 if (g[LOADED] === undefined && isMainThread) {
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const agent = require('./agent.js') as typeof import('./main');
-    g[LOADED] = agent.start();
+    const tool = toolName(process.argv[1], process.env);
+    if (tool !== undefined) {
+      g[LOADED] = 'skipped';
+      if (/^debug$/i.test(process.env['SPANPROFILING_LOG_LEVEL'] ?? process.env['PYROSCOPE_LOG_LEVEL'] ?? '')) {
+        process.stderr.write(`[span-profiling] debug: not starting in ${tool}, a tool process (SPANPROFILING_SKIP_TOOLS)\n`);
+      }
+    } else {
+      const agent = loadWithCodeCache<typeof import('./main')>(require('node:path').join(__dirname, 'agent.js'), process.env);
+      g[LOADED] = agent.start();
+    }
   } catch (err) {
     g[LOADED] = 'failed';
     try {

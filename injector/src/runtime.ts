@@ -51,7 +51,8 @@ export class SpanProfilingRuntime {
   ) {
     this.linker = new SpanProfileLinker(
       config.spanLink,
-      () => this.profiling?.running === true && this.followRegisteredContextManager(),
+      // A span is starting: a profiler still waiting to start (deferred) starts now, so the span is profiled.
+      () => this.profiling?.startNow() === true && this.followRegisteredContextManager(),
       (resource) => this.noteResource(resource),
     );
     this.follower = new ProfilerContextFollower((ctx) => this.linker.labelsFor(ctx));
@@ -61,8 +62,8 @@ export class SpanProfilingRuntime {
     return this.profiling?.running === true;
   }
 
-  /** Starts profiling; false (after one log line) when it cannot, or when another runtime already profiles this process. */
-  start(): boolean {
+  /** Starts profiling (`deferred`: see ProfilingLoop.start); false (after one log line) when it cannot, or when another runtime already profiles this process. */
+  start(deferred = false): boolean {
     if (this.profiling !== undefined) return this.running;
     const other = sharedRuntime();
     if (other !== undefined) {
@@ -70,7 +71,7 @@ export class SpanProfilingRuntime {
       return false;
     }
     const profiling = new ProfilingLoop(this.config.profiling, this.deps, this.log, this.linker, this.follower);
-    if (!profiling.start()) return false;
+    if (!profiling.start(deferred)) return false;
     this.profiling = profiling;
     const shared: SharedRuntime = { version: 1, owner: this.owner, processor: this.linker };
     Object.defineProperty(globalThis, RUNTIME_KEY, { value: shared, configurable: true, writable: true, enumerable: false });

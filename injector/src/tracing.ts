@@ -18,13 +18,14 @@
 import { context, diag, DiagLogLevel, propagation, trace, type Context, type DiagLogger, type Span, type SpanOptions, type TextMapPropagator, type Tracer, type TracerOptions, type TracerProvider } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { CompositePropagator, ExportResultCode, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
-import { registerInstrumentations } from '@opentelemetry/instrumentation';
+import { registerInstrumentations, type Instrumentation } from '@opentelemetry/instrumentation';
 import { defaultResource, detectResources, envDetector, hostDetector, osDetector, processDetector, serviceInstanceIdDetector, type ResourceDetector } from '@opentelemetry/resources';
 import { BasicTracerProvider, BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { agentFactory } from './bounded-retry';
 import { instrumentationGate } from './gated-shimmer';
 import { apiRegistry } from './otel-global';
 import { INSTRUMENTATIONS, selectInstrumentations } from './instrumentations';
+import { INSTRUMENTED_PACKAGES, makeOnFirstRequire } from './lazy-instrumentations';
 import type { Logger } from './log';
 import { describeError } from './log';
 
@@ -235,7 +236,12 @@ function routeDiagnostics(env: Env, log: Logger): void {
   diag.setLogger(logger, { logLevel: level, suppressOverrideMessage: true });
 }
 
-export function startTracing(env: Env, linker: SpanProcessor | undefined, register: Register, log: Logger): Tracing {
+export interface TracingOptions {
+  /** Make npm packages' instrumentations at their first require (lazy-instrumentations.ts). */
+  lazy: boolean;
+}
+
+export function startTracing(env: Env, linker: SpanProcessor | undefined, register: Register, log: Logger, options: TracingOptions = { lazy: false }): Tracing {
   // What the app registered before the agent loaded stays: the agent never attempts a duplicate registration.
   const registered = apiRegistry();
   if (registered?.diag === undefined) register(() => routeDiagnostics(env, log));
@@ -260,17 +266,26 @@ export function startTracing(env: Env, linker: SpanProcessor | undefined, regist
     trace.setGlobalTracerProvider(provider);
   });
 
-  const instrumentations = selection.names.flatMap((name) => {
+  let handedOver = false;
+  const instrumentations: Instrumentation[] = [];
+  const make = (name: string): void => {
+    if (handedOver) return;
     try {
-      return [INSTRUMENTATIONS[name]!()];
+      const instrumentation = INSTRUMENTATIONS[name]!();
+      instrumentations.push(instrumentation);
+      registerInstrumentations({ instrumentations: [instrumentation], tracerProvider: provider });
     } catch (err) {
       log.warn(`instrumentation ${name} is off: ${describeError(err)}`);
-      return [];
     }
-  });
-  registerInstrumentations({ instrumentations, tracerProvider: provider });
+  };
+  // npm packages' instrumentations when the package is first required (CommonJS apps); the rest now.
+  const table = options.lazy ? INSTRUMENTED_PACKAGES : undefined;
+  const later = table === undefined ? [] : selection.names.filter((n) => table[n] !== undefined);
+  const now = selection.names.filter((n) => !later.includes(n));
+  if (table !== undefined && later.length > 0 && now.length > 0) makeOnFirstRequire(later, table, make);
+  else now.push(...later);
+  for (const name of now) make(name);
 
-  let handedOver = false;
   return {
     forceFlush: () => (handedOver ? Promise.resolve() : own.forceFlush()),
     shutdown: () => own.shutdown(),

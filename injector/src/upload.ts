@@ -5,10 +5,8 @@
  * While the server is unreachable, the oldest profiles are dropped once the
  * queue is full: memory stays bounded and the newest data survives.
  */
-import * as http from 'node:http';
-import * as https from 'node:https';
-import { promisify } from 'node:util';
-import { gzip as gzipCallback } from 'node:zlib';
+import type * as http from 'node:http';
+import type * as zlib from 'node:zlib';
 import type { AgentConfig } from './config';
 import type { Logger } from './log';
 import { describeError } from './log';
@@ -41,7 +39,12 @@ interface Queued {
   attempts: number;
 }
 
-const gzip = promisify(gzipCallback);
+/* eslint-disable @typescript-eslint/no-require-imports */
+// Loaded at the first upload, not at start-up (https brings tls and crypto): a process that ends quickly never needs them.
+const gzip = (data: Uint8Array): Promise<Buffer> =>
+  new Promise((resolve, reject) => (require('node:zlib') as typeof zlib).gzip(data, (err, out) => (err ? reject(err) : resolve(out))));
+const httpModule = (protocol: string): typeof http => (protocol === 'https:' ? require('node:https') : require('node:http')) as typeof http;
+/* eslint-enable @typescript-eslint/no-require-imports */
 const REQUEST_TIMEOUT_MS = 10_000;
 const MAX_ATTEMPTS = 5;
 const BACKOFF_BASE_MS = 500;
@@ -208,7 +211,7 @@ export class PyroscopeUploader {
 /** Plain node:http(s): the agent's own traffic must not go through instrumented fetch. */
 export function sendWithNodeHttp(url: URL, headers: Record<string, string>, body: Buffer, timeoutMs: number, signal?: AbortSignal): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const request = (url.protocol === 'https:' ? https : http).request(url, {
+    const request = httpModule(url.protocol).request(url, {
       method: 'POST',
       headers: { ...headers, 'Content-Length': String(body.length) },
       timeout: timeoutMs,

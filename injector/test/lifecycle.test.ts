@@ -18,8 +18,8 @@ describe('agent lifecycle and faults', function () {
   this.timeout(60_000);
   const bed = receiversPerTest();
 
-  it('uploads before a natural exit and keeps the exit code', async () => {
-    bed.app = await AppProcess.start({ script: path.join(FIXTURES, 'exit-code.js'), env: agentEnv(bed.pyroscope, bed.otlp), waitForPort: false });
+  it('uploads before a natural exit and keeps the exit code (profiling start-up with SPANPROFILING_PROFILE_STARTUP)', async () => {
+    bed.app = await AppProcess.start({ script: path.join(FIXTURES, 'exit-code.js'), env: agentEnv(bed.pyroscope, bed.otlp, { SPANPROFILING_PROFILE_STARTUP: 'true' }), waitForPort: false });
     const exit = await bed.app!.exited;
     assert.deepEqual(exit, { code: 3, signal: null });
     assert.ok(bed.pyroscope.cpuProfiles().length > 0, 'the last profile was uploaded on beforeExit');
@@ -27,6 +27,25 @@ describe('agent lifecycle and faults', function () {
       bed.pyroscope.cpuProfiles().some((p) => p.samples.some((s) => s.stack.includes('busyUntilTheEnd'))),
       'it holds the work done before the exit',
     );
+  });
+
+  it('does not start the profiler in a script that ends at once, before its first span', async () => {
+    // Only the env detector: the file-reading ones would give the event loop a turn of their own.
+    const env = agentEnv(bed.pyroscope, bed.otlp, { PYROSCOPE_LOG_LEVEL: 'debug', OTEL_NODE_RESOURCE_DETECTORS: 'env' });
+    bed.app = await AppProcess.start({ script: path.join(FIXTURES, 'ends-at-once.js'), env, waitForPort: false });
+    assert.deepEqual(await bed.app.exited, { code: 3, signal: null });
+    assert.doesNotMatch(bed.app.stderr, /profiling agent-test to/, 'the profiler never started');
+    assert.equal(bed.pyroscope.requests.length, 0, 'nothing to upload');
+  });
+
+  it('starts the profiler at the first span, so even the first request of a server is profiled', async () => {
+    bed.app = await AppProcess.start({ script: SERVER, env: agentEnv(bed.pyroscope, bed.otlp) });
+    // At once: before the deferred start would have begun.
+    await load(bed.app.port, ['/work?fn=alpha&ms=5&rounds=2'], 1);
+    await waitFor('the span', () => serverSpans(bed.otlp.spans).length >= 1);
+    await bed.app.stop();
+    const span = serverSpans(bed.otlp.spans)[0]!;
+    assert.equal(span.attributes['pyroscope.profile.id'], span.spanId);
   });
 
   it('leaves SIGINT as deadly as without the agent', async () => {

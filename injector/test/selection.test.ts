@@ -3,12 +3,13 @@ import { selectInstrumentations, INSTRUMENTATIONS } from '../src/instrumentation
 import { isEsModuleEntry } from '../src/esm-hooks';
 
 describe('instrumentation selection from env', () => {
-  it('turns on every instrumentation but fs by default', () => {
+  it('turns on every instrumentation but fs and router by default (router: see instrumentations.ts)', () => {
     const { names, warnings } = selectInstrumentations({});
     assert.deepEqual(warnings, []);
     assert.ok(names.includes('http') && names.includes('express') && names.includes('pg') && names.includes('undici'));
-    assert.ok(!names.includes('fs'));
-    assert.equal(names.length, Object.keys(INSTRUMENTATIONS).length - 1);
+    assert.ok(!names.includes('fs') && !names.includes('router'));
+    assert.equal(names.length, Object.keys(INSTRUMENTATIONS).length - 2);
+    assert.ok(selectInstrumentations({ OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'http,router' }).names.includes('router'), 'router when named');
   });
 
   it('covers the servers and clients Node services use most', () => {

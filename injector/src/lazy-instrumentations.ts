@@ -1,0 +1,66 @@
+/**
+ * Instrumentations of npm packages made when their package is first
+ * required, not at start-up: most processes load few of the thirty-odd
+ * packages the agent can instrument, and making every instrumentation up
+ * front (its code, the builtins it loads, its hooks) cost each process that
+ * ends quickly about 10 ms on Node 24.
+ *
+ * One wrapper of Module.prototype.require, installed before any
+ * instrumentation exists, watches for bare specifiers of the packages in
+ * the table build.mjs reads from the instrumentations. The first require of
+ * one makes its instrumentation, whose hook (require-in-the-middle, installed
+ * around this wrapper by the instrumentations made at start) then patches the
+ * package as it loads, exactly as if it had been made at start.
+ *
+ * Used only when the app is CommonJS and at least one instrumentation is
+ * made at start (its hook must sit outside this wrapper); otherwise every
+ * instrumentation is made at start, as before.
+ */
+import Module from 'node:module';
+
+declare const __INSTRUMENTED_PACKAGES__: Record<string, string[]> | undefined;
+
+/** Instrumentation key -> the packages it hooks; undefined outside the agent's bundle. */
+export const INSTRUMENTED_PACKAGES: Readonly<Record<string, readonly string[]>> | undefined =
+  typeof __INSTRUMENTED_PACKAGES__ === 'undefined' ? undefined : __INSTRUMENTED_PACKAGES__;
+
+/** 'express' -> 'express', '@hapi/hapi/lib/x' -> '@hapi/hapi'; undefined for relative, absolute and node: ids. */
+export function packageOf(id: string): string | undefined {
+  if (id === '' || id.startsWith('.') || id.startsWith('/') || id.startsWith('node:') || /^[a-zA-Z]:[\\/]/.test(id)) return undefined;
+  const parts = id.split('/');
+  return id.startsWith('@') ? (parts.length >= 2 ? `${parts[0]}/${parts[1]}` : undefined) : parts[0];
+}
+
+/**
+ * Calls `make(key)` once for each instrumentation key, just before the first
+ * require of a package it hooks. Returns the keys still waiting (for tests).
+ */
+export function makeOnFirstRequire(keys: readonly string[], table: Readonly<Record<string, readonly string[]>>, make: (key: string) => void): () => string[] {
+  const waiting = new Map<string, string[]>();
+  for (const key of keys) {
+    for (const name of table[key] ?? []) {
+      const pkg = packageOf(name);
+      if (pkg !== undefined) waiting.set(pkg, [...(waiting.get(pkg) ?? []), key]);
+    }
+  }
+  const made = new Set<string>();
+  const proto = Module.prototype as unknown as { require: (this: unknown, id: string) => unknown };
+  const original = proto.require;
+  proto.require = function require(this: unknown, id: string): unknown {
+    if (waiting.size > 0 && typeof id === 'string') {
+      const pkg = packageOf(id);
+      const due = pkg === undefined ? undefined : waiting.get(pkg);
+      if (due !== undefined) {
+        waiting.delete(pkg!);
+        for (const key of due) {
+          if (made.has(key)) continue;
+          made.add(key);
+          make(key);
+        }
+      }
+    }
+    // eslint-disable-next-line prefer-rest-params
+    return original.apply(this, arguments as unknown as [string]);
+  };
+  return () => keys.filter((k) => !made.has(k));
+}
