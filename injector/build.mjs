@@ -64,7 +64,6 @@ const boundedExports = {
 // The packages each instrumentation hooks, for instantiating it when one of them is first required
 // (src/lazy-instrumentations.ts). Read from the instrumentations themselves, so the table cannot drift.
 function instrumentedPackages() {
-  const { builtinModules } = require('node:module');
   const source = readFileSync(join(here, 'src/instrumentations.ts'), 'utf8');
   const keys = [...source.matchAll(/^  '([a-z0-9.-]+)': \(\) =>/gm)].map((m) => m[1]);
   const table = {};
@@ -72,8 +71,8 @@ function instrumentedPackages() {
     const exported = require(`@opentelemetry/instrumentation-${key}`);
     const Instrumentation = Object.values(exported).find((v) => typeof v === 'function' && /Instrumentation$/.test(v.name));
     const names = [...new Set(new Instrumentation({ enabled: false }).getModuleDefinitions().map((d) => d.name))];
-    // Core modules (http, net, dns, fs) and diagnostics-channel ones (undici) are set up at start.
-    if (names.length > 0 && names.every((n) => !builtinModules.includes(n.replace(/^node:/, '').split('/')[0]))) table[key] = names;
+    // Diagnostics-channel ones (undici, which hooks no module) are set up at start.
+    if (names.length > 0) table[key] = names;
   }
   if (Object.keys(table).length < 20) throw new Error(`instrumentedPackages: only ${Object.keys(table).length} instrumentations found in src/instrumentations.ts`);
   return table;

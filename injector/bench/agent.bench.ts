@@ -16,7 +16,12 @@
  * Also: attribution accuracy under concurrency, agent size on disk, start-up delay.
  *
  * Options (env): BENCH_SECONDS (per measurement, default 4), BENCH_ROUNDS (default 3),
- * BENCH_CONCURRENCY (default 16), BENCH_PARTS (throughput,startup).
+ * BENCH_CONCURRENCY (default 16), BENCH_PARTS (throughput,startup,short).
+ *
+ * short: a trivial script (ends at once) and a short job (serves one request to itself, then
+ * ends), without the agent and with it while the backends are up, refusing connections or
+ * black-holed: wall time, and for the job the exit delay (its exit after its work was done).
+ * BENCH_BASELINE_AGENT=<path to another build's register.js> adds the same runs with that build.
  */
 import { readdirSync, statSync } from 'node:fs';
 import * as path from 'node:path';
@@ -30,8 +35,8 @@ import { median, percentile, printTable, tracingEnv } from './figures';
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 4);
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
 const CONCURRENCY = Number(process.env['BENCH_CONCURRENCY'] ?? 16);
-/** Which parts to run: throughput (includes attribution) and/or startup. */
-const PARTS = new Set((process.env['BENCH_PARTS'] ?? 'throughput,startup').split(','));
+/** Which parts to run: throughput (includes attribution), startup, short (short-lived processes). */
+const PARTS = new Set((process.env['BENCH_PARTS'] ?? 'throughput,startup,short').split(','));
 const SERVER = path.join(FIXTURES, 'server.js');
 const OTEL_REGISTER = require.resolve('@opentelemetry/auto-instrumentations-node/register');
 const HOT = ['alpha', 'beta', 'gamma', 'delta'];
@@ -114,6 +119,67 @@ async function startupMs(node: string, config: Config): Promise<number> {
   return median(times);
 }
 
+type Backend = 'up' | 'refused' | 'black-holed';
+
+/** One run of a short-lived script: wall time, and the time from its "done <ms>" line to its exit. */
+async function runShort(node: string, script: string, agent: boolean | string, env: Record<string, string>): Promise<{ wall: number; exitDelay: number | undefined }> {
+  const start = performance.now();
+  // A path: another build of the agent (BENCH_BASELINE_AGENT), to compare side by side.
+  const app = await AppProcess.start({ script, node, agent: agent === true, nodeArgs: typeof agent === 'string' ? ['--require', agent] : [], env, waitForPort: false });
+  await app.exited;
+  const exitedAt = Date.now();
+  const wall = performance.now() - start;
+  const done = /done (\d+)/.exec(app.stdout)?.[1];
+  return { wall, exitDelay: done === undefined ? undefined : exitedAt - Number(done) };
+}
+
+async function shortLived(node: string): Promise<string[][]> {
+  const pyroscope = await new PyroscopeReceiver().start();
+  const otlp = await new OtlpReceiver().start();
+  const net = await import('node:net');
+  const hole = net.createServer((s) => s.resume());
+  await new Promise<void>((r) => hole.listen(0, '127.0.0.1', r));
+  const holeUrl = `http://127.0.0.1:${(hole.address() as import('node:net').AddressInfo).port}`;
+  const envOf = (backend: Backend): Record<string, string> => {
+    const url = backend === 'up' ? undefined : backend === 'refused' ? 'http://127.0.0.1:9' : holeUrl;
+    return {
+      OTEL_SERVICE_NAME: 'short',
+      OTEL_EXPORTER_OTLP_ENDPOINT: url ?? otlp.httpUrl,
+      PYROSCOPE_SERVER_ADDRESS: url ?? pyroscope.url,
+      OTEL_LOG_LEVEL: 'none',
+      PYROSCOPE_LOG_LEVEL: 'error',
+    };
+  };
+  const configs: [string, boolean | string, Backend][] = [['none', false, 'up'], ['agent, backends up', true, 'up'], ['agent, refused', true, 'refused'], ['agent, black-holed', true, 'black-holed']];
+  const baseline = process.env['BENCH_BASELINE_AGENT'];
+  if (baseline !== undefined && baseline !== '') {
+    configs.push(['baseline, backends up', baseline, 'up'], ['baseline, refused', baseline, 'refused'], ['baseline, black-holed', baseline, 'black-holed']);
+  }
+  const rows: string[][] = [];
+  for (const [scriptName, script] of [['trivial script', path.join(FIXTURES, 'ends-at-once.js')], ['short job', path.join(FIXTURES, 'short-job.js')]] as const) {
+    const wall = new Map<string, number[]>();
+    const exit = new Map<string, number[]>();
+    // Interleaved: each round runs every configuration once.
+    for (let round = 0; round < 15; round++) {
+      for (const [name, agent, backend] of configs) {
+        const r = await runShort(node, script, agent, envOf(backend));
+        wall.set(name, [...(wall.get(name) ?? []), r.wall]);
+        if (r.exitDelay !== undefined) exit.set(name, [...(exit.get(name) ?? []), r.exitDelay]);
+      }
+    }
+    const none = median(wall.get('none')!);
+    for (const [name] of configs) {
+      const w = median(wall.get(name)!);
+      const e = exit.get(name);
+      rows.push([node.replace(' (runs mocha)', ''), scriptName, name, w.toFixed(0), name === 'none' ? '' : `+${(w - none).toFixed(0)}`, e === undefined ? '' : median(e).toFixed(0)]);
+    }
+  }
+  hole.close();
+  await pyroscope.close();
+  await otlp.close();
+  return rows;
+}
+
 function dirBytes(p: string): number {
   return statSync(p).isDirectory() ? readdirSync(p).reduce((n, f) => n + dirBytes(path.join(p, f)), 0) : statSync(p).size;
 }
@@ -128,7 +194,9 @@ async function main(): Promise<void> {
 
   const rows: string[][] = [['node', 'app', 'none req/s', 'otel req/s', 'tracing req/s', 'agent req/s', 'otel+agent req/s', 'agent vs otel', 'profiling cost', 'on the app\'s SDK', 'agent vs none', 'p99 none/otel/agent/otel+agent ms', 'attribution agent / on app SDK', 'labelled']];
   const startup: string[][] = [['node', 'start none ms', 'start otel ms', 'start agent ms', 'agent delay ms']];
+  const short: string[][] = [['node', 'process', 'configuration', 'wall ms (median of 15)', 'added ms', 'exit after work done ms']];
   for (const node of nodes) {
+    if (PARTS.has('short')) short.push(...(await shortLived(node.bin)).map((r) => [node.label, ...r.slice(1)]));
     for (const [appName, pathFor] of PARTS.has('throughput') ? Object.entries(APPS) : []) {
       const runs: Record<Config, Run[]> = { none: [], otel: [], tracing: [], agent: [], 'otel+agent': [] };
       for (let round = 0; round < ROUNDS; round++) {
@@ -163,6 +231,10 @@ async function main(): Promise<void> {
   printTable(rows);
   console.log('');
   printTable(startup);
+  if (short.length > 1) {
+    console.log('');
+    printTable(short);
+  }
   console.log('\nattribution: share of hot-function CPU time labelled with the span of a request that ran that function;');
   console.log('labelled: share of hot-function CPU time that carries any span label. Start-up: spawn to listening, median of 5.');
 }

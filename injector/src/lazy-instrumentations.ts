@@ -1,9 +1,11 @@
 /**
- * Instrumentations of npm packages made when their package is first
- * required, not at start-up: most processes load few of the thirty-odd
- * packages the agent can instrument, and making every instrumentation up
- * front (its code, the builtins it loads, its hooks) cost each process that
- * ends quickly about 10 ms on Node 24.
+ * Instrumentations made when a module they hook (an npm package, or a core
+ * module such as http) is first required, not at start-up: most processes
+ * load few of the thirty-odd modules the agent can instrument, and making
+ * every instrumentation up front (its code, the builtins it loads, its hooks)
+ * cost each process that ends quickly 10-20 ms on Node 24. A require hook
+ * sees only requires from user-land code, as the instrumentations' own hooks
+ * do, so nothing is patched later than before.
  *
  * One wrapper of Module.prototype.require, installed before any
  * instrumentation exists, watches for bare specifiers of the packages in
@@ -13,8 +15,8 @@
  * package as it loads, exactly as if it had been made at start.
  *
  * Used only when the app is CommonJS and at least one instrumentation is
- * made at start (its hook must sit outside this wrapper); otherwise every
- * instrumentation is made at start, as before.
+ * made at start (undici, which hooks no module: its hook must sit outside
+ * this wrapper); otherwise every instrumentation is made at start.
  */
 import Module from 'node:module';
 
@@ -24,9 +26,10 @@ declare const __INSTRUMENTED_PACKAGES__: Record<string, string[]> | undefined;
 export const INSTRUMENTED_PACKAGES: Readonly<Record<string, readonly string[]>> | undefined =
   typeof __INSTRUMENTED_PACKAGES__ === 'undefined' ? undefined : __INSTRUMENTED_PACKAGES__;
 
-/** 'express' -> 'express', '@hapi/hapi/lib/x' -> '@hapi/hapi'; undefined for relative, absolute and node: ids. */
-export function packageOf(id: string): string | undefined {
-  if (id === '' || id.startsWith('.') || id.startsWith('/') || id.startsWith('node:') || /^[a-zA-Z]:[\\/]/.test(id)) return undefined;
+/** 'express' -> 'express', '@hapi/hapi/lib/x' -> '@hapi/hapi', 'node:dns/promises' -> 'dns'; undefined for relative and absolute ids. */
+export function packageOf(specifier: string): string | undefined {
+  const id = specifier.startsWith('node:') ? specifier.slice(5) : specifier;
+  if (id === '' || id.startsWith('.') || id.startsWith('/') || /^[a-zA-Z]:[\\/]/.test(id)) return undefined;
   const parts = id.split('/');
   return id.startsWith('@') ? (parts.length >= 2 ? `${parts[0]}/${parts[1]}` : undefined) : parts[0];
 }

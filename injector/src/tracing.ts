@@ -226,12 +226,43 @@ function propagator(env: Env, log: Logger): TextMapPropagator | undefined {
   return new CompositePropagator({ propagators: [...new Set(selected)].map((n) => PROPAGATORS[n]!()) });
 }
 
+const DIAG_REPEAT_WINDOW_MS = 60_000;
+
+/** An exception the SDK logged as JSON (its global error handler): its message, without the stack. */
+function plainError(message: string): string {
+  if (!message.startsWith('{')) return message;
+  try {
+    const parsed = JSON.parse(message) as { message?: unknown; code?: unknown };
+    return typeof parsed.message === 'string' ? parsed.message : message;
+  } catch {
+    return message;
+  }
+}
+
 /** OpenTelemetry's own diagnostics go to the agent's log, at OTEL_LOG_LEVEL (default: errors only). */
 function routeDiagnostics(env: Env, log: Logger): void {
   const levels: Record<string, DiagLogLevel> = { NONE: DiagLogLevel.NONE, ERROR: DiagLogLevel.ERROR, WARN: DiagLogLevel.WARN, INFO: DiagLogLevel.INFO, DEBUG: DiagLogLevel.DEBUG, VERBOSE: DiagLogLevel.VERBOSE, ALL: DiagLogLevel.ALL };
   const level = levels[(env['OTEL_LOG_LEVEL'] ?? 'ERROR').toUpperCase()] ?? DiagLogLevel.ERROR;
-  const write = (at: 'debug' | 'info' | 'warn' | 'error') => (message: string, ...args: unknown[]) =>
-    log[at](`opentelemetry: ${[message, ...args.map((a) => describeError(a))].join(' ')}`);
+  // A trace backend that is down fails every batch the same way: one line per minute for each
+  // message, not one per batch with its stack.
+  const lastSaid = new Map<string, { at: number; repeats: number }>();
+  const write = (at: 'debug' | 'info' | 'warn' | 'error') => (message: string, ...args: unknown[]) => {
+    const text = [plainError(message), ...args.map((a) => describeError(a))].join(' ');
+    if (at === 'error' || at === 'warn') {
+      const now = Date.now();
+      const last = lastSaid.get(text);
+      if (last !== undefined && now - last.at < DIAG_REPEAT_WINDOW_MS) {
+        last.repeats++;
+        return;
+      }
+      if (lastSaid.size > 100) lastSaid.clear();
+      lastSaid.set(text, { at: now, repeats: 0 });
+      const repeated = last !== undefined && last.repeats > 0 ? ` (and ${last.repeats} more time(s) since it was last logged)` : '';
+      log[at](`opentelemetry: ${text}${repeated}`);
+      return;
+    }
+    log[at](`opentelemetry: ${text}`);
+  };
   const logger: DiagLogger = { error: write('error'), warn: write('warn'), info: write('info'), debug: write('debug'), verbose: write('debug') };
   diag.setLogger(logger, { logLevel: level, suppressOverrideMessage: true });
 }

@@ -111,6 +111,9 @@ describe('agent lifecycle and faults', function () {
     assert.ok(Date.now() - started < 8000, `exit within the shutdown bound, took ${Date.now() - started}ms`);
     assert.doesNotMatch(bed.app!.stderr, /Unhandled|TypeError|ReferenceError/);
     assert.equal(bed.app!.stderr.match(/profile upload to .* failed/g)?.length, 1, `one warning per outage:\n${bed.app!.stderr}`);
+    // Each failed span export says the same: one line, without a stack.
+    assert.ok((bed.app!.stderr.match(/opentelemetry: .*ECONNREFUSED/g)?.length ?? 0) <= 1, `one line for the trace backend:\n${bed.app!.stderr}`);
+    assert.doesNotMatch(bed.app!.stderr, /"stack"/);
   });
 
   it('keeps agent memory bounded while Pyroscope answers 500', async () => {
