@@ -106,6 +106,18 @@ await build({
   ],
 });
 
+// The swaps above fail silently if upstream renames the files they replace: check the bundle.
+{
+  const agentJs = readFileSync(join(dist, 'agent.js'), 'utf8');
+  for (const [what, present] of [
+    ['the bounded retrying transport', /\bnew BoundedRetryingTransport\(/.test(agentJs)],
+    ["upstream's retrying transport gone", !/[^d]RetryingTransport=class\b|class RetryingTransport\b/.test(agentJs)],
+    ['the gated shimmer', agentJs.includes('instrumentationGate')],
+  ]) {
+    if (!present) throw new Error(`agent.js: ${what} check failed; see the plugins in injector/build.mjs`);
+  }
+}
+
 await build({
   ...common,
   entryPoints: [join(here, 'src/native/pprof-entry.ts')],

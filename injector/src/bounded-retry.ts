@@ -16,6 +16,7 @@
  * backoff and jitter (1 s, x1.5, at most 5 s) or the server's Retry-After,
  * within the export's timeout.
  */
+import { diag } from '@opentelemetry/api';
 import type * as http from 'node:http';
 
 interface ExportResponse {
@@ -107,23 +108,48 @@ export function createRetryingTransport(options: { transport: ExporterTransport 
 
 /**
  * For the OTLP/HTTP exporters' `httpAgentOptions`: keep-alive agents whose
- * sockets are unref'd (an export in flight never keeps the process alive; the
- * agent's shutdown holds it for the final flush, within its bound), and that
- * abortExports() can destroy.
+ * sockets are unref'd, also when reused (an export in flight never keeps the
+ * process alive; the agent's shutdown holds it for the final flush, within
+ * its bound), and that abortExports() can destroy. Passing a factory replaces
+ * the one upstream makes from the environment, so the TLS files it reads are
+ * read here the same way: OTEL_EXPORTER_OTLP_[TRACES_]CERTIFICATE,
+ * _CLIENT_CERTIFICATE and _CLIENT_KEY.
  */
 export function agentFactory(protocol: string): http.Agent {
   /* eslint-disable @typescript-eslint/no-require-imports */
   const module = (protocol === 'https:' ? require('node:https') : require('node:http')) as typeof http;
   /* eslint-enable @typescript-eslint/no-require-imports */
-  const agent = new module.Agent({ keepAlive: true });
-  const create = (agent as unknown as { createConnection: (...args: unknown[]) => { unref?: () => void } }).createConnection;
-  (agent as unknown as { createConnection: (...args: unknown[]) => unknown }).createConnection = function (this: unknown, ...args: unknown[]) {
+  const tls = protocol === 'https:' ? { ca: tlsFile('CERTIFICATE'), cert: tlsFile('CLIENT_CERTIFICATE'), key: tlsFile('CLIENT_KEY') } : {};
+  const agent = new module.Agent({ keepAlive: true, ...Object.fromEntries(Object.entries(tls).filter(([, v]) => v !== undefined)) });
+  type Socket = { unref?: () => void };
+  const hooks = agent as unknown as { createConnection: (...args: unknown[]) => Socket; reuseSocket: (socket: Socket, req: unknown) => void };
+  const create = hooks.createConnection;
+  hooks.createConnection = function (this: unknown, ...args: unknown[]) {
     const socket = create.apply(this, args);
     socket.unref?.();
     return socket;
   };
+  // Node refs a keep-alive socket when it is reused for the next request.
+  const reuse = hooks.reuseSocket;
+  hooks.reuseSocket = function (this: unknown, socket: Socket, req: unknown) {
+    reuse.call(this, socket, req);
+    socket.unref?.();
+  };
   agents.add(agent);
   return agent;
+}
+
+/** A TLS file named by OTEL_EXPORTER_OTLP_TRACES_<name> or OTEL_EXPORTER_OTLP_<name>, as the exporter reads it. */
+function tlsFile(name: string): Buffer | undefined {
+  const file = process.env[`OTEL_EXPORTER_OTLP_TRACES_${name}`]?.trim() || process.env[`OTEL_EXPORTER_OTLP_${name}`]?.trim();
+  if (file === undefined || file === '') return undefined;
+  try {
+    /* eslint-disable-next-line @typescript-eslint/no-require-imports */
+    return (require('node:fs') as typeof import('node:fs')).readFileSync(require('node:path').resolve(process.cwd(), file));
+  } catch (err) {
+    diag.warn(`OTEL_EXPORTER_OTLP_${name}: could not read ${file}: ${err instanceof Error ? err.message : String(err)}`);
+    return undefined;
+  }
 }
 
 /** The process is ending: no more waiting between retries. */

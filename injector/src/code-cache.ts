@@ -26,7 +26,8 @@ function cacheDirectory(env: Env): string | undefined {
   const dir = configured !== undefined && configured !== '' ? configured : path.join(os.tmpdir(), `span-profiling-${uid ?? 'user'}`);
   try {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const stat = fs.statSync(dir);
+    // lstat: a symbolic link (which another user could repoint) is not followed.
+    const stat = fs.lstatSync(dir);
     if (!stat.isDirectory() || (uid !== undefined && stat.uid !== uid) || (stat.mode & 0o022) !== 0) return undefined;
     return dir;
   } catch {
@@ -42,7 +43,9 @@ export function loadWithCodeCache<T>(file: string, env: Env): T {
   const cacheFile = path.join(dir, `agent-${process.version}-${process.arch}-${stat.size}-${Math.round(stat.mtimeMs)}.cache`);
   let cachedData: Buffer | undefined;
   try {
-    cachedData = fs.readFileSync(cacheFile);
+    // Only a regular file of this user's, not a link.
+    const entry = fs.lstatSync(cacheFile);
+    if (entry.isFile() && (typeof process.getuid !== 'function' || entry.uid === process.getuid())) cachedData = fs.readFileSync(cacheFile);
   } catch {
     // first process of this build and Node.js version
   }
@@ -59,8 +62,9 @@ export function loadWithCodeCache<T>(file: string, env: Env): T {
       if (written) return;
       written = true;
       try {
-        const tmp = `${cacheFile}.${process.pid}`;
-        fs.writeFileSync(tmp, script.createCachedData(), { mode: 0o600 });
+        // A name of its own (processes of several containers may share the directory), created exclusively.
+        const tmp = `${cacheFile}.${process.pid}.${Math.random().toString(36).slice(2)}`;
+        fs.writeFileSync(tmp, script.createCachedData(), { mode: 0o600, flag: 'wx' });
         fs.renameSync(tmp, cacheFile);
       } catch {
         // no cache this time

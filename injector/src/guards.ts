@@ -70,11 +70,15 @@ export function guardExpress<T extends Instrumentation>(instrumentation: T): T {
     // Innermost, called by the instrumentation with its wrapper of next: req.next is that wrapper too.
     const inner = like(app, function (this: unknown, ...args: unknown[]): unknown {
       const [req, , next] = args as [Record<string, unknown> | undefined, unknown, unknown];
-      if (typeof next === 'function' && req !== null && typeof req === 'object' && routerNext !== undefined && next !== routerNext) {
+      if (typeof next === 'function' && req !== null && typeof req === 'object' && routerNext !== undefined) {
         const current = req['next'];
-        if (current === routerNext || (typeof current === 'function' && wrapperOf.get(current) === routerNext)) {
+        const ours = current === routerNext || (typeof current === 'function' && wrapperOf.get(current) === routerNext);
+        if (ours && next !== routerNext) {
           wrapperOf.set(next, routerNext);
           req['next'] = next;
+        } else if (ours) {
+          // Not wrapped this time (no active span): req.next is the router's own again, not an earlier layer's wrapper.
+          req['next'] = routerNext;
         }
       }
       return app.apply(this, args);
@@ -83,7 +87,7 @@ export function guardExpress<T extends Instrumentation>(instrumentation: T): T {
     applyPatch.call(this, layer, layerPath);
     const patched = layer.handle as Fn;
     if (patched === inner) {
-      // Not instrumented (an error handler, or already patched): the app's own function again.
+      // Not wrapped (the instrumentation declined the layer): the app's own function again.
       layer.handle = app;
       return;
     }

@@ -26,9 +26,18 @@ declare const __INSTRUMENTED_PACKAGES__: Record<string, string[]> | undefined;
 export const INSTRUMENTED_PACKAGES: Readonly<Record<string, readonly string[]>> | undefined =
   typeof __INSTRUMENTED_PACKAGES__ === 'undefined' ? undefined : __INSTRUMENTED_PACKAGES__;
 
-/** 'express' -> 'express', '@hapi/hapi/lib/x' -> '@hapi/hapi', 'node:dns/promises' -> 'dns'; undefined for relative and absolute ids. */
+/**
+ * 'express' -> 'express', '@hapi/hapi/lib/x' -> '@hapi/hapi', 'node:dns/promises' -> 'dns',
+ * '/app/node_modules/pg/lib/index.js' -> 'pg' (a resolved path into node_modules); undefined for
+ * other relative and absolute ids.
+ */
 export function packageOf(specifier: string): string | undefined {
   const id = specifier.startsWith('node:') ? specifier.slice(5) : specifier;
+  const inModules = /[\\/]node_modules[\\/]((?:@[^\\/]+[\\/])?[^\\/]+)/.exec(id);
+  if (inModules !== null && (id.startsWith('/') || /^[a-zA-Z]:[\\/]/.test(id))) {
+    const all = [...id.matchAll(/[\\/]node_modules[\\/]((?:@[^\\/]+[\\/])?[^\\/]+)/g)];
+    return all[all.length - 1]![1]!.replace(/\\/g, '/');
+  }
   if (id === '' || id.startsWith('.') || id.startsWith('/') || /^[a-zA-Z]:[\\/]/.test(id)) return undefined;
   const parts = id.split('/');
   return id.startsWith('@') ? (parts.length >= 2 ? `${parts[0]}/${parts[1]}` : undefined) : parts[0];
@@ -38,7 +47,14 @@ export function packageOf(specifier: string): string | undefined {
  * Calls `make(key)` once for each instrumentation key, just before the first
  * require of a package it hooks. Returns the keys still waiting (for tests).
  */
-export function makeOnFirstRequire(keys: readonly string[], table: Readonly<Record<string, readonly string[]>>, make: (key: string) => void): () => string[] {
+export interface Waiting {
+  /** The keys not made yet. */
+  (): string[];
+  /** Marks a key as made (by the caller); false when it already was. */
+  take(key: string): boolean;
+}
+
+export function makeOnFirstRequire(keys: readonly string[], table: Readonly<Record<string, readonly string[]>>, make: (key: string) => void): Waiting {
   const waiting = new Map<string, string[]>();
   for (const key of keys) {
     for (const name of table[key] ?? []) {
@@ -49,21 +65,38 @@ export function makeOnFirstRequire(keys: readonly string[], table: Readonly<Reco
   const made = new Set<string>();
   const proto = Module.prototype as unknown as { require: (this: unknown, id: string) => unknown };
   const original = proto.require;
-  proto.require = function require(this: unknown, id: string): unknown {
-    if (waiting.size > 0 && typeof id === 'string') {
-      const pkg = packageOf(id);
-      const due = pkg === undefined ? undefined : waiting.get(pkg);
-      if (due !== undefined) {
-        waiting.delete(pkg!);
-        for (const key of due) {
-          if (made.has(key)) continue;
-          made.add(key);
-          make(key);
-        }
-      }
+  const due = (id: unknown): void => {
+    if (waiting.size === 0 || typeof id !== 'string') return;
+    const pkg = packageOf(id);
+    const keysOfPkg = pkg === undefined ? undefined : waiting.get(pkg);
+    if (keysOfPkg === undefined) return;
+    waiting.delete(pkg!);
+    for (const key of keysOfPkg) {
+      if (made.has(key)) continue;
+      made.add(key);
+      make(key);
     }
+  };
+  proto.require = function require(this: unknown, id: string): unknown {
+    due(id);
     // eslint-disable-next-line prefer-rest-params
     return original.apply(this, arguments as unknown as [string]);
   };
-  return () => keys.filter((k) => !made.has(k));
+  // Core modules can also be had without require (Node 20.16+, 22.3+); require-in-the-middle hooks this too.
+  const host = process as unknown as { getBuiltinModule?: (this: unknown, id: string) => unknown };
+  const getBuiltin = host.getBuiltinModule;
+  if (typeof getBuiltin === 'function') {
+    host.getBuiltinModule = function getBuiltinModule(this: unknown, id: string): unknown {
+      due(id);
+      // eslint-disable-next-line prefer-rest-params
+      return getBuiltin.apply(this, arguments as unknown as [string]);
+    };
+  }
+  const left = (() => keys.filter((k) => !made.has(k))) as Waiting;
+  left.take = (key: string): boolean => {
+    if (made.has(key)) return false;
+    made.add(key);
+    return true;
+  };
+  return left;
 }

@@ -78,7 +78,13 @@ export class ProfilingLoop {
   startNow(): boolean {
     if (this.pending) {
       this.pending = false;
-      this.begin();
+      try {
+        this.begin();
+      } catch (err) {
+        // From a timer or a span's start: nothing may reach the app.
+        this.stopped = true;
+        this.log.warn(`profiling is off: ${describeError(err)}. Tracing continues.`);
+      }
     }
     return this.running;
   }

@@ -126,31 +126,61 @@ let forwarding = false;
 
 type Env = Readonly<Record<string, string | undefined>>;
 
+/** Batches waiting while one is being sent; beyond this the oldest is dropped. */
+const MAX_QUEUED_BATCHES = 4;
+
 /**
- * Creates the real exporter at its first export (after the first batch delay),
- * so loading an exporter and its transport stays off the app's start-up path.
+ * The OTLP exporter as the batch processor sees it:
+ * - the real exporter (and its transport) is created at the first export,
+ *   after the first batch delay, so loading it stays off the app's start-up;
+ * - batches are sent one at a time from a small queue of its own, and the
+ *   processor is answered at once: its export timer is a ref'd timeout that,
+ *   while a batch waited on a backend that never answers, kept a process that
+ *   had finished alive for the export timeout (30 s). Failures are reported
+ *   here instead (OpenTelemetry's diagnostics, once a minute per message);
+ * - forceFlush and shutdown wait for the queue (the agent bounds that wait).
  */
 class DeferredExporter implements SpanExporter {
   private exporter: SpanExporter | undefined;
+  private readonly queue: Parameters<SpanExporter['export']>[0][] = [];
+  private sending: Promise<void> | undefined;
   constructor(private readonly create: () => SpanExporter) {}
   private get real(): SpanExporter {
     return (this.exporter ??= this.create());
   }
   export(spans: Parameters<SpanExporter['export']>[0], done: Parameters<SpanExporter['export']>[1]): void {
-    let exporter: SpanExporter;
-    try {
-      exporter = this.real;
-    } catch (err) {
-      done({ code: ExportResultCode.FAILED, error: err instanceof Error ? err : new Error(String(err)) });
-      return;
+    this.queue.push(spans);
+    if (this.queue.length > MAX_QUEUED_BATCHES) {
+      const dropped = this.queue.shift()!;
+      diag.error(`span export: the backend is not keeping up; dropped a batch of ${dropped.length} span(s)`);
     }
-    exporter.export(spans, done);
+    done({ code: ExportResultCode.SUCCESS });
+    this.sending ??= this.drain();
   }
-  shutdown(): Promise<void> {
-    return this.exporter?.shutdown() ?? Promise.resolve();
+  private async drain(): Promise<void> {
+    try {
+      for (let batch = this.queue.shift(); batch !== undefined; batch = this.queue.shift()) {
+        const spans = batch;
+        const result = await new Promise<{ code: ExportResultCode; error?: Error }>((resolve) => {
+          try {
+            this.real.export(spans, resolve);
+          } catch (err) {
+            resolve({ code: ExportResultCode.FAILED, error: err instanceof Error ? err : new Error(String(err)) });
+          }
+        });
+        if (result.code !== ExportResultCode.SUCCESS) diag.error(`span export failed: ${describeError(result.error ?? 'no reason given')}`);
+      }
+    } finally {
+      this.sending = undefined;
+    }
   }
-  forceFlush(): Promise<void> {
-    return this.exporter?.forceFlush?.() ?? Promise.resolve();
+  async forceFlush(): Promise<void> {
+    while (this.sending !== undefined) await this.sending;
+    await this.exporter?.forceFlush?.();
+  }
+  async shutdown(): Promise<void> {
+    await this.forceFlush();
+    await this.exporter?.shutdown();
   }
 }
 
@@ -313,9 +343,12 @@ export function startTracing(env: Env, linker: SpanProcessor | undefined, regist
   const table = options.lazy ? INSTRUMENTED_PACKAGES : undefined;
   const later = table === undefined ? [] : selection.names.filter((n) => table[n] !== undefined);
   const now = selection.names.filter((n) => !later.includes(n));
-  if (table !== undefined && later.length > 0 && now.length > 0) makeOnFirstRequire(later, table, make);
-  else now.push(...later);
+  const waiting = table !== undefined && later.length > 0 && now.length > 0 ? makeOnFirstRequire(later, table, make) : undefined;
+  if (waiting === undefined) now.push(...later);
+  const before = instrumentations.length;
   for (const name of now) make(name);
+  // None made now (it failed): no require hook sits outside the lazy one, so make the rest now too.
+  if (waiting !== undefined && instrumentations.length === before) for (const name of waiting()) waiting.take(name) && make(name);
 
   return {
     forceFlush: () => (handedOver ? Promise.resolve() : own.forceFlush()),

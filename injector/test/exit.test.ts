@@ -90,6 +90,32 @@ describe('exit with a backend down', function () {
     }
   }
 
+  // Not gRPC: its client keeps the process alive while a call is pending (a known limit, README).
+  for (const protocol of ['http/protobuf', 'http/json']) {
+    it(`exits within the bound when a batch is still being exported to a backend that never answers as the job ends (OTLP ${protocol})`, async () => {
+      const app = await AppProcess.start({
+        script: JOB,
+        waitForPort: false,
+        env: {
+          OTEL_SERVICE_NAME: 'short-job',
+          OTEL_EXPORTER_OTLP_ENDPOINT: hole.url,
+          OTEL_EXPORTER_OTLP_PROTOCOL: protocol,
+          OTEL_EXPORTER_OTLP_TIMEOUT: '30000',
+          // The first batch leaves after 50 ms and hangs; the job works on for 500 ms.
+          OTEL_BSP_SCHEDULE_DELAY: '50',
+          JOB_WAIT_MS: '500',
+          PYROSCOPE_SERVER_ADDRESS: hole.url,
+          PYROSCOPE_SHUTDOWN_TIMEOUT_MS: String(BOUND_MS),
+          OTEL_LOG_LEVEL: 'none',
+        },
+      });
+      const exit = await app.exited;
+      const delay = Date.now() - Number(/done (\d+)/.exec(app.stdout)?.[1]);
+      assert.deepEqual(exit, { code: 0, signal: null }, app.stderr);
+      assert.ok(delay < BOUND_MS + SLACK_MS, `exit came ${delay} ms after the work was done (bound ${BOUND_MS} ms)`);
+    });
+  }
+
   it('still exports and uploads before a natural exit when the backends are up (the bound only cuts what is stuck)', async () => {
     const otlp = await new OtlpReceiver().start();
     const pyroscope = await new PyroscopeReceiver().start();
