@@ -33,28 +33,21 @@ export const INSTRUMENTED_PACKAGES: Readonly<Record<string, readonly string[]>> 
  */
 export function packageOf(specifier: string): string | undefined {
   const id = specifier.startsWith('node:') ? specifier.slice(5) : specifier;
-  const inModules = /[\\/]node_modules[\\/]((?:@[^\\/]+[\\/])?[^\\/]+)/.exec(id);
-  if (inModules !== null && (id.startsWith('/') || /^[a-zA-Z]:[\\/]/.test(id))) {
-    const all = [...id.matchAll(/[\\/]node_modules[\\/]((?:@[^\\/]+[\\/])?[^\\/]+)/g)];
-    return all[all.length - 1]![1]!.replace(/\\/g, '/');
+  const absolute = id.startsWith('/') || /^[a-zA-Z]:[\\/]/.test(id);
+  if (absolute) {
+    const last = [...id.matchAll(/[\\/]node_modules[\\/]((?:@[^\\/]+[\\/])?[^\\/]+)/g)].pop();
+    return last === undefined ? undefined : last[1]!.replace(/\\/g, '/');
   }
-  if (id === '' || id.startsWith('.') || id.startsWith('/') || /^[a-zA-Z]:[\\/]/.test(id)) return undefined;
+  if (id === '' || id.startsWith('.')) return undefined;
   const parts = id.split('/');
   return id.startsWith('@') ? (parts.length >= 2 ? `${parts[0]}/${parts[1]}` : undefined) : parts[0];
 }
 
 /**
- * Calls `make(key)` once for each instrumentation key, just before the first
- * require of a package it hooks. Returns the keys still waiting (for tests).
+ * Calls `make(key)` for each instrumentation key just before the first require
+ * of a module it hooks (`make` may be called again for a key made otherwise).
  */
-export interface Waiting {
-  /** The keys not made yet. */
-  (): string[];
-  /** Marks a key as made (by the caller); false when it already was. */
-  take(key: string): boolean;
-}
-
-export function makeOnFirstRequire(keys: readonly string[], table: Readonly<Record<string, readonly string[]>>, make: (key: string) => void): Waiting {
+export function makeOnFirstRequire(keys: readonly string[], table: Readonly<Record<string, readonly string[]>>, make: (key: string) => void): void {
   const waiting = new Map<string, string[]>();
   for (const key of keys) {
     for (const name of table[key] ?? []) {
@@ -62,7 +55,6 @@ export function makeOnFirstRequire(keys: readonly string[], table: Readonly<Reco
       if (pkg !== undefined) waiting.set(pkg, [...(waiting.get(pkg) ?? []), key]);
     }
   }
-  const made = new Set<string>();
   const proto = Module.prototype as unknown as { require: (this: unknown, id: string) => unknown };
   const original = proto.require;
   const due = (id: unknown): void => {
@@ -71,11 +63,7 @@ export function makeOnFirstRequire(keys: readonly string[], table: Readonly<Reco
     const keysOfPkg = pkg === undefined ? undefined : waiting.get(pkg);
     if (keysOfPkg === undefined) return;
     waiting.delete(pkg!);
-    for (const key of keysOfPkg) {
-      if (made.has(key)) continue;
-      made.add(key);
-      make(key);
-    }
+    for (const key of keysOfPkg) make(key);
   };
   proto.require = function require(this: unknown, id: string): unknown {
     due(id);
@@ -92,11 +80,4 @@ export function makeOnFirstRequire(keys: readonly string[], table: Readonly<Reco
       return getBuiltin.apply(this, arguments as unknown as [string]);
     };
   }
-  const left = (() => keys.filter((k) => !made.has(k))) as Waiting;
-  left.take = (key: string): boolean => {
-    if (made.has(key)) return false;
-    made.add(key);
-    return true;
-  };
-  return left;
 }

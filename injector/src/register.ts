@@ -22,7 +22,7 @@ if (g[LOADED] === undefined && isMainThread) {
     const tool = toolName(process.argv[1], process.env);
     if (tool !== undefined) {
       g[LOADED] = 'skipped';
-      if (/^debug$/i.test(process.env['SPANPROFILING_LOG_LEVEL'] ?? process.env['PYROSCOPE_LOG_LEVEL'] ?? '')) {
+      if (/^debug$/i.test(process.env['PYROSCOPE_LOG_LEVEL'] ?? '')) {
         process.stderr.write(`[span-profiling] debug: not starting in ${tool}, a tool process (SPANPROFILING_SKIP_TOOLS)\n`);
       }
     } else {

@@ -329,8 +329,11 @@ export function startTracing(env: Env, linker: SpanProcessor | undefined, regist
 
   let handedOver = false;
   const instrumentations: Instrumentation[] = [];
+  const tried = new Set<string>();
+  /** Makes an instrumentation once, whoever asks first (start-up, or the first require of its module). */
   const make = (name: string): void => {
-    if (handedOver) return;
+    if (handedOver || tried.has(name)) return;
+    tried.add(name);
     try {
       const instrumentation = INSTRUMENTATIONS[name]!();
       instrumentations.push(instrumentation);
@@ -339,16 +342,14 @@ export function startTracing(env: Env, linker: SpanProcessor | undefined, regist
       log.warn(`instrumentation ${name} is off: ${describeError(err)}`);
     }
   };
-  // npm packages' instrumentations when the package is first required (CommonJS apps); the rest now.
+  // Those that hook modules when a module is first required (CommonJS apps); the rest now.
   const table = options.lazy ? INSTRUMENTED_PACKAGES : undefined;
   const later = table === undefined ? [] : selection.names.filter((n) => table[n] !== undefined);
   const now = selection.names.filter((n) => !later.includes(n));
-  const waiting = table !== undefined && later.length > 0 && now.length > 0 ? makeOnFirstRequire(later, table, make) : undefined;
-  if (waiting === undefined) now.push(...later);
-  const before = instrumentations.length;
+  if (table !== undefined && later.length > 0 && now.length > 0) makeOnFirstRequire(later, table, make);
   for (const name of now) make(name);
-  // None made now (it failed): no require hook sits outside the lazy one, so make the rest now too.
-  if (waiting !== undefined && instrumentations.length === before) for (const name of waiting()) waiting.take(name) && make(name);
+  // Nothing made now (none selected, or it failed): no require hook sits outside the lazy one, so make the rest now too.
+  if (instrumentations.length === 0) for (const name of later) make(name);
 
   return {
     forceFlush: () => (handedOver ? Promise.resolve() : own.forceFlush()),

@@ -15,7 +15,8 @@ import type { Log } from '../log';
 import { errorMessage } from '../log';
 import type { OperatorMetrics } from '../metrics';
 import { effectiveNamespaceAnnotations, namespaceLabelPatch, wantsInjectionLabel, type NamespaceLike } from './namespaces';
-import { desiredStatus, referencedSecrets, statusChanged, type SecretLookup } from './status';
+import { desiredStatus, statusChanged, type SecretLookup } from './status';
+import { referencedSecrets } from '../inject/env';
 import { WorkQueue } from './queue';
 import { EventRecorder } from './events';
 

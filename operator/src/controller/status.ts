@@ -6,8 +6,6 @@ import type { Condition, SpanProfiling, SpanProfilingStatus } from '../api';
 import { podSpecProblems } from '../inject/validate';
 import { credentialRefs } from '../inject/env';
 
-export { referencedSecrets } from '../inject/env';
-
 export interface SecretLookup {
   /** The namespace it was looked for in: the SpanProfiling's, or one where pods it injected run (they read it there). */
   namespace: string;
