@@ -70,7 +70,7 @@ export class DatadogReceiver {
               const root = sample.labels['local root span id'];
               const cpu = cpuIndex >= 0 ? (sample.values[cpuIndex] ?? 0) : 0;
               if (cpu <= 0) continue;
-              this.samples.push({ stack: sample.stack, values: [cpu], labels: root !== undefined && root !== '0' ? { span_id: hex(BigInt(root)) } : {} });
+              this.samples.push({ stack: sample.stack, files: sample.files, values: [cpu], labels: root !== undefined && root !== '0' ? { span_id: hex(BigInt(root)) } : {} });
             }
           }
           res.end('{}');

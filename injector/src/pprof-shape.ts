@@ -11,8 +11,13 @@
  *   the Prometheus rule, numeric labels).
  * - Split so that every upload stays under Pyroscope's limits
  *   (16,000 samples, 4 MiB uncompressed).
+ * - The agent's pass-through frames (context managers, instrumentation
+ *   wrappers, the profiler's own context frames) taken out from between the
+ *   app's frames; where the agent's code is the leaf end of a stack (its own
+ *   work: exporting, collecting, its wrappers' cost), that part stays, under
+ *   one frame named `span-profiling agent`.
  */
-import { Function as PprofFunction, Label, Location, Mapping, Profile, Sample, StringTable, ValueType } from 'pprof-format';
+import { Function as PprofFunction, Label, Line, Location, Mapping, Profile, Sample, StringTable, ValueType } from 'pprof-format';
 
 export const MAX_SAMPLES_PER_PROFILE = 16_000;
 export const MAX_PROFILE_BYTES = 4 * 1024 * 1024;
@@ -30,8 +35,19 @@ export interface ShapeLimits {
 
 const DEFAULT_LIMITS: ShapeLimits = { maxSamples: MAX_SAMPLES_PER_PROFILE, maxBytes: MAX_PROFILE_BYTES };
 
+/** The frame the agent's own work is shown under. */
+export const AGENT_FRAME = 'span-profiling agent';
+
+export interface ShapeOptions {
+  limits?: ShapeLimits;
+  /** Whether a function's file is the agent's own code (its frames are folded, see foldAgentFrames). */
+  ownCode?: (filename: string) => boolean;
+}
+
 /** Splits a time profile (sample, wall[, cpu]) into a CPU and a wall profile ready for upload. */
-export function shapeTimeProfile(source: Profile, limits: ShapeLimits = DEFAULT_LIMITS): ShapedProfiles {
+export function shapeTimeProfile(profile: Profile, options: ShapeOptions = {}): ShapedProfiles {
+  const limits = options.limits ?? DEFAULT_LIMITS;
+  const source = options.ownCode === undefined ? profile : foldAgentFrames(profile, options.ownCode);
   const strings = source.stringTable;
   const countIndex = findSampleType(source, 'sample', 'count') ?? findSampleType(source, 'samples', 'count');
   const wallIndex = findSampleType(source, 'wall', 'nanoseconds');
@@ -70,7 +86,9 @@ export function shapeTimeProfile(source: Profile, limits: ShapeLimits = DEFAULT_
 }
 
 /** Heap profiles need only label sanitising, merging and the size limits. */
-export function shapeHeapProfile(source: Profile, limits: ShapeLimits = DEFAULT_LIMITS): Profile[] {
+export function shapeHeapProfile(profile: Profile, options: ShapeOptions = {}): Profile[] {
+  const limits = options.limits ?? DEFAULT_LIMITS;
+  const source = options.ownCode === undefined ? profile : foldAgentFrames(profile, options.ownCode);
   return split(
     derive(source, {
       sampleType: source.sampleType,
@@ -84,6 +102,83 @@ export function shapeHeapProfile(source: Profile, limits: ShapeLimits = DEFAULT_
 }
 
 type Numeric = number | bigint;
+
+const OTHER = 0;
+const AGENT = 1;
+/** Node's AsyncLocalStorage frames: plumbing when the agent's code sits next to them, the app's otherwise. */
+const ASYNC_STORAGE = 2;
+const ASYNC_STORAGE_FILE = /^node:(async_hooks$|internal\/async_local_storage\/)/;
+
+/**
+ * Takes the agent's pass-through frames out of every stack. A run of the
+ * agent's frames (with the AsyncLocalStorage frames among them) that has the
+ * app's frames on both sides is removed: a user reading the flame graph sees
+ * their handler called by the framework, as without the agent. A run at the
+ * leaf end is the agent's own work, and stays under one `span-profiling agent`
+ * frame. Stacks are arrays shared by the samples of one profile node, so each
+ * is folded once.
+ */
+export function foldAgentFrames(source: Profile, ownCode: (filename: string) => boolean): Profile {
+  const strings = source.stringTable.strings;
+  const kindOfFunction = new Map<Numeric, number>();
+  for (const f of source.function) {
+    const file = strings[Number(f.filename)] ?? '';
+    kindOfFunction.set(f.id, file === '' ? OTHER : ownCode(file) ? AGENT : ASYNC_STORAGE_FILE.test(file) ? ASYNC_STORAGE : OTHER);
+  }
+  const kind = new Map<Numeric, number>();
+  let agentSeen = false;
+  let maxLocation = 0;
+  let maxFunction = 0;
+  for (const f of source.function) maxFunction = Math.max(maxFunction, Number(f.id));
+  for (const l of source.location) {
+    maxLocation = Math.max(maxLocation, Number(l.id));
+    // Inlined frames share a location: it is the agent's only when each of them is.
+    const kinds = l.line.map((line) => kindOfFunction.get(line.functionId) ?? OTHER);
+    const k = kinds.length === 0 || kinds.includes(OTHER) ? OTHER : kinds.includes(AGENT) ? AGENT : ASYNC_STORAGE;
+    if (k === AGENT) agentSeen = true;
+    if (k !== OTHER) kind.set(l.id, k);
+  }
+  if (!agentSeen) return source;
+
+  const agentFunction = new PprofFunction({ id: maxFunction + 1, name: source.stringTable.dedup(AGENT_FRAME) });
+  const agentLocation = new Location({ id: maxLocation + 1, line: [new Line({ functionId: agentFunction.id })] });
+  let agentFrameUsed = false;
+  const folded = new Map<Numeric[], Numeric[]>();
+  const fold = (stack: Numeric[]): Numeric[] => {
+    // Leaf first, as pprof orders them; walked from the root.
+    const out: Numeric[] = [];
+    let i = stack.length - 1;
+    while (i >= 0) {
+      if (!kind.has(stack[i]!)) {
+        out.push(stack[i--]!);
+        continue;
+      }
+      let j = i;
+      let agent = false;
+      for (; j >= 0 && kind.has(stack[j]!); j--) if (kind.get(stack[j]!) === AGENT) agent = true;
+      if (!agent || j < 0) {
+        if (agent) {
+          out.push(agentLocation.id);
+          agentFrameUsed = true;
+        }
+        for (let k = i; k > j; k--) out.push(stack[k]!);
+      }
+      i = j;
+    }
+    return out.length === stack.length ? stack : out.reverse();
+  };
+  const samples = source.sample.map((sample) => {
+    let stack = folded.get(sample.locationId);
+    if (stack === undefined) folded.set(sample.locationId, (stack = fold(sample.locationId)));
+    return stack === sample.locationId ? sample : new Sample({ locationId: stack, value: sample.value, label: sample.label });
+  });
+  return new Profile({
+    ...source,
+    sample: samples,
+    location: agentFrameUsed ? [...source.location, agentLocation] : source.location,
+    function: agentFrameUsed ? [...source.function, agentFunction] : source.function,
+  });
+}
 
 interface Derivation {
   sampleType: ValueType[];

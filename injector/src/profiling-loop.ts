@@ -4,6 +4,7 @@
  * at shutdown. Failures turn profiling off (with one warning) or lose one
  * profile; they never reach the app.
  */
+import * as path from 'node:path';
 import { ROOT_CONTEXT, context as otelContext } from '@opentelemetry/api';
 import { suppressTracing } from '@opentelemetry/core';
 import type { Profile } from 'pprof-format';
@@ -26,6 +27,11 @@ export interface ProfilingDeps {
   loadNativeProfiler: () => NativeProfiler;
   send?: Send;
 }
+
+/** This code's directory (the agent's dist/, or the npm package's), and the native profiler's JavaScript wherever it is installed. */
+const OWN_DIR = path.dirname(__filename) + path.sep;
+const PPROF_DIR = `${path.sep}@datadog${path.sep}pprof${path.sep}out${path.sep}`;
+const SHAPE = { ownCode: (file: string) => file.startsWith(OWN_DIR) || file.includes(PPROF_DIR) };
 
 /** The agent's own work (serialising, uploading) is neither traced nor attributed to a span. */
 const quietly = <T>(fn: () => T): T => otelContext.with(suppressTracing(ROOT_CONTEXT), fn);
@@ -178,10 +184,10 @@ export class ProfilingLoop {
     this.windowStart = untilMs;
     const parts: Profile[] = [];
     if (time !== undefined) {
-      const shaped = shapeTimeProfile(time);
+      const shaped = shapeTimeProfile(time, SHAPE);
       parts.push(...shaped.cpu, ...shaped.wall);
     }
-    if (heap !== undefined) parts.push(...shapeHeapProfile(heap));
+    if (heap !== undefined) parts.push(...shapeHeapProfile(heap, SHAPE));
     for (const part of parts) this.uploader?.enqueue({ pprof: part.encodeAsync(), fromMs, untilMs });
   }
 }

@@ -15,9 +15,9 @@
  *
  * Metrics and logs are not set up: this agent is about traces and profiles.
  */
-import { context, diag, DiagLogLevel, propagation, trace, type Context, type DiagLogger, type Span, type SpanOptions, type TextMapPropagator, type Tracer, type TracerOptions, type TracerProvider } from '@opentelemetry/api';
+import { ROOT_CONTEXT, context, diag, DiagLogLevel, propagation, trace, type Context, type DiagLogger, type Span, type SpanOptions, type TextMapPropagator, type Tracer, type TracerOptions, type TracerProvider } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import { CompositePropagator, ExportResultCode, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
+import { CompositePropagator, ExportResultCode, suppressTracing, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { registerInstrumentations, type Instrumentation } from '@opentelemetry/instrumentation';
 import { defaultResource, detectResources, envDetector, hostDetector, osDetector, processDetector, serviceInstanceIdDetector, type ResourceDetector } from '@opentelemetry/resources';
 import { BasicTracerProvider, BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
@@ -155,7 +155,9 @@ class DeferredExporter implements SpanExporter {
       diag.error(`span export: the backend is not keeping up; dropped a batch of ${dropped.length} span(s)`);
     }
     done({ code: ExportResultCode.SUCCESS });
-    this.sending ??= this.drain();
+    // The batch timer runs in the context of the span that ended when it was set: encoding and
+    // sending are the agent's work, never that request's (nor traced, as the batch processor wants).
+    this.sending ??= context.with(suppressTracing(ROOT_CONTEXT), () => this.drain());
   }
   private async drain(): Promise<void> {
     try {

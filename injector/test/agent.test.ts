@@ -4,11 +4,12 @@
  */
 import { strict as assert } from 'node:assert';
 import * as path from 'node:path';
-import { AppProcess, FIXTURES, load, testNodes, waitFor } from './harness/app-process';
+import { AGENT, AppProcess, FIXTURES, load, testNodes, waitFor } from './harness/app-process';
 import { OtlpReceiver } from './harness/otlp-receiver';
 import { PyroscopeReceiver } from './harness/pyroscope-receiver';
 import { agentEnv, allSamples, requestQuery, serverSpans } from './harness/agent-env';
-import { attribution } from './harness/attribution';
+import { attribution, hotRoute } from './harness/attribution';
+import { AGENT_FRAME } from '../src/pprof-shape';
 
 const SERVER = path.join(FIXTURES, 'server.js');
 const HOT = ['alpha', 'beta', 'gamma', 'delta'] as const;
@@ -89,6 +90,25 @@ for (const node of testNodes()) {
       }
       const names = new Set(labelled.map((s) => s.labels['span_name']));
       assert.ok([...names].every((n) => typeof n === 'string' && n.startsWith('GET')), `span_name is the server span's name: ${[...names].join(', ')}`);
+    });
+
+    it("shows the app's frames with none of the agent's between them, and the agent's own work under its name", () => {
+      const samples = allSamples(pyroscope.cpuProfiles());
+      const agentDir = path.dirname(AGENT) + path.sep;
+      const hot = samples.filter((s) => hotRoute(s.stack) !== undefined);
+      assert.ok(hot.length > 0);
+      for (const s of hot) {
+        assert.deepEqual(s.files.filter((f) => f.startsWith(agentDir)), [], `no agent frame in a hot stack: ${[...s.stack].reverse().join(' > ')}`);
+        // Root first: Node's HTTP parser hands the request to the server's own handler, as without the agent.
+        const root = [...s.stack].reverse();
+        if (root.includes('parserOnIncoming')) assert.equal(root[root.indexOf('parserOnIncoming') + 1], 'emit', root.join(' > '));
+      }
+      for (const s of samples) {
+        // Leaf first: the agent's frames come only before (leafward of) the frame that names them.
+        const named = s.stack.indexOf(AGENT_FRAME);
+        const last = s.files.reduce((at, f, i) => (f.startsWith(agentDir) ? i : at), -1);
+        assert.ok(last < named || last === -1, `agent frames only under '${AGENT_FRAME}': ${[...s.stack].reverse().join(' > ')}`);
+      }
     });
 
     it("puts the CPU a request burns on that request's span, across every kind of continuation", () => {

@@ -1,18 +1,18 @@
 import { strict as assert } from 'node:assert';
 import { gzipSync } from 'node:zlib';
 import { Function as PprofFunction, Label, Line, Location, Profile, Sample, StringTable, ValueType } from 'pprof-format';
-import { shapeTimeProfile } from '../src/pprof-shape';
+import { AGENT_FRAME, shapeTimeProfile } from '../src/pprof-shape';
 import { decodePprof, readSamples } from './harness/pyroscope-receiver';
 
 /** A time profile as the native profiler writes it: sample/count, wall/ns, cpu/ns, one sample per labelled hit. */
-function timeProfile(samples: { stack: string[]; cpu: number; labels?: Record<string, string | number> }[]): Profile {
+function timeProfile(samples: { stack: string[]; cpu: number; labels?: Record<string, string | number> }[], files: Record<string, string> = {}): Profile {
   const strings = new StringTable();
   const functions = new Map<string, PprofFunction>();
   const locations = new Map<string, Location>();
   const location = (name: string): Location => {
     let loc = locations.get(name);
     if (!loc) {
-      const fn = new PprofFunction({ id: functions.size + 1, name: strings.dedup(name) });
+      const fn = new PprofFunction({ id: functions.size + 1, name: strings.dedup(name), filename: strings.dedup(files[name] ?? '') });
       functions.set(name, fn);
       loc = new Location({ id: locations.size + 1, line: [new Line({ functionId: fn.id })] });
       locations.set(name, loc);
@@ -51,7 +51,7 @@ const roundTrip = (p: Profile) => {
   return {
     types: decoded.sampleType.map((t) => `${s[Number(t.type)]}:${s[Number(t.unit)]}`),
     period: `${s[Number(decoded.periodType!.type)]}:${s[Number(decoded.periodType!.unit)]}`,
-    samples: readSamples(decoded),
+    samples: readSamples(decoded).map(({ files: _files, ...sample }) => sample),
   };
 };
 
@@ -98,7 +98,7 @@ describe('pprof shaping for Pyroscope', () => {
 
   it('splits a profile over the sample limit into parts under it, losing nothing', () => {
     const input = Array.from({ length: 25 }, (_, i) => ({ stack: [`f${i}`], cpu: i + 1 }));
-    const { cpu } = shapeTimeProfile(timeProfile(input), { maxSamples: 10, maxBytes: 4 << 20 });
+    const { cpu } = shapeTimeProfile(timeProfile(input), { limits: { maxSamples: 10, maxBytes: 4 << 20 } });
     assert.deepEqual(cpu.map((p) => p.sample.length), [10, 10, 5]);
     const all = cpu.flatMap((p) => roundTrip(p).samples);
     assert.equal(all.reduce((n, s) => n + s.values[0]!, 0), (25 * 26) / 2);
@@ -109,7 +109,7 @@ describe('pprof shaping for Pyroscope', () => {
     const input = Array.from({ length: 64 }, (_, i) => ({ stack: [`function_with_a_long_name_${i}_${'x'.repeat(100)}`], cpu: 1 }));
     const whole = shapeTimeProfile(timeProfile(input)).cpu[0]!;
     const limit = Math.ceil(whole.length / 3);
-    const parts = shapeTimeProfile(timeProfile(input), { maxSamples: 16_000, maxBytes: limit }).cpu;
+    const parts = shapeTimeProfile(timeProfile(input), { limits: { maxSamples: 16_000, maxBytes: limit } }).cpu;
     assert.ok(parts.length >= 3);
     for (const p of parts) {
       assert.ok(p.length <= limit, `${p.length} <= ${limit}`);
@@ -123,6 +123,61 @@ describe('pprof shaping for Pyroscope', () => {
   });
 });
 
+describe("the agent's frames in flame graphs", () => {
+  const AGENT_DIR = '/agent/dist/';
+  const ownCode = (file: string): boolean => file.startsWith(AGENT_DIR);
+  // Leaf first, as in pprof. What an injected HTTP server's request looks like in cped mode.
+  const files: Record<string, string> = {
+    parserOnIncoming: 'node:_http_server',
+    emit: 'node:events',
+    httpWrapper: `${AGENT_DIR}agent.js`,
+    followedWith: `${AGENT_DIR}agent.js`,
+    managerWith: `${AGENT_DIR}agent.js`,
+    run: 'node:internal/async_local_storage/async_context_frame',
+    runWithContext: `${AGENT_DIR}pprof/out/src/time-profiler.js`,
+    handler: '/app/server.js',
+    hot: '/app/server.js',
+    export: `${AGENT_DIR}agent.js`,
+    encode: `${AGENT_DIR}agent.js`,
+    listOnTimeout: 'node:internal/timers',
+    appWith: '/app/node_modules/@opentelemetry/context-async-hooks/build/src/AsyncLocalStorageContextManager.js',
+    appRun: 'node:async_hooks',
+  };
+  const folded = (stack: string[]): string[] => roundTrip(shapeTimeProfile(timeProfile([{ stack, cpu: 5 }], files), { ownCode }).cpu[0]!).samples[0]!.stack;
+
+  it('takes the pass-through frames out from between the app’s frames', () => {
+    const request = ['hot', 'handler', 'run', 'runWithContext', 'run', 'managerWith', 'followedWith', 'httpWrapper', 'emit', 'parserOnIncoming'];
+    assert.deepEqual(folded(request), ['hot', 'handler', 'emit', 'parserOnIncoming']);
+  });
+
+  it("keeps the agent's own work, under one frame that names it", () => {
+    assert.deepEqual(folded(['encode', 'export', 'run', 'managerWith', 'listOnTimeout']), ['encode', 'export', 'run', 'managerWith', AGENT_FRAME, 'listOnTimeout']);
+    // A sample taken inside a wrapper is the wrapper's cost: it shows as the agent's.
+    assert.deepEqual(folded(['followedWith', 'httpWrapper', 'emit', 'parserOnIncoming']), ['followedWith', 'httpWrapper', AGENT_FRAME, 'emit', 'parserOnIncoming']);
+  });
+
+  it("leaves the app's own context frames, and stacks without the agent, as they are", () => {
+    assert.deepEqual(folded(['hot', 'handler', 'appRun', 'appWith', 'emit']), ['hot', 'handler', 'appRun', 'appWith', 'emit']);
+    assert.deepEqual(folded(['hot', 'run', 'handler']), ['hot', 'run', 'handler']);
+  });
+
+  it('merges the samples that become the same stack, and keeps their labels', () => {
+    const span = { span_id: '00f067aa0ba902b7' };
+    const { cpu } = shapeTimeProfile(
+      timeProfile(
+        [
+          { stack: ['hot', 'handler', 'followedWith', 'emit'], cpu: 3, labels: span },
+          { stack: ['hot', 'handler', 'managerWith', 'followedWith', 'emit'], cpu: 4, labels: span },
+          { stack: ['hot', 'handler', 'emit'], cpu: 5, labels: span },
+        ],
+        files,
+      ),
+      { ownCode },
+    );
+    assert.deepEqual(roundTrip(cpu[0]!).samples, [{ stack: ['hot', 'handler', 'emit'], values: [12], labels: span }]);
+  });
+});
+
 describe('pprof size bound', () => {
   it('never lets a profile over the byte limit through unsplit', () => {
     // Profiles just under and over the limit, by their real encoded length.
@@ -130,7 +185,7 @@ describe('pprof size bound', () => {
       const input = Array.from({ length: n }, (_, i) => ({ stack: [`fn_${i}_${'y'.repeat(200)}`, 'main'], cpu: 1, labels: { span_id: `${i}`.padStart(16, '0') } }));
       const whole = shapeTimeProfile(timeProfile(input)).cpu[0]!;
       for (const limit of [whole.length - 1, whole.length, whole.length + 1]) {
-        const parts = shapeTimeProfile(timeProfile(input), { maxSamples: 16_000, maxBytes: limit }).cpu;
+        const parts = shapeTimeProfile(timeProfile(input), { limits: { maxSamples: 16_000, maxBytes: limit } }).cpu;
         for (const p of parts) assert.ok(p.length <= limit || p.sample.length === 1, `${p.length} <= ${limit}`);
         assert.equal(parts.reduce((k, p) => k + p.sample.length, 0), n);
       }

@@ -10,6 +10,8 @@ import { serveBodies, type LoopbackServer } from './loopback-server';
 export interface ReceivedSample {
   /** Function names, leaf first. */
   stack: string[];
+  /** The file of each frame in `stack` ('' when the profile names none). */
+  files: string[];
   values: number[];
   labels: Record<string, string>;
 }
@@ -39,10 +41,11 @@ export function decodePprof(body: Buffer): { profile: Profile; bytes: number } {
 
 export function readSamples(profile: Profile): ReceivedSample[] {
   const s = profile.stringTable.strings;
-  const functions = new Map(profile.function.map((f) => [Number(f.id), s[Number(f.name)] ?? '']));
-  const locations = new Map(profile.location.map((l) => [Number(l.id), l.line.map((line) => functions.get(Number(line.functionId)) ?? '')]));
+  const functions = new Map(profile.function.map((f) => [Number(f.id), { name: s[Number(f.name)] ?? '', file: s[Number(f.filename)] ?? '' }]));
+  const locations = new Map(profile.location.map((l) => [Number(l.id), l.line.map((line) => functions.get(Number(line.functionId)) ?? { name: '', file: '' })]));
   return profile.sample.map((sample) => ({
-    stack: sample.locationId.flatMap((id) => locations.get(Number(id)) ?? []),
+    stack: sample.locationId.flatMap((id) => (locations.get(Number(id)) ?? []).map((f) => f.name)),
+    files: sample.locationId.flatMap((id) => (locations.get(Number(id)) ?? []).map((f) => f.file)),
     values: sample.value.map(Number),
     labels: Object.fromEntries(sample.label.map((l) => [s[Number(l.key)] ?? '', Number(l.str) !== 0 ? (s[Number(l.str)] ?? '') : String(l.num)])),
   }));
