@@ -34,6 +34,8 @@ export interface SpanProfilerOptions {
   collectCpuTime: boolean;
   heapSamplingIntervalBytes: number;
   mode: ContextMode;
+  /** How often the profile is collected: the native profiler sizes its buffers from it. */
+  collectEveryMs: number;
 }
 
 export type LabelsOfContext = (context: unknown) => Record<string, string>;
@@ -68,7 +70,9 @@ export class SpanProfiler implements ProfilerContextTarget {
     if (this.started) return;
     this.pprof.time.start({
       intervalMicros: this.options.samplingIntervalMicros,
-      durationMillis: 2 ** 31 - 1,
+      // Sizes the native profiler's buffers (duration / interval entries): "forever" overflowed into
+      // a std::bad_alloc abort at 1 kHz. Twice the collection period leaves room for a late collection.
+      durationMillis: Math.max(60_000, 2 * this.options.collectEveryMs),
       withContexts: true,
       collectCpuTime: this.options.collectCpuTime,
       useCPED: this.options.mode === 'cped',

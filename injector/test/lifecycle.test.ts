@@ -149,6 +149,14 @@ describe('agent lifecycle and faults', function () {
     assert.ok(heap.every((p) => p.samples.length > 0));
   });
 
+  it('runs at the fastest sampling rate it accepts (1 kHz): the app lives and is profiled', async () => {
+    // The native profiler sizes its buffers from the profile's duration: an unbounded one aborted the process here.
+    bed.app = await AppProcess.start({ script: SERVER, env: agentEnv(bed.pyroscope, bed.otlp, { PYROSCOPE_WALL_SAMPLING_INTERVAL_MICROS: '1000', SPANPROFILING_PROFILE_STARTUP: 'true' }) });
+    await load(bed.app.port, work(20), 4);
+    assert.deepEqual(await bed.app.stop('SIGTERM'), { code: null, signal: 'SIGTERM' });
+    assert.ok(bed.pyroscope.cpuProfiles().length > 0);
+  });
+
   it('does nothing at all with the kill switch on', async () => {
     bed.app = await AppProcess.start({ script: SERVER, env: agentEnv(bed.pyroscope, bed.otlp, { SPANPROFILING_DISABLED: 'true' }) });
     await load(bed.app!.port, work(10), 2);
