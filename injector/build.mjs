@@ -106,6 +106,21 @@ await build({
   ],
 });
 
+// Worker threads' profiler: the native profiler, shaping and the message filter, nothing of OpenTelemetry.
+await build({
+  ...common,
+  entryPoints: [join(here, 'src/worker-main.ts')],
+  outfile: join(dist, 'worker.js'),
+  plugins: [
+    {
+      name: 'pprof-external',
+      setup(b) {
+        b.onResolve({ filter: /^@datadog\/pprof(\/.*)?$/ }, () => ({ path: PPROF_BUNDLE, external: true }));
+      },
+    },
+  ],
+});
+
 // The swaps above fail silently if upstream renames the files they replace: check the bundle.
 {
   const agentJs = readFileSync(join(dist, 'agent.js'), 'utf8');

@@ -42,6 +42,8 @@ export interface ShapeOptions {
   limits?: ShapeLimits;
   /** Whether a function's file is the agent's own code (its frames are folded, see foldAgentFrames). */
   ownCode?: (filename: string) => boolean;
+  /** Labels added to every sample (a worker thread's name). */
+  labels?: Record<string, string>;
 }
 
 /** Splits a time profile (sample, wall[, cpu]) into a CPU and a wall profile ready for upload. */
@@ -54,6 +56,7 @@ export function shapeTimeProfile(profile: Profile, options: ShapeOptions = {}): 
   const cpuIndex = findSampleType(source, 'cpu', 'nanoseconds');
   const allowedKeys = allowedLabelKeys(source);
   const intervalNanos = Number(source.period);
+  const extra = Object.entries(options.labels ?? {}).map(([key, value]) => new Label({ key: strings.dedup(key), str: strings.dedup(value) }));
 
   const cpu =
     cpuIndex === undefined
@@ -65,6 +68,7 @@ export function shapeTimeProfile(profile: Profile, options: ShapeOptions = {}): 
             period: intervalNanos,
             values: (v) => (Number(v[cpuIndex]) > 0 ? [v[cpuIndex]!] : undefined),
             allowedKeys,
+            extra,
           }),
           limits,
         );
@@ -79,6 +83,7 @@ export function shapeTimeProfile(profile: Profile, options: ShapeOptions = {}): 
             period: intervalNanos,
             values: (v) => [countIndex === undefined ? 1 : v[countIndex]!, v[wallIndex]!],
             allowedKeys,
+            extra,
           }),
           limits,
         );
@@ -187,6 +192,8 @@ interface Derivation {
   /** The new values of a sample, or undefined to drop it. */
   values: (values: Numeric[]) => Numeric[] | undefined;
   allowedKeys: ReadonlySet<Numeric>;
+  /** Added to every sample's labels. */
+  extra?: Label[];
 }
 
 function derive(source: Profile, d: Derivation): Profile {
@@ -198,7 +205,7 @@ function derive(source: Profile, d: Derivation): Profile {
     const key = `${sample.locationId.join(',')}|${labels.map((l) => `${l.key}=${l.str}`).sort().join(',')}`;
     const existing = merged.get(key);
     if (existing === undefined) {
-      merged.set(key, new Sample({ locationId: sample.locationId, value: values.map(Number), label: labels }));
+      merged.set(key, new Sample({ locationId: sample.locationId, value: values.map(Number), label: d.extra === undefined || d.extra.length === 0 ? labels : [...labels, ...d.extra] }));
     } else {
       existing.value = existing.value.map((v, i) => Number(v) + Number(values[i] ?? 0));
     }
@@ -313,4 +320,33 @@ function allowedLabelKeys(profile: Profile): Set<Numeric> {
     }
   }
   return allowed;
+}
+
+/** The frame @datadog/pprof adds for the CPU of every thread but the main JavaScript thread. */
+export const NON_JS_THREADS_FRAME = 'Non JS threads activity';
+
+/**
+ * Takes CPU that worker threads reported in their own profiles out of the
+ * main thread's "Non JS threads activity" (process CPU minus the main
+ * thread's), so that no CPU is counted twice. Returns what could not be taken
+ * out yet (the windows of the threads do not line up exactly).
+ */
+export function creditNonJsThreads(profile: Profile, nanos: number): number {
+  if (nanos <= 0) return 0;
+  const cpuIndex = findSampleType(profile, 'cpu', 'nanoseconds');
+  if (cpuIndex === undefined) return nanos;
+  const strings = profile.stringTable.strings;
+  const functions = new Set<Numeric>(profile.function.filter((f) => strings[Number(f.name)] === NON_JS_THREADS_FRAME).map((f) => f.id));
+  if (functions.size === 0) return nanos;
+  const locations = new Set<Numeric>(profile.location.filter((l) => l.line.some((line) => functions.has(line.functionId))).map((l) => l.id));
+  let left = nanos;
+  for (const sample of profile.sample) {
+    if (left <= 0) break;
+    if (!locations.has(sample.locationId[0]!)) continue;
+    const value = Number(sample.value[cpuIndex] ?? 0);
+    const taken = Math.min(value, left);
+    sample.value[cpuIndex] = value - taken;
+    left -= taken;
+  }
+  return left;
 }

@@ -10,7 +10,9 @@ import { suppressTracing } from '@opentelemetry/core';
 import type { Profile } from 'pprof-format';
 import type { AgentConfig } from './config';
 import { describeError, type Logger } from './log';
-import { shapeHeapProfile, shapeTimeProfile } from './pprof-shape';
+import { creditNonJsThreads, shapeHeapProfile, shapeTimeProfile } from './pprof-shape';
+import { WorkerDispatch } from './workers';
+import { isMainThread } from 'node:worker_threads';
 import { SpanProfiler, type PprofModule } from './profiler';
 import type { ContextMode, ProfilerContextFollower } from './profiler-context';
 import { SpanLabels, type SpanProfileLinker } from './span-link';
@@ -50,6 +52,11 @@ export class ProfilingLoop {
   private stopped = false;
   /** A deferred start not yet made. */
   private pending = false;
+  /** Worker threads' profiles and the spans that dispatch work to them (main thread only). */
+  private workers: WorkerDispatch | undefined;
+  /** CPU worker threads reported since the last collection, to take out of "Non JS threads activity". */
+  private workerCpuNanos = 0;
+  private workerCpuReported = 0;
   /** The series set before the uploader existed (the profiler starts deferred). */
   private service: { name: string; labels: Record<string, string> } | undefined;
 
@@ -74,6 +81,8 @@ export class ProfilingLoop {
    */
   start(deferred = false): boolean {
     if (this.stopped || this.profiler !== undefined) return this.running;
+    // Before the app's code runs, so that the workers it creates at start-up (a pool) are profiled.
+    this.startWorkers();
     if (!deferred) return this.begin();
     this.pending = true;
     setTimeout(() => this.startNow(), PROFILER_START_DELAY_MS).unref();
@@ -89,10 +98,37 @@ export class ProfilingLoop {
       } catch (err) {
         // From a timer or a span's start: nothing may reach the app.
         this.stopped = true;
+        this.stopWorkers();
         this.log.warn(`profiling is off: ${describeError(err)}. Tracing continues.`);
       }
     }
     return this.running;
+  }
+
+  private startWorkers(): void {
+    const p = this.config;
+    if (!p.workerThreads || !isMainThread || this.workers !== undefined) return;
+    try {
+      const workers = new WorkerDispatch(
+        { samplingIntervalMicros: p.workerSamplingIntervalMicros, collectCpuTime: p.collectCpuTime, uploadIntervalMs: p.uploadIntervalMs, logLevel: 'warn' },
+        () => {
+          if (this.profiler?.running !== true) return undefined;
+          const labels = this.linker.labelsFor(otelContext.active());
+          return labels === undefined ? undefined : this.linker.toPprofLabels(labels);
+        },
+        {
+          upload: (pprof, fromMs, untilMs) => this.uploader?.enqueue({ pprof, fromMs, untilMs }),
+          workerCpu: (nanos) => {
+            this.workerCpuNanos += nanos;
+            this.workerCpuReported += nanos;
+          },
+        },
+        this.log,
+      );
+      if (workers.install()) this.workers = workers;
+    } catch (err) {
+      this.log.warn(`worker threads are not profiled: ${describeError(err)}`);
+    }
   }
 
   private begin(): boolean {
@@ -107,6 +143,7 @@ export class ProfilingLoop {
           `${describeError(err)}. Tracing continues.`,
       );
       this.stopped = true;
+      this.stopWorkers();
       return false;
     }
     let mode: ContextMode;
@@ -117,7 +154,7 @@ export class ProfilingLoop {
     }
     const profiler = new SpanProfiler(
       native.pprof,
-      { samplingIntervalMicros: p.samplingIntervalMicros, collectCpuTime: p.collectCpuTime, heapSamplingIntervalBytes: p.heapSamplingIntervalBytes, mode },
+      { samplingIntervalMicros: p.samplingIntervalMicros, collectCpuTime: p.collectCpuTime, heapSamplingIntervalBytes: p.heapSamplingIntervalBytes, mode, collectEveryMs: p.uploadIntervalMs },
       (value) => (value instanceof SpanLabels ? this.linker.toPprofLabels(value) : {}),
     );
     try {
@@ -125,6 +162,7 @@ export class ProfilingLoop {
     } catch (err) {
       this.log.warn(`profiling is off: the profiler did not start: ${describeError(err)}. Tracing continues.`);
       this.stopped = true;
+      this.stopWorkers();
       return false;
     }
     this.profiler = profiler;
@@ -160,10 +198,20 @@ export class ProfilingLoop {
     });
   }
 
+  private stopWorkers(): void {
+    try {
+      this.workers?.uninstall();
+    } catch {
+      // workers created later may still send profiles; nobody uploads them
+    }
+    this.workers = undefined;
+  }
+
   /** The last profile, uploaded within the shutdown timeout. */
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
+    this.stopWorkers();
     const profiler = this.profiler;
     if (profiler === undefined) return;
     this.follower.disconnectProfiler();
@@ -184,6 +232,10 @@ export class ProfilingLoop {
     this.windowStart = untilMs;
     const parts: Profile[] = [];
     if (time !== undefined) {
+      // What workers reported is in their own profiles; what is left over waits for the next window, no longer.
+      const left = creditNonJsThreads(time, this.workerCpuNanos);
+      this.workerCpuNanos = Math.min(left, this.workerCpuReported);
+      this.workerCpuReported = 0;
       const shaped = shapeTimeProfile(time, SHAPE);
       parts.push(...shaped.cpu, ...shaped.wall);
     }

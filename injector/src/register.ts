@@ -6,9 +6,13 @@
  * start` runs npm itself under the pod's NODE_OPTIONS), and this file decides,
  * before anything large is parsed, whether the agent (agent.js, the bundle)
  * loads at all: once per process, in the main thread, not in a tool
- * (tools.ts). No error escapes into the app.
+ * (tools.ts). In a worker thread, only the worker's small profiler loads
+ * (worker.js), and only when the main thread's agent profiles (it leaves its
+ * settings in worker_threads' environment data for the workers it sees
+ * created). No error escapes into the app.
  */
-import { isMainThread } from 'node:worker_threads';
+import { getEnvironmentData, isMainThread } from 'node:worker_threads';
+import { WORKER_PROFILING_KEY } from './workers';
 import type { AgentHandle } from './agent';
 import { loadWithCodeCache } from './code-cache';
 import { toolName } from './tools';
@@ -17,7 +21,20 @@ const LOADED = Symbol.for('spanprofiling.io/agent');
 type Global = typeof globalThis & { [LOADED]?: AgentHandle | 'failed' | 'skipped' };
 
 const g = globalThis as Global;
-if (g[LOADED] === undefined && isMainThread) {
+if (g[LOADED] === undefined && !isMainThread) {
+  try {
+    if (getEnvironmentData(WORKER_PROFILING_KEY) != null) {
+      g[LOADED] = 'skipped';
+      (require(require('node:path').join(__dirname, 'worker.js')) as typeof import('./worker-main')).start();
+    }
+  } catch (err) {
+    try {
+      process.stderr.write(`[span-profiling] error: this worker thread is not profiled: ${err instanceof Error ? err.message : String(err)}\n`);
+    } catch {
+      // nothing left to report to
+    }
+  }
+} else if (g[LOADED] === undefined) {
   try {
     const tool = toolName(process.argv[1], process.env);
     if (tool !== undefined) {

@@ -1,0 +1,7 @@
+/** The worker threads' entry (dist/worker.js): a profiler for this thread, when the main thread's agent asked for one. */
+import { loadNativeProfiler } from './native/load';
+import { startWorkerProfiling, type WorkerProfilingHandle } from './worker-thread';
+
+export function start(): WorkerProfilingHandle | undefined {
+  return startWorkerProfiling(loadNativeProfiler);
+}
