@@ -11,7 +11,8 @@
  * settings in worker_threads' environment data for the workers it sees
  * created). No error escapes into the app.
  */
-import { getEnvironmentData, isMainThread } from 'node:worker_threads';
+import * as workerThreads from 'node:worker_threads';
+import { getEnvironmentData, isMainThread, parentPort } from 'node:worker_threads';
 import { WORKER_PROFILING_KEY } from './workers';
 import type { AgentHandle } from './agent';
 import { loadWithCodeCache } from './code-cache';
@@ -23,7 +24,9 @@ type Global = typeof globalThis & { [LOADED]?: AgentHandle | 'failed' | 'skipped
 const g = globalThis as Global;
 if (g[LOADED] === undefined && !isMainThread) {
   try {
-    if (getEnvironmentData(WORKER_PROFILING_KEY) != null) {
+    // Node's own threads (the ES module loader's hooks thread) have no parent port: left alone.
+    const internal = parentPort === null || (workerThreads as { isInternalThread?: boolean }).isInternalThread === true;
+    if (!internal && getEnvironmentData(WORKER_PROFILING_KEY) != null) {
       g[LOADED] = 'skipped';
       (require(require('node:path').join(__dirname, 'worker.js')) as typeof import('./worker-main')).start();
     }

@@ -113,3 +113,24 @@ for (const node of testNodes()) {
     });
   });
 }
+
+describe("Node's own threads", function () {
+  this.timeout(60_000);
+  it('leaves the ES module loader thread alone: no worker profiler there', async () => {
+    const pyroscope = await new PyroscopeReceiver().start();
+    const otlp = await new OtlpReceiver().start();
+    // An ES module app: the agent registers its loader hook, and Node runs the hooks in a thread of its own.
+    const app = await AppProcess.start({ script: path.join(FIXTURES, 'express-esm.mjs'), env: { ...agentEnv(pyroscope, otlp), PYROSCOPE_LOG_LEVEL: 'debug' } });
+    try {
+      const results = await load(app.port, ['/orders/1', '/orders/2'], 2);
+      assert.deepEqual(results.map((r) => r.status), [200, 200]);
+      await waitFor('a profile', () => pyroscope.profiles.length > 0);
+      assert.match(app.stderr, /span context: (cped|hooks)/);
+      assert.doesNotMatch(app.stderr, /worker thread \d+ is profiled/);
+    } finally {
+      await app.stop('SIGKILL');
+      await pyroscope.close();
+      await otlp.close();
+    }
+  });
+});
