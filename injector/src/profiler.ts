@@ -17,6 +17,8 @@ export interface PprofModule {
     setContext(context?: object): void;
     runWithContext<R>(context: object, fn: () => R): R;
     isStarted(): boolean;
+    /** After a collection: 1 or 2 when V8's profiler thread looked stuck (the profiler then restarted itself). */
+    v8ProfilerStuckEventLoopDetected?(): number;
   };
   heap: {
     start(intervalBytes: number, stackDepth: number): void;
@@ -36,6 +38,8 @@ export interface SpanProfilerOptions {
   mode: ContextMode;
   /** How often the profile is collected: the native profiler sizes its buffers from it. */
   collectEveryMs: number;
+  /** Told once when V8's profiler thread was seen stuck and the safer, slower collection took over. */
+  onV8Bug?: () => void;
 }
 
 export type LabelsOfContext = (context: unknown) => Record<string, string>;
@@ -48,6 +52,15 @@ const HEAP_STACK_DEPTH = 64;
 export class SpanProfiler implements ProfilerContextTarget {
   private started = false;
   private heapStarted = false;
+  /**
+   * @datadog/pprof's workaround for a V8 bug (its profiler thread stuck in a loop, eating a core,
+   * giving empty profiles) waits for a profiler tick before and after each restart: one sampling
+   * interval, 10-20 ms at 100 Hz, with the main thread blocked at every collection. Off, a
+   * collection blocks under a millisecond in the native part; the profiler still detects the bug
+   * at each collection and restarts itself, and from then on this process collects with the
+   * workaround on.
+   */
+  private workaroundV8Bug = false;
   private readonly generateLabels: (arg: { node: unknown; context?: TimeSampleContext }) => Record<string, string>;
 
   constructor(
@@ -68,16 +81,7 @@ export class SpanProfiler implements ProfilerContextTarget {
 
   start(): void {
     if (this.started) return;
-    this.pprof.time.start({
-      intervalMicros: this.options.samplingIntervalMicros,
-      // Sizes the native profiler's buffers (duration / interval entries): "forever" overflowed into
-      // a std::bad_alloc abort at 1 kHz. Twice the collection period leaves room for a late collection.
-      durationMillis: Math.max(60_000, 2 * this.options.collectEveryMs),
-      withContexts: true,
-      collectCpuTime: this.options.collectCpuTime,
-      useCPED: this.options.mode === 'cped',
-      lineNumbers: false,
-    });
+    this.startTime();
     this.started = true;
     // @datadog/pprof stops itself in an 'exit' listener; ours runs before every other one, so no
     // context call made by a later exit listener reaches a stopped profiler (which would throw).
@@ -88,12 +92,33 @@ export class SpanProfiler implements ProfilerContextTarget {
     }
   }
 
+  private startTime(): void {
+    this.pprof.time.start({
+      intervalMicros: this.options.samplingIntervalMicros,
+      // Sizes the native profiler's buffers (duration / interval entries): "forever" overflowed into
+      // a std::bad_alloc abort at 1 kHz. Twice the collection period leaves room for a late collection.
+      durationMillis: Math.max(60_000, 2 * this.options.collectEveryMs),
+      withContexts: true,
+      collectCpuTime: this.options.collectCpuTime,
+      useCPED: this.options.mode === 'cped',
+      lineNumbers: false,
+      workaroundV8Bug: this.workaroundV8Bug,
+    });
+  }
+
   /** The time profile since the last collect; the profiler keeps running. */
   collect(): Profile | undefined {
     if (!this.started) return undefined;
     const time = this.pprof.time;
     // The lazy path serialises without first copying the V8 profile tree into JS objects.
-    return time.stopV2 ? time.stopV2(true, this.generateLabels) : time.stop(true, this.generateLabels);
+    const profile = time.stopV2 ? time.stopV2(true, this.generateLabels) : time.stop(true, this.generateLabels);
+    if (!this.workaroundV8Bug && (time.v8ProfilerStuckEventLoopDetected?.() ?? 0) > 0) {
+      this.workaroundV8Bug = true;
+      time.stop(false);
+      this.startTime();
+      this.options.onV8Bug?.();
+    }
+    return profile;
   }
 
   /** A heap snapshot of sampled live allocations, when heap profiling is on. */
