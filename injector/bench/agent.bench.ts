@@ -192,7 +192,7 @@ async function main(): Promise<void> {
   console.log(`agent benchmark: ${SECONDS}s per measurement, ${ROUNDS} interleaved rounds, ${CONCURRENCY} concurrent connections, medians`);
   console.log(`agent size on disk: ${(dirBytes(path.dirname(AGENT)) / 1e6).toFixed(1)} MB (${path.relative(REPO_ROOT, path.dirname(AGENT))})\n`);
 
-  const rows: string[][] = [['node', 'app', 'none req/s', 'otel req/s', 'tracing req/s', 'agent req/s', 'otel+agent req/s', 'agent vs otel', 'profiling cost', 'on the app\'s SDK', 'agent vs none', 'p99 none/otel/agent/otel+agent ms', 'attribution agent / on app SDK', 'labelled']];
+  const rows: string[][] = [['node', 'app', 'none req/s', 'otel req/s', 'tracing req/s', 'agent req/s', 'otel+agent req/s', 'agent vs otel', 'profiling cost (rounds: min..max)', 'on the app\'s SDK', 'agent vs none', 'p99 none/otel/tracing/agent/otel+agent ms', 'attribution agent / on app SDK', 'labelled']];
   const startup: string[][] = [['node', 'start none ms', 'start otel ms', 'start agent ms', 'agent delay ms']];
   const short: string[][] = [['node', 'process', 'configuration', 'wall ms (median of 15)', 'added ms', 'exit after work done ms']];
   for (const node of nodes) {
@@ -204,6 +204,9 @@ async function main(): Promise<void> {
       }
       const rps = (c: Config): number => median(runs[c].map((r) => r.rps));
       const p99 = (c: Config): number => median(runs[c].map((r) => r.p99));
+      // Paired within each round, so the spread shows the machine's noise.
+      const perRound = runs.agent.map((r, i) => r.rps / runs.tracing[i]!.rps - 1);
+      const spread = `${(Math.min(...perRound) * 100).toFixed(1)}..${(Math.max(...perRound) * 100).toFixed(1)}%`;
       const acc = await accuracy(node.bin, pathFor, 'agent');
       const joined = await accuracy(node.bin, pathFor, 'otel+agent');
       rows.push([
@@ -215,10 +218,10 @@ async function main(): Promise<void> {
         rps('agent').toFixed(0),
         rps('otel+agent').toFixed(0),
         ratio(rps('agent'), rps('otel')),
-        ratio(rps('agent'), rps('tracing')),
+        `${ratio(rps('agent'), rps('tracing'))} (${spread})`,
         ratio(rps('otel+agent'), rps('otel')),
         ratio(rps('agent'), rps('none')),
-        `${p99('none').toFixed(1)} / ${p99('otel').toFixed(1)} / ${p99('agent').toFixed(1)} / ${p99('otel+agent').toFixed(1)}`,
+        `${p99('none').toFixed(1)} / ${p99('otel').toFixed(1)} / ${p99('tracing').toFixed(1)} / ${p99('agent').toFixed(1)} / ${p99('otel+agent').toFixed(1)}`,
         `${pct(acc.accuracy)} / ${pct(joined.accuracy)} (${acc.samples} / ${joined.samples} samples)`,
         `${pct(acc.coverage)} / ${pct(joined.coverage)}`,
       ]);

@@ -14,6 +14,23 @@ export function tracingEnv(otlpUrl: string, extra: Record<string, string> = {}):
   };
 }
 
+/** dd-trace with its wall profiler, CPU time and code hotspots (span ids in samples), sending to a receiver of ours. */
+export function ddTraceEnv(agentUrl: string, uploadSeconds: number, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    DD_TRACE_AGENT_URL: agentUrl,
+    DD_SERVICE: 'bench',
+    DD_PROFILING_ENABLED: 'true',
+    DD_PROFILING_CODEHOTSPOTS_ENABLED: 'true',
+    DD_PROFILING_CPU_ENABLED: 'true',
+    DD_PROFILING_PROFILERS: 'wall',
+    DD_PROFILING_UPLOAD_PERIOD: String(uploadSeconds),
+    DD_TRACE_STARTUP_LOGS: 'false',
+    DD_INSTRUMENTATION_TELEMETRY_ENABLED: 'false',
+    DD_REMOTE_CONFIGURATION_ENABLED: 'false',
+    ...extra,
+  };
+}
+
 /** Median of the numbers that are not NaN (NaN when there are none). */
 export function median(xs: number[]): number {
   const s = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);

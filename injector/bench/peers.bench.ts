@@ -22,7 +22,7 @@ import { PyroscopeReceiver, type ReceivedSample } from '../test/harness/pyroscop
 import { attribution } from '../test/harness/attribution';
 import { requestQuery, serverSpans } from '../test/harness/agent-env';
 import { DatadogReceiver } from './datadog-receiver';
-import { median, percentile, printTable, tracingEnv } from './figures';
+import { ddTraceEnv, median, percentile, printTable, tracingEnv } from './figures';
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 4);
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 2);
@@ -57,21 +57,7 @@ function launch(peer: Peer, nodeMajor: number, r: Receivers): { nodeArgs: string
       // dd-trace 6 runs on Node 22+; dd-trace 5 on older ones.
       return {
         nodeArgs: ['--require', require.resolve(nodeMajor >= 22 ? 'dd-trace/init' : 'dd-trace-v5/init')],
-        env: {
-          DD_TRACE_AGENT_URL: r.datadog.url,
-          DD_SERVICE: 'bench',
-          DD_PROFILING_ENABLED: 'true',
-          DD_PROFILING_CODEHOTSPOTS_ENABLED: 'true',
-          DD_PROFILING_CPU_ENABLED: 'true',
-          DD_PROFILING_PROFILERS: 'wall',
-          DD_PROFILING_UPLOAD_PERIOD: '2',
-          DD_PROFILING_DEBUG_UPLOAD_COMPRESSION: 'off',
-          DD_TRACE_AGENT_PROTOCOL_VERSION: '0.4',
-          DD_TRACE_FLUSH_INTERVAL: '500',
-          DD_TRACE_STARTUP_LOGS: 'false',
-          DD_INSTRUMENTATION_TELEMETRY_ENABLED: 'false',
-          DD_REMOTE_CONFIGURATION_ENABLED: 'false',
-        },
+        env: ddTraceEnv(r.datadog.url, 2, { DD_PROFILING_DEBUG_UPLOAD_COMPRESSION: 'off', DD_TRACE_AGENT_PROTOCOL_VERSION: '0.4', DD_TRACE_FLUSH_INTERVAL: '500' }),
         agent: false,
       };
     case 'ours':

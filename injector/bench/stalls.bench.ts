@@ -25,7 +25,7 @@ import { AppProcess, FIXTURES, testNodes, waitFor } from '../test/harness/app-pr
 import { OtlpReceiver } from '../test/harness/otlp-receiver';
 import { PyroscopeReceiver } from '../test/harness/pyroscope-receiver';
 import { DatadogReceiver } from './datadog-receiver';
-import { median, percentile, printTable, tracingEnv } from './figures';
+import { ddTraceEnv, median, percentile, printTable, tracingEnv } from './figures';
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 12);
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
@@ -59,18 +59,7 @@ function launch(config: Config, major: number, r: { pyroscope: PyroscopeReceiver
     case 'dd-trace':
       return {
         nodeArgs: ['--require', require.resolve(major >= 22 ? 'dd-trace/init' : 'dd-trace-v5/init')],
-        env: {
-          DD_TRACE_AGENT_URL: r.datadog.url,
-          DD_SERVICE: 'bench',
-          DD_PROFILING_ENABLED: 'true',
-          DD_PROFILING_CODEHOTSPOTS_ENABLED: 'true',
-          DD_PROFILING_CPU_ENABLED: 'true',
-          DD_PROFILING_PROFILERS: 'wall',
-          DD_PROFILING_UPLOAD_PERIOD: String(UPLOAD_SECONDS),
-          DD_TRACE_STARTUP_LOGS: 'false',
-          DD_INSTRUMENTATION_TELEMETRY_ENABLED: 'false',
-          DD_REMOTE_CONFIGURATION_ENABLED: 'false',
-        },
+        env: ddTraceEnv(r.datadog.url, UPLOAD_SECONDS),
         agent: false,
       };
   }
