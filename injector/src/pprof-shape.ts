@@ -17,6 +17,7 @@
  *   work: exporting, collecting, its wrappers' cost), that part stays, under
  *   one frame named `span-profiling agent`.
  */
+import * as path from 'node:path';
 import { Function as PprofFunction, Label, Line, Location, Mapping, Profile, Sample, StringTable, ValueType } from 'pprof-format';
 
 export const MAX_SAMPLES_PER_PROFILE = 16_000;
@@ -34,6 +35,17 @@ export interface ShapeLimits {
 }
 
 const DEFAULT_LIMITS: ShapeLimits = { maxSamples: MAX_SAMPLES_PER_PROFILE, maxBytes: MAX_PROFILE_BYTES };
+
+const OWN_DIR = path.dirname(__filename) + path.sep;
+const PPROF_DIR = `${path.sep}@datadog${path.sep}pprof${path.sep}out${path.sep}`;
+
+/**
+ * Whether a file is the agent's code: this bundle's directory (the agent's dist/, or the npm
+ * package's), or the native profiler's JavaScript wherever it is installed.
+ */
+export function isAgentCode(file: string): boolean {
+  return file.startsWith(OWN_DIR) || file.includes(PPROF_DIR);
+}
 
 /** The frame the agent's own work is shown under. */
 export const AGENT_FRAME = 'span-profiling agent';

@@ -4,13 +4,12 @@
  * at shutdown. Failures turn profiling off (with one warning) or lose one
  * profile; they never reach the app.
  */
-import * as path from 'node:path';
 import { ROOT_CONTEXT, context as otelContext } from '@opentelemetry/api';
 import { suppressTracing } from '@opentelemetry/core';
 import type { Profile } from 'pprof-format';
 import type { AgentConfig } from './config';
 import { describeError, type Logger } from './log';
-import { creditNonJsThreads, shapeHeapProfile, shapeTimeProfile } from './pprof-shape';
+import { creditNonJsThreads, isAgentCode, shapeHeapProfile, shapeTimeProfile } from './pprof-shape';
 import { WorkerDispatch } from './workers';
 import { isMainThread } from 'node:worker_threads';
 import { SpanProfiler, type PprofModule } from './profiler';
@@ -30,10 +29,7 @@ export interface ProfilingDeps {
   send?: Send;
 }
 
-/** This code's directory (the agent's dist/, or the npm package's), and the native profiler's JavaScript wherever it is installed. */
-const OWN_DIR = path.dirname(__filename) + path.sep;
-const PPROF_DIR = `${path.sep}@datadog${path.sep}pprof${path.sep}out${path.sep}`;
-const SHAPE = { ownCode: (file: string) => file.startsWith(OWN_DIR) || file.includes(PPROF_DIR) };
+const SHAPE = { ownCode: isAgentCode };
 
 /** The agent's own work (serialising, uploading) is neither traced nor attributed to a span. */
 const quietly = <T>(fn: () => T): T => otelContext.with(suppressTracing(ROOT_CONTEXT), fn);
@@ -110,7 +106,7 @@ export class ProfilingLoop {
     if (!p.workerThreads || !isMainThread || this.workers !== undefined) return;
     try {
       const workers = new WorkerDispatch(
-        { samplingIntervalMicros: p.workerSamplingIntervalMicros, collectCpuTime: p.collectCpuTime, uploadIntervalMs: p.uploadIntervalMs, logLevel: 'warn' },
+        { samplingIntervalMicros: p.workerSamplingIntervalMicros, collectCpuTime: p.collectCpuTime, uploadIntervalMs: p.uploadIntervalMs },
         () => {
           if (this.profiler?.running !== true) return undefined;
           const labels = this.linker.labelsFor(otelContext.active());
@@ -154,7 +150,10 @@ export class ProfilingLoop {
     }
     const profiler = new SpanProfiler(
       native.pprof,
-      { samplingIntervalMicros: p.samplingIntervalMicros, collectCpuTime: p.collectCpuTime, heapSamplingIntervalBytes: p.heapSamplingIntervalBytes,
+      {
+        samplingIntervalMicros: p.samplingIntervalMicros,
+        collectCpuTime: p.collectCpuTime,
+        heapSamplingIntervalBytes: p.heapSamplingIntervalBytes,
         mode,
         collectEveryMs: p.uploadIntervalMs,
         onV8Bug: () => this.log.warn("V8's profiler thread looked stuck: the profiler restarted, and collects with @datadog/pprof's workaround from now on (10-20 ms of main-thread pause per collection)"),

@@ -12,7 +12,6 @@
  * created). No error escapes into the app.
  */
 import * as workerThreads from 'node:worker_threads';
-import { getEnvironmentData, isMainThread, parentPort } from 'node:worker_threads';
 import { WORKER_PROFILING_KEY } from './workers';
 import type { AgentHandle } from './agent';
 import { loadWithCodeCache } from './code-cache';
@@ -22,11 +21,11 @@ const LOADED = Symbol.for('spanprofiling.io/agent');
 type Global = typeof globalThis & { [LOADED]?: AgentHandle | 'failed' | 'skipped' };
 
 const g = globalThis as Global;
-if (g[LOADED] === undefined && !isMainThread) {
+if (g[LOADED] === undefined && !workerThreads.isMainThread) {
   try {
     // Node's own threads (the ES module loader's hooks thread) have no parent port: left alone.
-    const internal = parentPort === null || (workerThreads as { isInternalThread?: boolean }).isInternalThread === true;
-    if (!internal && getEnvironmentData(WORKER_PROFILING_KEY) != null) {
+    const internal = workerThreads.parentPort === null || (workerThreads as { isInternalThread?: boolean }).isInternalThread === true;
+    if (!internal && workerThreads.getEnvironmentData(WORKER_PROFILING_KEY) != null) {
       g[LOADED] = 'skipped';
       (require(require('node:path').join(__dirname, 'worker.js')) as typeof import('./worker-main')).start();
     }

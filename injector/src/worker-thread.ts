@@ -19,18 +19,15 @@
  * on its own; `worker.terminate()` ends a thread without its exit listeners,
  * so that interval is lost.
  */
-import * as path from 'node:path';
 import * as workerThreads from 'node:worker_threads';
 import { syncBuiltinESMExports } from 'node:module';
 import type { Profile } from 'pprof-format';
-import { shapeTimeProfile } from './pprof-shape';
+import { isAgentCode, shapeTimeProfile } from './pprof-shape';
 import { SpanProfiler } from './profiler';
 import type { NativeProfiler } from './profiling-loop';
 import { WORKER_PROFILING_KEY, isTaskMarker, type WorkerMessage, type WorkerProfilingSettings } from './workers';
 
 const HYBRID_DISPATCH = Symbol.for('nodejs.internal.kHybridDispatch');
-const OWN_DIR = path.dirname(__filename) + path.sep;
-const PPROF_DIR = `${path.sep}@datadog${path.sep}pprof${path.sep}out${path.sep}`;
 
 type Labels = Record<string, string>;
 type Dispatch = (this: workerThreads.MessagePort, data: unknown, type: string, event: unknown) => unknown;
@@ -179,7 +176,7 @@ class WorkerProfiling implements WorkerProfilingHandle {
     this.windowStart = untilMs;
     this.nextCollect = untilMs + this.settings.uploadIntervalMs;
     if (time === undefined) return;
-    const shaped = shapeTimeProfile(time, { ownCode: (file) => file.startsWith(OWN_DIR) || file.includes(PPROF_DIR), labels: { thread_name: this.threadName } });
+    const shaped = shapeTimeProfile(time, { ownCode: isAgentCode, labels: { thread_name: this.threadName } });
     let cpuNanos = 0;
     for (const part of shaped.cpu) for (const sample of part.sample) cpuNanos += Number(sample.value[0] ?? 0);
     const pprofs = [...shaped.cpu, ...shaped.wall].map((part) => part.encode());

@@ -29,7 +29,6 @@ export interface WorkerProfilingSettings {
   samplingIntervalMicros: number;
   collectCpuTime: boolean;
   uploadIntervalMs: number;
-  logLevel: string;
 }
 
 export type WorkerMessage =
