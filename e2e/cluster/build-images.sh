@@ -32,6 +32,8 @@ case "$mode" in local|published) ;; *) die "unknown mode '$mode' (local or publi
 docker="$(bash "$here/docker.sh")"
 # shellcheck source=../toolchain/versions.env
 source "$repo/e2e/toolchain/versions.env"
+# shellcheck source=../lib/progress.sh
+source "$repo/e2e/lib/progress.sh"
 NODE_MAJOR=24
 PAUSE_VERSION=3.10
 REPO=spanprofiling.local
@@ -95,27 +97,38 @@ fi
 BASE_PACKAGES=ca-certificates,iptables,nftables,conntrack,kmod,iproute2,procps
 NODE_PACKAGES=$BASE_PACKAGES,systemd,ethtool,util-linux,mount,libseccomp2,pigz,bash,curl,jq,containerd,runc,containernetworking-plugins
 
-# Prints the path of a cached rootfs tarball, making it with debootstrap if needed.
-rootfs_tar() {
-  local name=$1 packages=$2 key tar dir
-  key="$(echo "bookworm minbase $packages v1" | hash_of)"
-  tar="$cache/rootfs-$name-$key.tar"
-  if [ ! -f "$tar" ]; then
-    command -v debootstrap >/dev/null || { log "installing debootstrap"; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >&2; }
-    [ -n "$mirror" ] || die "no Debian mirror in the apt sources; set DEBIAN_MIRROR"
-    dir="$(mktemp -d "$cache/.rootfs-$name.XXXXXX")"
-    log "debootstrap $name rootfs (bookworm, minbase + $packages)"
-    debootstrap --variant=minbase --include="$packages" --cache-dir="$cache/debs" bookworm "$dir" "$mirror" >&2
-    rm -rf "$dir"/var/lib/apt/lists/* "$dir"/var/cache/apt/*.bin "$dir"/var/log/*.log
-    tar -C "$dir" --numeric-owner -cf "$tar.tmp" .
-    mv "$tar.tmp" "$tar"
-    rm -rf "$dir"
-  fi
-  echo "$tar"
+logs="$cache/logs"
+# The steps below that can take long, numbered by their place (STEP_N is set before each):
+# the ones whose inputs did not change are skipped.
+STEP_TOTAL=6
+
+# The path of the cached rootfs tarball for a package list.
+rootfs_path() { echo "$cache/rootfs-$1-$(echo "bookworm minbase $2 v1" | hash_of).tar"; }
+
+make_rootfs() { # name packages tar
+  local name=$1 packages=$2 tar=$3 dir
+  command -v debootstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap
+  dir="$(mktemp -d "$cache/.rootfs-$name.XXXXXX")"
+  debootstrap --variant=minbase --include="$packages" --cache-dir="$cache/debs" bookworm "$dir" "$mirror"
+  rm -rf "$dir"/var/lib/apt/lists/* "$dir"/var/cache/apt/*.bin "$dir"/var/log/*.log
+  tar -C "$dir" --numeric-owner -cf "$tar.tmp" .
+  mv "$tar.tmp" "$tar"
+  rm -rf "$dir"
+}
+
+# Makes the rootfs tarball with debootstrap unless it is cached.
+ensure_rootfs() { # name packages step-number
+  local tar
+  tar="$(rootfs_path "$1" "$2")"
+  [ -f "$tar" ] && return 0
+  [ -n "$mirror" ] || die "no Debian mirror in the apt sources; set DEBIAN_MIRROR"
+  STEP_N=$(($3 - 1))
+  step_run "images/rootfs-$1" "debootstrap the $1 root filesystem (Debian bookworm)" "$logs/rootfs-$1.log" make_rootfs "$1" "$2" "$tar"
 }
 
 base="$REPO/debian:bookworm"
-base_tar="$(rootfs_tar base "$BASE_PACKAGES")"
+ensure_rootfs base "$BASE_PACKAGES" 1
+base_tar="$(rootfs_path base "$BASE_PACKAGES")"
 base_key="$(basename "$base_tar")"
 if [ "$(label_of "$base")" != "$base_key" ]; then
   log "importing $base"
@@ -126,8 +139,7 @@ fi
 
 # ------------------------------------------------------ images from the toolchain
 ctx="$(mktemp -d)"
-root=''
-trap 'rm -rf "$ctx" ${root:+"$root"}' EXIT
+trap 'step_kill; rm -rf "$ctx"' EXIT
 
 # $1 image, $2 binary (in the toolchain), optional $3 entrypoint flag
 from_toolchain() {
@@ -143,7 +155,7 @@ DOCKERFILE
 
 k8s="$REPO/k8s"
 etcd_tag="${ETCD_VERSION#v}-0"
-log "control-plane images ($k8s/*)"
+control_plane_images() {
 for component in kube-apiserver kube-controller-manager kube-scheduler kube-proxy; do
   from_toolchain "$k8s/$component:$KUBERNETES_VERSION" "$component"
 done
@@ -157,17 +169,24 @@ USER 65535:65535
 ENTRYPOINT ["/pause"]
 DOCKERFILE
 rm -f "$ctx/pause"
+}
+STEP_N=1
+step_run images/control-plane "control-plane images ($k8s/*)" "$logs/control-plane.log" control_plane_images
 control_plane=("$k8s/kube-apiserver:$KUBERNETES_VERSION" "$k8s/kube-controller-manager:$KUBERNETES_VERSION"
   "$k8s/kube-scheduler:$KUBERNETES_VERSION" "$k8s/kube-proxy:$KUBERNETES_VERSION"
   "$k8s/etcd:$etcd_tag" "$k8s/coredns:$COREDNS_VERSION" "$k8s/pause:$PAUSE_VERSION")
 
-log "observability images"
-from_toolchain "$REPO/pyroscope:$PYROSCOPE_VERSION" pyroscope entry
-from_toolchain "$REPO/jaeger:$JAEGER_VERSION" jaeger entry
+observability_images() {
+  from_toolchain "$REPO/pyroscope:$PYROSCOPE_VERSION" pyroscope entry
+  from_toolchain "$REPO/jaeger:$JAEGER_VERSION" jaeger entry
+}
+STEP_N=2
+step_run images/observability "Pyroscope and Jaeger images" "$logs/observability.log" observability_images
 
 # ------------------------------------------------------------- kind node image
 node_image="$REPO/kind-node:$KUBERNETES_VERSION"
-node_tar="$(rootfs_tar node "$NODE_PACKAGES")"
+ensure_rootfs node "$NODE_PACKAGES" 4
+node_tar="$(rootfs_path node "$NODE_PACKAGES")"
 node_key="$( {
   basename "$node_tar"
   for image in "${control_plane[@]}"; do "$docker" image inspect --format '{{.Id}}' "$image"; done
@@ -175,9 +194,9 @@ node_key="$( {
   cat "$kind_files/usr/local/bin/entrypoint"
   for binary in kubeadm kubelet kubectl crictl; do readlink -f "$tools/$binary"; done
 } | hash_of)"
-if [ "$(label_of "$node_image")" != "$node_key" ]; then
-  log "assembling $node_image"
+assemble_node_image() {
   root="$(mktemp -d "$cache/.node.XXXXXX")"
+  trap 'rm -rf "$root"' EXIT
   tar -C "$root" -xf "$node_tar"
   # kind's node files: entrypoint, kubelet and containerd units, sysctls, helpers.
   cp -R "$kind_files/." "$root/"
@@ -209,7 +228,6 @@ if [ "$(label_of "$node_image")" != "$node_key" ]; then
 
   # Preload the control-plane images into the node's containerd (content only;
   # unpacked at first use), then save the container as the node image.
-  log "preloading ${#control_plane[@]} control-plane images into $node_image"
   cid="$("$docker" run -d --init --privileged --entrypoint sleep "$node_image-rootfs" infinity)"
   "$docker" exec "$cid" sh -c 'containerd >/var/log/containerd-preload.log 2>&1 &'
   for _ in $(seq 1 30); do "$docker" exec "$cid" ctr version >/dev/null 2>&1 && break; sleep 1; done
@@ -226,6 +244,10 @@ CMD []
 LABEL spanprofiling.inputs=$node_key
 DOCKERFILE
   "$docker" rmi "$node_image-rootfs" "$node_image-preloaded" >/dev/null
+}
+if [ "$(label_of "$node_image")" != "$node_key" ]; then
+  STEP_N=4
+  step_run images/kind-node "the kind node image $node_image (with ${#control_plane[@]} control-plane images preloaded)" "$logs/kind-node.log" assemble_node_image
 fi
 
 # ------------------------------------------------------------ our three images
@@ -236,10 +258,13 @@ FROM $base
 COPY node /usr/local/bin/node
 DOCKERFILE
 rm -f "$ctx/node"
-log "operator, agent and shop images"
-build "$REPO/operator:build" "$repo" --build-arg "BASE_IMAGE=$node_runtime" <"$repo/operator/Dockerfile"
-build "$REPO/agent:build" "$repo" --build-arg "BASE_IMAGE=$base" <"$repo/injector/Dockerfile"
-build "$REPO/shop:build" "$repo" --build-arg "BASE_IMAGE=$node_runtime" <"$repo/examples/shop/Dockerfile"
+our_images() {
+  build "$REPO/operator:build" "$repo" --build-arg "BASE_IMAGE=$node_runtime" <"$repo/operator/Dockerfile"
+  build "$REPO/agent:build" "$repo" --build-arg "BASE_IMAGE=$base" <"$repo/injector/Dockerfile"
+  build "$REPO/shop:build" "$repo" --build-arg "BASE_IMAGE=$node_runtime" <"$repo/examples/shop/Dockerfile"
+}
+STEP_N=5
+step_run images/ours "operator, agent and shop images" "$logs/ours.log" our_images
 
 echo "NODE_IMAGE=$node_image"
 echo "KUBEADM_IMAGE_REPOSITORY=$k8s"

@@ -50,10 +50,14 @@ const KEYS: Record<string, keyof Images> = {
 
 /** Builds (or finds, when unchanged) every image; progress goes to stderr. Needs `npm run build` first. */
 export async function buildImages(mode: ImagesMode, log: (line: string) => void = () => {}): Promise<Images> {
-  const child = new ManagedProcess('build-images', 'bash', [path.join(REPO_ROOT, 'e2e/cluster/build-images.sh'), mode], { logDir: logDir(), separateStdout: true });
-  log(`building images (${mode}); progress in ${child.logFile}`);
+  // The script shows its long steps (tools, images) on stderr: on a terminal in place, else as lines.
+  const inplace = process.stderr.isTTY === true && process.env['CI'] === undefined;
+  const env = { ...process.env, SPANPROF_PROGRESS: inplace ? 'inplace' : 'lines' };
+  log(`building images (${mode}): what changed since the last run (log: ${path.join(logDir(), 'build-images.log')})`);
+  const child = new ManagedProcess('build-images', 'bash', [path.join(REPO_ROOT, 'e2e/cluster/build-images.sh'), mode], { logDir: logDir(), separateStdout: true, env, echoStderr: process.stderr });
   await child.exited;
-  if (child.exitCode !== 0) throw new Error(`e2e/cluster/build-images.sh ${mode} failed (exit ${child.exitCode}):\n${child.tail(30)}`);
+  // The failing step has printed the end of its own log already.
+  if (child.exitCode !== 0) throw new Error(`e2e/cluster/build-images.sh ${mode} failed (exit ${child.exitCode}); its log: ${child.logFile}`);
   const images = {} as Images;
   for (const line of child.stdout().split('\n')) {
     const m = /^([A-Z_]+)=(.*)$/.exec(line.trim());

@@ -4,7 +4,7 @@
  * SIGINT/SIGTERM — so nothing is left running after an interrupted test.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, createWriteStream, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -54,15 +54,27 @@ export class ManagedProcess {
     readonly name: string,
     command: string,
     args: string[],
-    /** separateStdout: stdout goes to <name>.out (read with stdout()), stderr alone to the log. */
-    options: { cwd?: string; env?: NodeJS.ProcessEnv; logDir: string; separateStdout?: boolean },
+    /**
+     * separateStdout: stdout goes to <name>.out (read with stdout()), stderr alone to the log.
+     * echoStderr: stderr also goes to this stream as it comes (a long step's progress).
+     */
+    options: { cwd?: string; env?: NodeJS.ProcessEnv; logDir: string; separateStdout?: boolean; echoStderr?: NodeJS.WritableStream },
   ) {
     hookTeardown();
     this.logFile = path.join(options.logDir, `${name}.log`);
     this.stdoutFile = options.separateStdout === true ? path.join(options.logDir, `${name}.out`) : this.logFile;
     const fd = openSync(this.logFile, 'a');
     const out = options.separateStdout === true ? openSync(this.stdoutFile, 'w') : fd;
-    this.child = spawn(command, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', out, fd] });
+    const echo = options.echoStderr;
+    this.child = spawn(command, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', out, echo === undefined ? fd : 'pipe'] });
+    if (echo !== undefined) {
+      const log = createWriteStream('', { fd: openSync(this.logFile, 'a') });
+      this.child.stderr?.on('data', (chunk: Buffer) => {
+        log.write(chunk);
+        echo.write(chunk);
+      });
+      this.child.stderr?.on('end', () => log.end());
+    }
     closeSync(fd);
     if (out !== fd) closeSync(out);
     running.add(this.child);

@@ -22,6 +22,8 @@ CACHE="${SPANPROF_TOOLCHAIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/span-profilin
 
 # shellcheck source=versions.env
 source "$VERSIONS_FILE"
+# shellcheck source=../lib/progress.sh
+source "$HERE/../lib/progress.sh"
 
 # ---------------------------------------------------------------- tables ----
 # tool  wrapper-module  package  version-variable
@@ -155,26 +157,36 @@ check_module() {
   done
 }
 
+# Whether a tool is built at its current version and stamp.
+is_built() {
+  local tool=$1 module pkg var version dest
+  read -r _ module pkg var <<<"$(tool_row "$tool")"
+  version=${!var}
+  dest="$CACHE/$tool-$version"
+  [[ -x $dest/$tool && -f $dest/.stamp && $(<"$dest/.stamp") == "$(tool_stamp "$tool" "$module" "$pkg" "$version")" ]]
+}
+
+go_build() { # module-dir ldflags output package
+  cd "$1" && CGO_ENABLED=0 nice -n 10 go build -trimpath -ldflags="$2" -o "$3" "$4"
+}
+
 build_tool() {
-  local tool=$1 force=$2 module pkg var version stamp dest tmp t0 ldflags
+  local tool=$1 force=$2 module pkg var version stamp dest tmp ldflags
   read -r _ module pkg var <<<"$(tool_row "$tool")"
   version=${!var}
   stamp=$(tool_stamp "$tool" "$module" "$pkg" "$version")
   dest="$CACHE/$tool-$version"
-  if [[ $force != 1 && -x $dest/$tool && -f $dest/.stamp && $(<"$dest/.stamp") == "$stamp" ]]; then
+  if [[ $force != 1 ]] && is_built "$tool"; then
     return 0
   fi
   check_module "$module"
-  log "building $tool $version..."
-  t0=$SECONDS
   tmp=$(mktemp -d "$CACHE/.tmp-$tool-XXXXXX")
   chmod 755 "$tmp"
   TMP_DIRS+=("$tmp")
   ldflags="-s -w $(ldflags_for "$tool" "$version")"
-  (
-    cd "$MODULES/$module"
-    CGO_ENABLED=0 nice -n 10 go build -trimpath -ldflags="$ldflags" -o "$tmp/$tool" "$pkg"
-  ) || die "building $tool $version failed"
+  # Go's own output (thousands of "go: downloading" lines on a cold cache) goes to the step's log.
+  step_run "toolchain/$tool-$version" "building $tool $version" "$CACHE/logs/$tool.log" \
+    go_build "$MODULES/$module" "$ldflags" "$tmp/$tool" "$pkg" || die "building $tool $version failed"
   echo "$stamp" >"$tmp/.stamp"
   # Only complete builds are moved into place (a rebuild leaves no dir for a moment).
   if [[ -e $dest ]]; then
@@ -185,7 +197,6 @@ build_tool() {
   else
     mv -T "$tmp" "$dest"
   fi
-  log "building $tool $version... done in $((SECONDS - t0))s ($(du -h "$dest/$tool" | cut -f1))"
 }
 
 # Link every tool that is built at its current version and stamp into the bin dir.
@@ -282,7 +293,7 @@ local_replace() {
 main() {
   TMP_DIRS=()
   # shellcheck disable=SC2317 # called by the trap
-  cleanup() { local d; for d in "${TMP_DIRS[@]}"; do rm -rf "$d"; done; }
+  cleanup() { local d; step_kill; for d in "${TMP_DIRS[@]}"; do rm -rf "$d"; done; }
   trap cleanup EXIT
   trap 'exit 130' INT TERM
 
@@ -324,11 +335,15 @@ main() {
   rm -rf "$CACHE"/.tmp-* "$CACHE"/.old-* "$CACHE"/.bin-link-*
 
   declare -A seen=()
+  local todo=()
   for t in "${want[@]}"; do
     [[ -n ${seen[$t]+x} ]] && continue
     seen[$t]=1
-    build_tool "$t" "$force"
+    if [[ $force == 1 ]] || ! is_built "$t"; then todo+=("$t"); fi
   done
+  STEP_TOTAL=${#todo[@]}
+  ((STEP_TOTAL == 0)) || log "toolchain: building ${todo[*]} from Go modules (once; cached in $CACHE)"
+  for t in "${todo[@]}"; do build_tool "$t" "$force"; done
 
   dir=$(bin_dir)
   link_bin "$dir"
