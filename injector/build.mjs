@@ -65,7 +65,8 @@ const boundedExports = {
 // (src/lazy-instrumentations.ts). Read from the instrumentations themselves, so the table cannot drift.
 function instrumentedPackages() {
   const source = readFileSync(join(here, 'src/instrumentations.ts'), 'utf8');
-  const keys = [...source.matchAll(/^  '([a-z0-9.-]+)': \(\) =>/gm)].map((m) => m[1]);
+  // The agent's own (fastify's routes) hook no package: only OpenTelemetry's are read here.
+  const keys = [...source.matchAll(/^  '([a-z0-9.-]+)': \(\) => .*require\('@opentelemetry\/instrumentation-/gm)].map((m) => m[1]);
   const table = {};
   for (const key of keys) {
     const exported = require(`@opentelemetry/instrumentation-${key}`);

@@ -7,6 +7,7 @@
  * Each is required only when selected, so an unused one costs no start-up time.
  */
 import type { Instrumentation } from '@opentelemetry/instrumentation';
+import { FastifyRouteInstrumentation } from './fastify-route';
 import { guardExpress, guardKoa, guardRouter } from './guards';
 
 type Module = Record<string, new () => Instrumentation>;
@@ -21,6 +22,8 @@ export const INSTRUMENTATIONS: Readonly<Record<string, () => Instrumentation>> =
   'dataloader': () => new (require('@opentelemetry/instrumentation-dataloader') as Module).DataloaderInstrumentation(),
   'dns': () => new (require('@opentelemetry/instrumentation-dns') as Module).DnsInstrumentation(),
   'express': () => guardExpress(new (require('@opentelemetry/instrumentation-express') as Module).ExpressInstrumentation()),
+  // Not OpenTelemetry's: fastify's routes in span names, from fastify's diagnostics channel (fastify-route.ts).
+  'fastify': () => new FastifyRouteInstrumentation(),
   'fs': () => new (require('@opentelemetry/instrumentation-fs') as Module).FsInstrumentation(),
   'generic-pool': () => new (require('@opentelemetry/instrumentation-generic-pool') as Module).GenericPoolInstrumentation(),
   'graphql': () => new (require('@opentelemetry/instrumentation-graphql') as Module).GraphQLInstrumentation(),

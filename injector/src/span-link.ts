@@ -9,6 +9,8 @@ import { type Context, type Span as ApiSpan, TraceFlags, isSpanContextValid, tra
 import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace-base';
 
 export const PROFILE_ID_ATTRIBUTE = 'pyroscope.profile.id';
+/** @opentelemetry/core's context key for RPC metadata (createContextKey is Symbol.for, so every copy shares it). */
+const RPC_METADATA_KEY = Symbol.for('OpenTelemetry SDK Context Key RPC_METADATA');
 /** Marks a span processor that links spans to profiles (of any copy of this code), so none is added twice. */
 export const SPAN_PROCESSOR_MARK = Symbol.for('spanprofiling.io/span-processor');
 
@@ -24,21 +26,35 @@ export interface SpanLinkOptions {
   addTraceId: boolean;
 }
 
+/** What an HTTP server instrumentation shares with the framework's, in the request's context. */
+type HttpRpcMetadata = { type?: unknown; span?: unknown; route?: unknown };
+
 /**
  * What the profiler records with each sample: one object per labelled span,
  * shared by every sample taken under it. The span name is read when the
- * profile is serialized, so a name set late (an HTTP route known only after
- * routing) is the one that lands in the profile.
+ * profile is serialized, so a name set late is the one that lands in the
+ * profile. An HTTP server span is named `GET` until it ends, when the HTTP
+ * instrumentation renames it `GET /orders/:id` from the route the framework's
+ * instrumentation (express, koa's router) left in the request's RPC metadata;
+ * a request still running at a collection gets that same name from the
+ * metadata.
  */
 export class SpanLabels {
+  /** The request's RPC metadata, once a context carrying it for this span was seen. */
+  rpc: HttpRpcMetadata | undefined;
+
   constructor(
     readonly spanId: string,
     readonly traceId: string,
-    private readonly span: ApiSpan,
+    readonly span: ApiSpan,
   ) {}
 
   get spanName(): string {
-    return (this.span as unknown as { name?: unknown }).name as string;
+    const name = (this.span as unknown as { name?: unknown }).name as string;
+    const route = this.rpc?.route;
+    // Not yet renamed (a bare method): the name the span will have when it ends.
+    if (typeof route === 'string' && route !== '' && typeof name === 'string' && name !== '' && !name.includes(' ')) return `${name} ${route}`;
+    return name;
   }
 }
 
@@ -106,7 +122,14 @@ export class SpanProfileLinker implements SpanProcessor {
   /** The labels for the span active in a context, or undefined when no sampled span is. */
   labelsFor(context: Context): SpanLabels | undefined {
     const span = trace.getSpan(context);
-    return span === undefined ? undefined : this.labelsBySpan.get(span);
+    if (span === undefined) return undefined;
+    const labels = this.labelsBySpan.get(span);
+    if (labels !== undefined && labels.rpc === undefined) {
+      // The HTTP instrumentation runs the request's handlers in a context with the metadata (a key shared by every copy).
+      const rpc = context.getValue(RPC_METADATA_KEY) as HttpRpcMetadata | undefined;
+      if (rpc !== undefined && rpc.type === 'http' && rpc.span === labels.span) labels.rpc = rpc;
+    }
+    return labels;
   }
 
   /** Turns what the profiler recorded into pprof labels (names match Pyroscope's `[a-z_]+` rule). */
