@@ -112,3 +112,21 @@ export async function jaegerTraces(queryUrl: string, service: string, limit = 10
 }
 
 export const tagOf = (span: JaegerSpan, key: string): unknown => span.tags.find((t) => t.key === key)?.value;
+
+export interface JaegerTrace {
+  traceID: string;
+  spans: JaegerSpan[];
+  /** processID -> its service name. */
+  services: Record<string, string>;
+}
+
+/** One trace, whole, with the service of each span's process. */
+export async function jaegerTrace(queryUrl: string, traceId: string): Promise<JaegerTrace> {
+  const res = await fetch(`${queryUrl}/api/traces/${traceId}`, { signal: AbortSignal.timeout(10_000) });
+  if (!res.ok) throw new Error(`jaeger query: HTTP ${res.status} ${await res.text()}`);
+  const [trace] = ((await res.json()) as { data?: { traceID: string; spans: JaegerSpan[]; processes?: Record<string, { serviceName?: string }> }[] }).data ?? [];
+  if (trace === undefined) throw new Error(`jaeger query: no trace ${traceId}`);
+  const services: Record<string, string> = {};
+  for (const [id, p] of Object.entries(trace.processes ?? {})) services[id] = p.serviceName ?? '?';
+  return { traceID: trace.traceID, spans: trace.spans, services };
+}

@@ -71,6 +71,22 @@ export async function pyroscopeCall<T>(url: string, method: string, body: unknow
 /** The CPU profile type Grafana asks for span profiles. */
 export const CPU_PROFILE_TYPE = 'process_cpu:cpu:nanoseconds:cpu:nanoseconds';
 
+/**
+ * What Grafana asks Pyroscope for when a span's "profiles" link is opened: the
+ * CPU profile of these spans, for the span's service.name (and its
+ * service.namespace when the span has one).
+ */
+export async function selectMergeSpanProfile(url: string, service: string, spanIds: string[], sinceMs: number, serviceNamespace?: string): Promise<Flamegraph> {
+  return pyroscopeCall<Flamegraph>(url, 'querier.v1.QuerierService/SelectMergeSpanProfile', {
+    profileTypeID: CPU_PROFILE_TYPE,
+    labelSelector: serviceNamespace === undefined ? `{service_name="${service}"}` : `{service_name="${service}",service_namespace="${serviceNamespace}"}`,
+    spanSelector: spanIds,
+    start: sinceMs,
+    end: Date.now() + 60_000,
+    maxNodes: 1024,
+  });
+}
+
 export interface Flamegraph {
   flamegraph?: { names: string[]; levels: { values: string[] }[]; total: string };
 }

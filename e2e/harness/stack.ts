@@ -9,7 +9,7 @@ import { load } from '../../injector/test/harness/app-process';
 import { API_VERSION, ANNOTATION_INJECT, KIND } from '../../operator/src/api';
 import type { Images, KindCluster } from './cluster';
 import { jaegerConfig, jaegerTraces, type JaegerSpan, tagOf } from './jaeger';
-import { CPU_PROFILE_TYPE, pyroscopeCall, pyroscopeStorageArgs, type Flamegraph } from './pyroscope';
+import { pyroscopeStorageArgs, selectMergeSpanProfile, type Flamegraph } from './pyroscope';
 import { REPO_ROOT } from './toolchain';
 
 /** The release name: the chart then names its objects span-profiling-operator[-...]. */
@@ -207,19 +207,9 @@ export function routeOf(span: JaegerSpan): string {
   return String(route).split('?')[0]!;
 }
 
-/**
- * What Grafana asks Pyroscope for when a span's "profiles" link is opened: the
- * span's service.name, and its service.namespace when the span has one.
- */
+/** selectMergeSpanProfile through the proxy. */
 export async function spanProfile(proxy: string, service: string, spanIds: string[], sinceMs: number, serviceNamespace?: string): Promise<Flamegraph> {
-  return pyroscopeCall<Flamegraph>(pyroscopeUrl(proxy), 'querier.v1.QuerierService/SelectMergeSpanProfile', {
-    profileTypeID: CPU_PROFILE_TYPE,
-    labelSelector: serviceNamespace === undefined ? `{service_name="${service}"}` : `{service_name="${service}",service_namespace="${serviceNamespace}"}`,
-    spanSelector: spanIds,
-    start: sinceMs,
-    end: Date.now() + 60_000,
-    maxNodes: 1024,
-  });
+  return selectMergeSpanProfile(pyroscopeUrl(proxy), service, spanIds, sinceMs, serviceNamespace);
 }
 
 /** Deploys everything but the chart, and waits for it to run. */

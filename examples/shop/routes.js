@@ -14,14 +14,14 @@ function priceBasket(items) {
 
 function signReceipt(text, rounds) {
   let digest = text;
-  for (let i = 0; i < rounds; i++) digest = crypto.createHash('sha256').update(digest).digest('hex');
+  for (let i = 0; i < rounds; i++) digest = crypto.hash('sha256', digest);
   return digest;
 }
 
 async function checkout(items) {
   const total = priceBasket(items);
   await sleep(2); // the payment service
-  return signReceipt(String(total), items * 400);
+  return signReceipt(String(total), items * 800);
 }
 
 async function catalog() {
