@@ -5,8 +5,10 @@
  * request that waits (for I/O, or for the event loop while other requests
  * compute) has a long span and an empty span profile. So the demo takes the
  * slowest requests, asks Pyroscope for each one's own span profile, and shows
- * the slowest whose own CPU explains its time (at least half of it); of a
- * slower one that was waiting it says so in one line.
+ * the one that spent the most CPU of its own, provided that CPU explains a
+ * good part of its time (a fifth or more: on a busy machine a computing
+ * request also waits for a core); of a slower one that was waiting it says
+ * so in one line.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
@@ -17,7 +19,7 @@ import { appFunctions, appTime, flameLines, flameTree, type FlameNode } from './
 import { flamegraphHtml } from './flamegraph-html';
 
 /** A request "explains itself" when its own CPU is at least this share of its wall time. */
-export const EXPLAINED = 0.5;
+export const EXPLAINED = 0.2;
 /** How many of the slowest requests are looked at. */
 export const CANDIDATES = 10;
 
@@ -63,16 +65,19 @@ export async function slowestWithProfiles(b: Backends, spans: JaegerSpan[], n = 
 }
 
 export interface Choice {
-  /** The slowest request whose own CPU explains its time, if any of the candidates does. */
+  /** Of the requests whose own CPU explains their time, the one with the most CPU, if any. */
   chosen: Candidate | undefined;
-  /** Slower requests than the chosen one (or all, when none is chosen) that were mostly waiting. */
+  /** Slower requests than the chosen one (or all, when none is chosen): they spent less CPU of their own. */
   waiting: Candidate[];
 }
 
 /** Candidates are slowest first. */
 export function choose(candidates: Candidate[]): Choice {
-  const i = candidates.findIndex((c) => c.cpu >= EXPLAINED * wallNs(c.span));
-  return i === -1 ? { chosen: undefined, waiting: candidates } : { chosen: candidates[i], waiting: candidates.slice(0, i) };
+  let best = -1;
+  candidates.forEach((c, i) => {
+    if (c.cpu >= EXPLAINED * wallNs(c.span) && (best === -1 || c.cpu > candidates[best]!.cpu)) best = i;
+  });
+  return best === -1 ? { chosen: undefined, waiting: candidates } : { chosen: candidates[best], waiting: candidates.slice(0, best) };
 }
 
 /** One line on a request that was waiting, not computing. */
@@ -100,12 +105,12 @@ export async function tellStory(b: Backends, spans: JaegerSpan[], app: readonly 
   const { chosen, waiting } = choose(candidates);
   const lines: string[] = [];
   if (chosen === undefined) {
-    lines.push(`None of the ${candidates.length} slowest requests spent half its time on its own CPU; the slowest:`);
+    lines.push(`None of the ${candidates.length} slowest requests spent a fifth of its time on its own CPU; the slowest:`);
     for (const c of waiting.slice(0, 3)) lines.push(`  ${waitingLine(c)}`);
     return { lines, chosen, tree: undefined, appShare: 0, htmlFile: undefined };
   }
   const { span, cpu } = chosen;
-  lines.push(`The slowest request that computed rather than waited: ${requestTarget(span)}, ${ms(wallNs(span))}, ${ms(cpu)} of it on its own CPU.`);
+  lines.push(`The request whose own CPU explains it: ${requestTarget(span)}, ${ms(wallNs(span))}, ${ms(cpu)} of it on its own CPU.`);
   const first = waiting[0];
   if (first !== undefined) lines.push(`(${waiting.length === 1 ? '' : `${waiting.length} slower requests, e.g. `}${waitingLine(first)})`);
 

@@ -82,8 +82,8 @@ describe('the demo story', () => {
   });
 
   describe('choose', () => {
-    it('takes the slowest request whose own CPU is at least half its wall time, and reports the slower ones as waiting', () => {
-      const { chosen, waiting } = choose([candidate('a', 180, 2), candidate('b', 120, 30), candidate('c', 90, 80), candidate('d', 40, 39)]);
+    it('takes, of the requests whose own CPU is a fifth of their time or more, the one with the most CPU; the slower ones were waiting', () => {
+      const { chosen, waiting } = choose([candidate('a', 180, 2), candidate('b', 120, 24), candidate('c', 90, 80), candidate('d', 40, 39)]);
       assert.equal(chosen?.span.spanID, 'c');
       assert.deepEqual(waiting.map((c) => c.span.spanID), ['a', 'b']);
     });
@@ -91,6 +91,12 @@ describe('the demo story', () => {
     it('takes the slowest when it computed', () => {
       const { chosen, waiting } = choose([candidate('a', 90, 45), candidate('b', 20, 20)]);
       assert.equal(chosen?.span.spanID, 'a');
+      assert.deepEqual(waiting, []);
+    });
+
+    it('takes the request that computed when a busy machine made it wait for a core too', () => {
+      const { chosen, waiting } = choose([candidate('big', 206.7, 91.9), candidate('catalog', 135.1, 5.3), candidate('small', 133.7, 9.2), candidate('quick', 20, 18)]);
+      assert.equal(chosen?.span.spanID, 'big');
       assert.deepEqual(waiting, []);
     });
 
