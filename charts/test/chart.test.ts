@@ -116,6 +116,8 @@ describe('Helm chart charts/span-profiling-operator', function () {
       if (r.resources.includes('secrets')) assert.ok(!r.verbs.some((v) => ['list', 'watch'].includes(v)), JSON.stringify(r));
       // Deleting is for the uninstall hook, and only by name: the operator's own Secret, Lease and Deployment.
       if (r.verbs.includes('delete') || r.verbs.includes('patch') && r.resources.includes('deployments')) assert.equal(r.resourceNames?.length, 1, JSON.stringify(r));
+      // Workloads and SpanProfilings are patched only with rollout.enabled.
+      assert.ok(!r.resources.some((x) => ['statefulsets', 'daemonsets', 'replicasets', 'spanprofilings'].includes(x)) || !r.verbs.includes('patch'), JSON.stringify(r));
       if (r.resources.includes('mutatingwebhookconfigurations')) assert.deepEqual(r.resourceNames, ['spo-span-profiling-operator']);
     }
   });
@@ -197,11 +199,97 @@ describe('Helm chart charts/span-profiling-operator', function () {
       await applyFence({});
       assert.equal(await canI('get', 'secrets/database', '-n', 'fenced'), 'no');
     });
+
+    describe('with rollout.enabled: may restart workloads, and change nothing else on them', () => {
+      const deployment = '/apis/apps/v1/namespaces/fenced/deployments/web';
+      const restartedAt = (at: string): unknown => ({ spec: { template: { metadata: { annotations: { 'kubectl.kubernetes.io/restartedAt': at } } } } });
+      const spanProfiling = '/apis/spanprofiling.io/v1alpha1/namespaces/fenced/spanprofilings/default';
+
+      before(async () => {
+        assert.equal(await canI('patch', 'deployments', '-n', 'fenced'), 'no', 'no workload permission without rollout.enabled');
+        const crds = (await render()).filter((o) => o.kind === 'CustomResourceDefinition');
+        assert.equal((await cp.kubectlResult(['apply', '-f', '-'], crds.map((o) => JSON.stringify(o)).join('\n'))).code, 0);
+        await cp.kubectl('wait', '--for=condition=Established', '--timeout=60s', 'crd/spanprofilings.spanprofiling.io');
+        await applyFence({ rollout: { enabled: true } });
+        const objects = [
+          {
+            apiVersion: 'apps/v1',
+            kind: 'Deployment',
+            metadata: { name: 'web', namespace: 'fenced', labels: { app: 'web' }, annotations: { team: 'payments' } },
+            spec: { replicas: 2, selector: { matchLabels: { app: 'web' } }, template: { metadata: { labels: { app: 'web' }, annotations: { team: 'payments' } }, spec: { containers: [{ name: 'app', image: 'node:24' }] } } },
+          },
+          { apiVersion: 'spanprofiling.io/v1alpha1', kind: 'SpanProfiling', metadata: { name: 'default', namespace: 'fenced', annotations: { 'spanprofiling.io/rollout': 'now', team: 'payments' } }, spec: { pyroscope: { address: 'http://pyroscope:4040' }, tracing: { mode: 'app' } } },
+        ];
+        const r = await cp.kubectlResult(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects }));
+        assert.equal(r.code, 0, r.stderr);
+        const deadline = Date.now() + 60_000;
+        for (;;) {
+          const probe = await asOperator(deployment, { spec: { replicas: 3 } });
+          if (probe.code === 422 && /not its replicas/.test(probe.message)) break;
+          if (probe.code === 200) await asAdmin(deployment, { spec: { replicas: 2 } });
+          assert.ok(Date.now() < deadline, `the rollout admission policy never took effect: ${probe.code} ${probe.message}`);
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      });
+      after(() => applyFence({}));
+      const asAdmin = async (urlPath: string, body: unknown): Promise<void> => {
+        const r = await cp.api<{ message?: string }>('PATCH', urlPath, body, 'application/merge-patch+json');
+        assert.equal(r.status, 200, r.body.message);
+      };
+
+      it('may get and restart Deployments, StatefulSets and DaemonSets, and get ReplicaSets; nothing more', async () => {
+        for (const kind of ['deployments', 'statefulsets', 'daemonsets']) {
+          assert.equal(await canI('patch', kind, '-n', 'fenced'), 'yes', kind);
+          assert.equal(await canI('get', kind, '-n', 'fenced'), 'yes', kind);
+          for (const verb of ['create', 'delete', 'update', 'list']) assert.equal(await canI(verb, kind, '-n', 'fenced'), 'no', `${verb} ${kind}`);
+        }
+        assert.equal(await canI('get', 'replicasets', '-n', 'fenced'), 'yes');
+        assert.equal(await canI('patch', 'replicasets', '-n', 'fenced'), 'no');
+        assert.equal(await canI('patch', 'jobs', '-n', 'fenced'), 'no');
+        assert.equal(await canI('patch', 'cronjobs', '-n', 'fenced'), 'no');
+      });
+
+      it('may set the restartedAt annotation of the pod template, as kubectl rollout restart does', async () => {
+        const r = await asOperator(deployment, restartedAt('2026-12-04T12:00:00Z'));
+        assert.equal(r.code, 200, r.message);
+        const again = await asOperator(deployment, restartedAt('2026-12-04T12:05:00Z'));
+        assert.equal(again.code, 200, again.message);
+      });
+
+      const refusedOnWorkload: [string, unknown, RegExp][] = [
+        ['its replicas', { spec: { replicas: 5 } }, /not its replicas/],
+        ['its image', { spec: { template: { spec: { containers: [{ name: 'app', image: 'evil:1' }] } } } }, /not its pod spec/],
+        ["its pod template's labels", { spec: { template: { metadata: { labels: { app: 'web', extra: 'x' } } } } }, /not its other labels or annotations/],
+        ["another annotation of its pod template", { spec: { template: { metadata: { annotations: { team: 'other' } } } } }, /not its other labels or annotations/],
+        ['its strategy', { spec: { strategy: { type: 'Recreate', rollingUpdate: null } } }, /not its replicas, strategy/],
+        ['its paused flag', { spec: { paused: true } }, /not its replicas, strategy/],
+        ['its own labels', { metadata: { labels: { app: 'web', extra: 'x' } } }, /labels, annotations, owners or finalizers/],
+        ['its own annotations', { metadata: { annotations: { team: 'other' } } }, /labels, annotations, owners or finalizers/],
+      ];
+      for (const [what, body, message] of refusedOnWorkload) {
+        it(`is refused when it changes a Deployment: ${what}`, async () => {
+          const r = await asOperator(deployment, body);
+          assert.equal(r.code, 422, r.message);
+          assert.match(r.message, message);
+        });
+      }
+
+      it('may only remove the rollout annotation of a SpanProfiling', async () => {
+        const spec = await asOperator(spanProfiling, { spec: { pyroscope: { address: 'http://evil:4040' } } });
+        assert.equal(spec.code, 422, spec.message);
+        assert.match(spec.message, /may only remove the spanprofiling.io\/rollout annotation/);
+        const other = await asOperator(spanProfiling, { metadata: { annotations: { team: null } } });
+        assert.equal(other.code, 422, other.message);
+        const removed = await asOperator(spanProfiling, { metadata: { annotations: { 'spanprofiling.io/rollout': null } } });
+        assert.equal(removed.code, 200, removed.message);
+      });
+    });
   });
 
   const valueSets: [string, Record<string, unknown>][] = [
     ['defaults', {}],
     ['one replica (no PDB)', { replicaCount: 1 }],
+    ['rollouts enabled (workload RBAC and its admission policy)', { rollout: { enabled: true } }],
     ['provided certificates', { certificates: { mode: 'provided', secretName: 'my-tls', provided: { caBundle: Buffer.from('-----BEGIN CERTIFICATE-----\n').toString('base64') } } }],
     ['a default SpanProfiling and opted-in namespaces', { defaultSpanProfiling: { enabled: true, namespace: 'span-profiling', spec: { pyroscope: { address: 'http://pyroscope:4040' }, tracing: { otlp: { endpoint: 'http://jaeger:4318' } } } }, optInNamespaces: ['shop', 'cart'], logLevel: 'debug' }],
   ];

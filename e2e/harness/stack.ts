@@ -140,8 +140,8 @@ export function shopObjects(images: Images): object[] {
   return objects;
 }
 
-/** helm upgrade --install of the chart with the images under test; waits until the operator is ready. */
-export async function installOperator(cluster: KindCluster, images: Images): Promise<void> {
+/** helm upgrade --install of the chart with the images under test (and `--set` values); waits until the operator is ready. */
+export async function installOperator(cluster: KindCluster, images: Images, values: string[] = []): Promise<void> {
   const operator = splitImage(images.operator);
   const agent = splitImage(images.agent);
   const r = await cluster.helm([
@@ -149,6 +149,7 @@ export async function installOperator(cluster: KindCluster, images: Images): Pro
     '--namespace', OPERATOR_NAMESPACE, '--create-namespace',
     '--set', `image.repository=${operator.repository}`, '--set', `image.tag=${operator.tag}`,
     '--set', `agent.image.repository=${agent.repository}`, '--set', `agent.image.tag=${agent.tag}`,
+    ...values.flatMap((v) => ['--set', v]),
     '--wait', '--timeout', '5m',
   ]);
   if (r.code !== 0) throw new Error(`helm install: exit ${r.code}\n${r.stderr}${r.stdout}`);

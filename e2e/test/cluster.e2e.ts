@@ -168,29 +168,75 @@ describe(`kind cluster (${imagesMode()} images): from helm install to the flame 
     });
   });
 
-  it("with the operator's pods gone, a new pod is admitted uninstrumented, and gets a reason once the operator is back", async () => {
+  it("with the operator's pods gone, new pods are admitted uninstrumented; back with rollout Auto, it restarts their Deployment and they come back injected, and a bare pod gets a reason", async () => {
     await cluster.kubectl(['scale', 'deployment', '-n', OPERATOR_NAMESPACE, OPERATOR_DEPLOYMENT, '--replicas=0']);
     await cluster.kubectl(['wait', '--for=delete', 'pod', '-n', OPERATOR_NAMESPACE, '-l', 'app.kubernetes.io/name=span-profiling-operator', '--timeout=120s']);
-    const pod = {
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name: 'while-operator-down', namespace: SHOP_NAMESPACE, labels: { 'app.kubernetes.io/name': 'shop-extra' } },
-      spec: { containers: [{ name: 'shop', image: images.shop, imagePullPolicy: 'IfNotPresent' }] },
+    const shopContainer = { name: 'shop', image: images.shop, imagePullPolicy: 'IfNotPresent', readinessProbe: { httpGet: { path: '/healthz', port: 8080 }, periodSeconds: 2 } };
+    const bare = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'while-operator-down', namespace: SHOP_NAMESPACE, labels: { 'app.kubernetes.io/name': 'shop-extra' } }, spec: { containers: [shopContainer] } };
+    const late = {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'shop-late', namespace: SHOP_NAMESPACE },
+      spec: { replicas: 2, selector: { matchLabels: { 'app.kubernetes.io/name': 'shop-late' } }, template: { metadata: { labels: { 'app.kubernetes.io/name': 'shop-late' } }, spec: { containers: [shopContainer] } } },
     };
-    await cluster.apply([pod]);
+    await cluster.apply([bare, late]);
+    await rolledOut(cluster, SHOP_NAMESPACE, 'shop-late');
     const admitted = await cluster.getJson<Pod>(['get', 'pod', '-n', SHOP_NAMESPACE, 'while-operator-down']);
     assert.equal(admitted.spec.initContainers, undefined, 'admitted without injection');
     assert.equal(envOf(admitted, 'NODE_OPTIONS'), undefined);
+    const latePods = await cluster.getJson<{ items: Pod[] }>(['get', 'pods', '-n', SHOP_NAMESPACE, '-l', 'app.kubernetes.io/name=shop-late']);
+    assert.ok(latePods.items.every((p) => p.spec.initContainers === undefined), 'the Deployment started without the agent');
 
-    await cluster.kubectl(['scale', 'deployment', '-n', OPERATOR_NAMESPACE, OPERATOR_DEPLOYMENT, '--replicas=2']);
-    await rolledOut(cluster, OPERATOR_NAMESPACE, OPERATOR_DEPLOYMENT);
-    const annotations = await eventually('the reason on the pod', async () => {
+    await cluster.kubectl(['patch', 'spanprofiling', '-n', SHOP_NAMESPACE, 'default', '--type=merge', '-p', JSON.stringify({ spec: { rollout: { policy: 'Auto', pauseSeconds: 2 } } })]);
+    const back = Date.now();
+    await installOperator(cluster, images, ['rollout.enabled=true']);
+    const annotations = await eventually('the reason on the bare pod', async () => {
       const p = await cluster.getJson<Pod>(['get', 'pod', '-n', SHOP_NAMESPACE, 'while-operator-down']);
       return p.metadata.annotations?.[ANNOTATION_REASON] !== undefined ? p.metadata.annotations : undefined;
     });
     assert.equal(annotations[ANNOTATION_STATUS], 'skipped');
     assert.equal(annotations[ANNOTATION_REASON], UNSEEN_POD_REASON);
+
+    const injected = await eventually('shop-late restarted and its pods injected', async () => {
+      const pods = await cluster.getJson<{ items: (Pod & { metadata: { deletionTimestamp?: string } })[] }>(['get', 'pods', '-n', SHOP_NAMESPACE, '-l', 'app.kubernetes.io/name=shop-late']);
+      const live = pods.items.filter((p) => p.metadata.deletionTimestamp === undefined);
+      return live.length === 2 && live.every((p) => p.metadata.annotations?.[ANNOTATION_STATUS] === 'injected' && p.status?.phase === 'Running') ? live : undefined;
+    }, 240_000);
+    log(`operator back with rollout Auto: shop-late's ${injected.length} pods injected ${((Date.now() - back) / 1000).toFixed(0)} s after helm upgrade started`);
+    await rolledOut(cluster, SHOP_NAMESPACE, 'shop-late');
+    const events = await cluster.getJson<{ items: { reason: string; involvedObject: { kind: string; name: string } }[] }>(['get', 'events', '-n', SHOP_NAMESPACE]);
+    assert.ok(events.items.some((e) => e.reason === 'SpanProfilingRestart' && e.involvedObject.kind === 'Deployment' && e.involvedObject.name === 'shop-late'), 'an Event on the Deployment');
+    const sp = await eventually('the bare pod counted as the one missed pod', async () => {
+      const s = await cluster.getJson<{ status?: { missedPods?: number; outdatedPods?: number; rollout?: { message?: string } } }>(['get', 'spanprofiling', '-n', SHOP_NAMESPACE, 'default']);
+      return s.status?.missedPods === 1 && s.status.outdatedPods === 0 ? s : undefined;
+    });
+    assert.match(sp.status?.rollout?.message ?? '', /not restarted: pod shop\/while-operator-down: a bare pod/);
     await cluster.kubectl(['delete', 'pod', '-n', SHOP_NAMESPACE, 'while-operator-down', '--wait=false']);
+  });
+
+  it('an edit of the sample rate makes every pod outdated; Auto rolls them one workload at a time, and the new pods have the new env', async () => {
+    const deployments = [...Object.keys(SHOPS), 'shop-late'];
+    const edited = Date.now();
+    await cluster.kubectl(['patch', 'spanprofiling', '-n', SHOP_NAMESPACE, 'default', '--type=merge', '-p', JSON.stringify({ spec: { profiling: { sampleRateHz: 50 } } })]);
+    await eventually('the pods counted as outdated', async () => {
+      const s = await cluster.getJson<{ metadata: { generation: number }; status?: { observedGeneration?: number; outdatedPods?: number } }>(['get', 'spanprofiling', '-n', SHOP_NAMESPACE, 'default']);
+      return s.status?.observedGeneration === s.metadata.generation && (s.status?.outdatedPods ?? 0) > 0 ? true : undefined;
+    }, 60_000).catch(() => undefined); // Auto may already have restarted some by the first look.
+    const updated = await eventually('every pod of every shop with the new sample rate', async () => {
+      const s = await cluster.getJson<{ status?: { outdatedPods?: number; missedPods?: number } }>(['get', 'spanprofiling', '-n', SHOP_NAMESPACE, 'default']);
+      if (s.status?.outdatedPods !== 0 || s.status.missedPods !== 0) return undefined;
+      const pods = await cluster.getJson<{ items: (Pod & { metadata: { deletionTimestamp?: string } })[] }>(['get', 'pods', '-n', SHOP_NAMESPACE]);
+      const live = pods.items.filter((p) => p.metadata.deletionTimestamp === undefined);
+      return live.length === 2 + Object.keys(SHOPS).length && live.every((p) => envOf(p, 'PYROSCOPE_WALL_SAMPLING_INTERVAL_MICROS') === '20000' && p.status?.phase === 'Running') ? live : undefined;
+    }, 600_000, 2000);
+    log(`sample rate edited: all ${updated.length} pods of ${deployments.length} Deployments updated in ${((Date.now() - edited) / 1000).toFixed(0)} s (pauseSeconds 2)`);
+    for (const name of deployments) {
+      await rolledOut(cluster, SHOP_NAMESPACE, name);
+      const d = await cluster.getJson<{ status: { conditions?: { type: string; status: string }[] } }>(['get', 'deployment', '-n', SHOP_NAMESPACE, name]);
+      assert.equal(d.status.conditions?.find((c) => c.type === 'Available')?.status, 'True', `${name} is Available`);
+    }
+    const events = await cluster.getJson<{ items: { reason: string; involvedObject: { kind: string; name: string } }[] }>(['get', 'events', '-n', SHOP_NAMESPACE]);
+    for (const name of deployments) assert.ok(events.items.some((e) => e.reason === 'SpanProfilingRestart' && e.involvedObject.name === name), `an Event on ${name}`);
   });
 
   it('helm uninstall leaves nothing of ours behind but the CRD and its objects, and new pods are no longer injected', async () => {
@@ -208,8 +254,9 @@ describe(`kind cluster (${imagesMode()} images): from helm install to the flame 
 
     await cluster.kubectl(['rollout', 'restart', 'deployment', '-n', SHOP_NAMESPACE, 'shop']);
     await rolledOut(cluster, SHOP_NAMESPACE, 'shop');
-    const pods = await cluster.getJson<{ items: Pod[] }>(['get', 'pods', '-n', SHOP_NAMESPACE, '-l', 'app.kubernetes.io/name=shop', '--field-selector=status.phase=Running']);
-    const restarted = pods.items.filter((p) => p.metadata.annotations?.['kubectl.kubernetes.io/restartedAt'] !== undefined);
+    const at = (await cluster.getJson<{ spec: { template: { metadata: { annotations?: Record<string, string> } } } }>(['get', 'deployment', '-n', SHOP_NAMESPACE, 'shop'])).spec.template.metadata.annotations?.['kubectl.kubernetes.io/restartedAt'];
+    const pods = await cluster.getJson<{ items: (Pod & { metadata: { deletionTimestamp?: string } })[] }>(['get', 'pods', '-n', SHOP_NAMESPACE, '-l', 'app.kubernetes.io/name=shop', '--field-selector=status.phase=Running']);
+    const restarted = pods.items.filter((p) => at !== undefined && p.metadata.annotations?.['kubectl.kubernetes.io/restartedAt'] === at && p.metadata.deletionTimestamp === undefined);
     assert.ok(restarted.length > 0, 'the restarted pod is running');
     for (const pod of restarted) {
       assert.equal(pod.spec.initContainers, undefined, `${pod.metadata.name} is not injected after uninstall`);

@@ -18,6 +18,18 @@ export const ANNOTATION_STATUS = 'spanprofiling.io/status';
 export const ANNOTATION_REASON = 'spanprofiling.io/reason';
 /** On injected pods: which SpanProfiling, as namespace/name. */
 export const ANNOTATION_SPANPROFILING = 'spanprofiling.io/spanprofiling';
+/** On injected pods: the SpanProfiling's metadata.generation they were given. */
+export const ANNOTATION_GENERATION = 'spanprofiling.io/generation';
+/** On injected pods: the agent image their init container copied the agent from. */
+export const ANNOTATION_AGENT_IMAGE = 'spanprofiling.io/agent-image';
+/**
+ * On injected pods: a digest of what the SpanProfiling gave them (its spec
+ * without rollout and selector), so that only changes that affect pods make
+ * them out of date.
+ */
+export const ANNOTATION_CONFIG = 'spanprofiling.io/config';
+/** On a SpanProfiling: "now" asks for one rollout pass (spec.rollout); the operator removes it when done. */
+export const ANNOTATION_ROLLOUT = 'spanprofiling.io/rollout';
 /** Label on injected pods, so the controller can count them. */
 export const LABEL_INJECTED = 'spanprofiling.io/injected';
 /**

@@ -110,7 +110,7 @@ export async function runOperator(config: OperatorConfig): Promise<RunningOperat
   const kube = await kubeFromEnvironment(config.kubeconfig);
   const caches = new Caches(kube, log);
   const events = new EventRecorder(kube, log);
-  const controller = new Controller(kube, caches, { excludedNamespaces: config.excludedNamespaces, optInNamespaces: config.optInNamespaces }, log, metrics, events);
+  const controller = new Controller(kube, caches, { excludedNamespaces: config.excludedNamespaces, optInNamespaces: config.optInNamespaces, agentImage: config.agentImage }, log, metrics, events);
   const certs = new CertManager(kube, {
     mode: config.certMode,
     namespace: config.namespace,

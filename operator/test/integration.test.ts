@@ -23,7 +23,7 @@ interface Pod {
   spec: { initContainers?: { name: string; image: string }[]; containers: { name: string; env?: { name: string; value?: string }[] }[]; volumes?: { name: string }[] };
 }
 interface SpanProfilingObject {
-  status?: { observedGeneration?: number; injectedPods?: number; conditions?: { type: string; status: string; reason: string; message: string }[] };
+  status?: { observedGeneration?: number; injectedPods?: number; outdatedPods?: number; missedPods?: number; conditions?: { type: string; status: string; reason: string; message: string }[] };
 }
 
 const until = async <T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> => {
@@ -311,8 +311,8 @@ describe('operator against a real kube-apiserver', function () {
       });
       assert.equal(sp.status?.observedGeneration, 1);
       const out = (await cp.kubectl('get', '-n', 'shop', 'sprof')).stdout;
-      assert.match(out, /NAME\s+READY\s+PYROSCOPE\s+INJECTED\s+AGE/);
-      assert.match(out, /default\s+True\s+http:\/\/pyroscope.obs:4040\s+1/);
+      assert.match(out, /NAME\s+READY\s+PYROSCOPE\s+INJECTED\s+OUTDATED\s+MISSED\s+AGE/);
+      assert.match(out, /default\s+True\s+http:\/\/pyroscope.obs:4040\s+1\s+0\s+0\s/);
     });
 
     it('reports a missing credentials Secret in its conditions and an event, and recovers when it appears', async () => {
@@ -405,6 +405,13 @@ describe('operator against a real kube-apiserver', function () {
         return p.metadata.annotations?.['spanprofiling.io/status'] === 'skipped' ? p : undefined;
       });
       assert.match(annotated.metadata.annotations!['spanprofiling.io/reason']!, /webhook could not see it/);
+      const sp = await until('the unseen pod counted as missed', async () => {
+        const s = await getSp('shop', 'default');
+        return (s.status?.missedPods ?? 0) >= 1 ? s : undefined;
+      });
+      assert.equal(condition(sp, 'PodsOutOfDate')?.status, 'True');
+      assert.match(condition(sp, 'Ready')?.message ?? '', /\d+ pods? that opt in runs? without the agent: restart their workloads .*spanprofiling.io\/rollout=now/);
+      await cp.api('DELETE', '/api/v1/namespaces/shop/pods/while-down');
     });
 
     it('renews a serving certificate that is about to expire, keeping the CA, and serves the new one', async () => {
@@ -434,6 +441,144 @@ describe('operator against a real kube-apiserver', function () {
         req.end();
       });
       assert.equal(new Date(served).getTime() > Date.now() + 300 * 86_400_000, true, `serving the renewed certificate (valid to ${served})`);
+    });
+  });
+
+  describe('drift and rollout (spec.rollout), with workloads as the API server stores them', () => {
+    // No controller manager runs here: the test plays the Deployment controller (it creates the
+    // ReplicaSet and pods, and writes the Deployment's status), so each step is the test's to make.
+    const NS = 'roll';
+    const deploymentPath = `/apis/apps/v1/namespaces/${NS}/deployments/web`;
+    type Deployment = { metadata: { uid: string; generation: number }; spec: { template: { metadata?: { annotations?: Record<string, string> } } } };
+    type EventList = { items: { reason: string; message: string; involvedObject: { kind: string; name: string } }[] };
+    let rsUid = '';
+    let pods = 0;
+    const restartedAt = async (): Promise<string | undefined> => (await cp.api<Deployment>('GET', deploymentPath)).body.spec.template.metadata?.annotations?.['kubectl.kubernetes.io/restartedAt'];
+    /** Writes the Deployment's status as its controller would once every pod is new and available. */
+    const settle = async (): Promise<void> => {
+      const d = (await cp.api<Deployment>('GET', deploymentPath)).body;
+      const r = await cp.api('PUT', `${deploymentPath}/status`, { ...d, status: { observedGeneration: d.metadata.generation, replicas: 1, updatedReplicas: 1, readyReplicas: 1, availableReplicas: 1 } });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+    };
+    /** A pod of the Deployment's ReplicaSet, as its controller would create it (the webhook sees it if it can). */
+    const createOwnedPod = async (): Promise<Pod> => {
+      const res = await cp.api<Pod>('POST', `/api/v1/namespaces/${NS}/pods`, {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: `web-5d8f-${++pods}`, labels: { app: 'web' }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-5d8f', uid: rsUid, controller: true }] },
+        spec: { containers: [{ name: 'app', image: 'node:24' }] },
+      });
+      assert.equal(res.status, 201, JSON.stringify(res.body));
+      return res.body;
+    };
+    const counts = async (): Promise<string> => {
+      const st = (await getSp(NS, 'default')).status as { injectedPods?: number; outdatedPods?: number; missedPods?: number } | undefined;
+      return `${st?.injectedPods ?? '-'} injected, ${st?.outdatedPods ?? '-'} outdated, ${st?.missedPods ?? '-'} missed`;
+    };
+    const events = async (): Promise<EventList['items']> => (await cp.api<EventList>('GET', `/api/v1/namespaces/${NS}/events`)).body.items;
+
+    before(async () => {
+      for (const p of operators) await p.stop();
+      await cp.kubectl('create', 'namespace', NS);
+      const deployment = await cp.api<Deployment>('POST', `/apis/apps/v1/namespaces/${NS}/deployments`, {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: 'web' },
+        spec: { replicas: 1, selector: { matchLabels: { app: 'web' } }, template: { metadata: { labels: { app: 'web' } }, spec: { containers: [{ name: 'app', image: 'node:24' }] } } },
+      });
+      assert.equal(deployment.status, 201, JSON.stringify(deployment.body));
+      const rs = await cp.api<{ metadata: { uid: string } }>('POST', `/apis/apps/v1/namespaces/${NS}/replicasets`, {
+        apiVersion: 'apps/v1',
+        kind: 'ReplicaSet',
+        metadata: { name: 'web-5d8f', labels: { app: 'web' }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'web', uid: deployment.body.metadata.uid, controller: true }] },
+        spec: { replicas: 1, selector: { matchLabels: { app: 'web' } }, template: { metadata: { labels: { app: 'web' } }, spec: { containers: [{ name: 'app', image: 'node:24' }] } } },
+      });
+      assert.equal(rs.status, 201, JSON.stringify(rs.body));
+      rsUid = rs.body.metadata.uid;
+      await settle();
+      // Started while no operator runs: the webhook never sees them.
+      await createOwnedPod();
+      await cp.api('POST', `/api/v1/namespaces/${NS}/pods`, { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'bare', labels: { app: 'web' } }, spec: { containers: [{ name: 'app', image: 'node:24' }] } });
+      await cp.kubectl('annotate', 'namespace', NS, 'spanprofiling.io/inject=true');
+      assert.equal((await apply(spanProfiling('default', { rollout: { policy: 'Manual', pauseSeconds: 0 } }), NS)).code, 0);
+      await startOperator('op-5', webhookPort);
+    });
+
+    it('counts the pods that started without the agent as missed, and restarts nothing under Manual', async () => {
+      await until('2 missed pods', async () => ((await counts()) === '0 injected, 0 outdated, 2 missed' ? true : undefined));
+      const sp = await getSp(NS, 'default');
+      assert.equal(condition(sp, 'PodsOutOfDate')?.reason, 'PodsMissed');
+      assert.match((sp.status as { rollout?: { message?: string } }).rollout?.message ?? '', /^Manual: 2 out-of-date or missed pods wait/);
+      assert.equal(await restartedAt(), undefined);
+      const out = (await cp.kubectl('get', '-n', NS, 'sprof', '-o', 'wide')).stdout;
+      assert.match(out, /default\s+True\s+\S+\s+0\s+0\s+2\s+Manual\s/);
+    });
+
+    it('restarts the Deployment once when annotated spanprofiling.io/rollout=now, never the bare pod, waits for the rollout, then ends the pass', async () => {
+      await cp.kubectl('annotate', 'spanprofiling', '-n', NS, 'default', 'spanprofiling.io/rollout=now');
+      const first = await until('the Deployment restarted', restartedAt);
+      const restartEvent = await until('an Event on the Deployment', async () => (await events()).find((e) => e.involvedObject.kind === 'Deployment' && e.reason === 'SpanProfilingRestart'));
+      assert.match(restartEvent.message, /SpanProfiling roll\/default/);
+      await until('an Event on the SpanProfiling', async () => (await events()).find((e) => e.involvedObject.kind === 'SpanProfiling' && e.reason === 'WorkloadRestarted' && /Deployment roll\/web/.test(e.message)));
+      // While the Deployment rolls out, the pass waits, with the annotation still on.
+      const waiting = await until('the rollout waiting', async () => {
+        const m = ((await getSp(NS, 'default')).status as { rollout?: { message?: string } }).rollout?.message ?? '';
+        return /waiting for Deployment roll\/web to roll out/.test(m) ? m : undefined;
+      });
+      assert.ok(waiting);
+      // The Deployment controller's part: replace the pod (now the webhook sees it), report the rollout done.
+      await cp.api('DELETE', `/api/v1/namespaces/${NS}/pods/web-5d8f-1`);
+      const replaced = await createOwnedPod();
+      assert.equal(replaced.metadata.annotations?.['spanprofiling.io/status'], 'injected');
+      assert.equal(replaced.metadata.annotations?.['spanprofiling.io/generation'], '1');
+      assert.equal(replaced.metadata.annotations?.['spanprofiling.io/agent-image'], 'span-profiling-agent:test');
+      await settle();
+      await until('the pass done: the annotation removed', async () => {
+        const sp = (await cp.api<{ metadata: { annotations?: Record<string, string> } }>('GET', `/apis/spanprofiling.io/v1alpha1/namespaces/${NS}/spanprofilings/default`)).body;
+        return sp.metadata.annotations?.['spanprofiling.io/rollout'] === undefined ? sp : undefined;
+      });
+      const done = await until('an Event saying so', async () => (await events()).find((e) => e.involvedObject.kind === 'SpanProfiling' && e.reason === 'RolloutDone'));
+      assert.match(done.message, /is done; not restarted: pod roll\/bare: a bare pod/);
+      assert.equal(await restartedAt(), first, 'restarted once');
+      await until('1 injected, 1 missed (the bare pod)', async () => ((await counts()) === '1 injected, 0 outdated, 1 missed' ? true : undefined));
+      await cp.api('DELETE', `/api/v1/namespaces/${NS}/pods/bare`);
+    });
+
+    it('does not make pods outdated for a change of spec.rollout, and restarts their Deployment under Auto when a change affects them', async () => {
+      const before = await restartedAt();
+      const auto = await cp.api('PATCH', `/apis/spanprofiling.io/v1alpha1/namespaces/${NS}/spanprofilings/default`, { spec: { rollout: { policy: 'Auto', pauseSeconds: 0 } } }, 'application/merge-patch+json');
+      assert.equal(auto.status, 200);
+      await until('generation 2 observed', async () => ((await getSp(NS, 'default')).status?.observedGeneration === 2 ? true : undefined));
+      assert.equal(await counts(), '1 injected, 0 outdated, 0 missed');
+      assert.equal(await restartedAt(), before);
+
+      const edit = await cp.api('PATCH', `/apis/spanprofiling.io/v1alpha1/namespaces/${NS}/spanprofilings/default`, { spec: { profiling: { sampleRateHz: 50 } } }, 'application/merge-patch+json');
+      assert.equal(edit.status, 200);
+      await until('the Deployment restarted again', async () => ((await restartedAt()) !== before ? true : undefined));
+      assert.equal((await getSp(NS, 'default')).status?.observedGeneration, 3);
+      assert.match(await counts(), /^1 injected, 1 outdated, 0 missed$/);
+      await cp.api('DELETE', `/api/v1/namespaces/${NS}/pods/web-5d8f-2`);
+      const replaced = await createOwnedPod();
+      const env = replaced.spec.containers[0]!.env ?? [];
+      assert.equal(env.find((e) => e.name === 'PYROSCOPE_WALL_SAMPLING_INTERVAL_MICROS')?.value, '20000', 'the new sample rate: 50 Hz');
+      await settle();
+      await until('up to date', async () => ((await counts()) === '1 injected, 0 outdated, 0 missed' ? true : undefined));
+      assert.equal(condition(await getSp(NS, 'default'), 'PodsOutOfDate')?.status, 'False');
+    });
+
+    it('leaves a paused Deployment alone, saying so', async () => {
+      const paused = await cp.api('PATCH', deploymentPath, { spec: { paused: true } }, 'application/merge-patch+json');
+      assert.equal(paused.status, 200);
+      await settle();
+      const before = await restartedAt();
+      const edit = await cp.api('PATCH', `/apis/spanprofiling.io/v1alpha1/namespaces/${NS}/spanprofilings/default`, { spec: { profiling: { sampleRateHz: 20 } } }, 'application/merge-patch+json');
+      assert.equal(edit.status, 200);
+      const message = await until('the rollout waiting on the paused Deployment', async () => {
+        const m = ((await getSp(NS, 'default')).status as { rollout?: { message?: string } }).rollout?.message ?? '';
+        return /Deployment roll\/web is paused/.test(m) ? m : undefined;
+      });
+      assert.match(message, /no workload can be restarted now/);
+      assert.equal(await restartedAt(), before);
     });
   });
 

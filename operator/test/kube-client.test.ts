@@ -238,7 +238,7 @@ describe('controller work queue', () => {
   });
 });
 
-describe('injected pod cache', () => {
+describe('pod cache', () => {
   it('keeps only what the controller reads', () => {
     const pod = {
       metadata: {
@@ -249,12 +249,24 @@ describe('injected pod cache', () => {
         labels: { app: 'web' },
         annotations: { 'spanprofiling.io/spanprofiling': 'shop/default', 'kubectl.kubernetes.io/last-applied-configuration': 'x'.repeat(10_000) },
         managedFields: [{ manager: 'kubectl' }],
+        ownerReferences: [
+          { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-5d8f', uid: 'rs1', controller: true, blockOwnerDeletion: true },
+          { apiVersion: 'v1', kind: 'ConfigMap', name: 'other', uid: 'c1' },
+        ],
       },
       spec: { containers: [{ name: 'app', image: 'node:24' }] },
       status: { phase: 'Running', conditions: [{ type: 'Ready' }] },
     };
     assert.deepEqual(slimPod(pod as never), {
-      metadata: { name: 'web-1', namespace: 'shop', uid: 'u1', resourceVersion: '7', annotations: { 'spanprofiling.io/spanprofiling': 'shop/default' } },
+      metadata: {
+        name: 'web-1',
+        namespace: 'shop',
+        uid: 'u1',
+        resourceVersion: '7',
+        labels: { app: 'web' },
+        annotations: { 'spanprofiling.io/spanprofiling': 'shop/default' },
+        ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-5d8f', uid: 'rs1', controller: true }],
+      },
       status: { phase: 'Running' },
     });
   });

@@ -1,12 +1,17 @@
 /**
  * The reconcilers the leader runs: SpanProfiling status (conditions,
- * observedGeneration, injected pod count, Events), the namespace label the
- * webhook selects on, and a reason on pods that were admitted while the
- * webhook could not see them. Each is a function from observed to desired
+ * observedGeneration, injected, outdated and missed pod counts, Events), the
+ * opt-in rollout that restarts the workloads of outdated and missed pods
+ * (rollout.ts), the namespace label the webhook selects on, and a reason on
+ * pods that were admitted while the webhook could not see them. Each is a function from observed to desired
  * state, safe to run any number of times; the caches come from reflectors
  * that every replica keeps (the webhook reads them too).
  */
 import { ANNOTATION_REASON, ANNOTATION_SPANPROFILING, ANNOTATION_STATUS, GROUP, LABEL_INJECTED, PLURAL, ref, VERSION, type SpanProfiling } from '../api';
+import { selectSpanProfiling } from '../inject/select';
+import { podSpecProblems } from '../inject/validate';
+import { drift, type PodView } from './drift';
+import { Rollouts, type WorkloadRef } from './rollout';
 import { parseInject } from '../inject/annotations';
 import type { Kube } from '../kube/client';
 import { isForbidden, isNotFound } from '../kube/client';
@@ -20,17 +25,14 @@ import { referencedSecrets } from '../inject/env';
 import { WorkQueue } from './queue';
 import { EventRecorder } from './events';
 
-interface Pod extends KubeObject {
-  metadata: { name: string; namespace: string; annotations?: Record<string, string>; labels?: Record<string, string>; deletionTimestamp?: string; uid?: string; resourceVersion?: string };
-  status?: { phase?: string };
-}
+type Pod = PodView & KubeObject & { spec?: unknown };
 
 interface Secret {
   data?: Record<string, string>;
 }
 
 export const UNSEEN_POD_REASON =
-  'admitted while the span-profiling webhook could not see it (operator unavailable, or the namespace opted in later); delete the pod to have it recreated with the agent';
+  "admitted while the span-profiling webhook could not see it (operator unavailable, or the namespace opted in later); restart its workload (or let the SpanProfiling's spec.rollout do it) to have it recreated with the agent";
 
 const CREDENTIALS_RECHECK_MS = 5000;
 
@@ -39,6 +41,8 @@ export interface ControllerOptions {
   excludedNamespaces: ReadonlySet<string>;
   /** Namespaces opted in at install, as if annotated "true". */
   optInNamespaces?: ReadonlySet<string>;
+  /** The agent image injected when a SpanProfiling names none: pods with another are outdated. */
+  agentImage: string;
   resyncSeconds?: number;
   now?: () => Date;
 }
@@ -69,17 +73,24 @@ export class Caches {
   }
 }
 
-/** What the controller reads of an injected pod; the rest of a pod (often tens of kB) is not cached. */
+/**
+ * What the controller reads of a pod: its spanprofiling.io annotations, its
+ * labels (for selectors), its controller and phase. The rest of a pod (often
+ * tens of kB) is not cached.
+ */
 export function slimPod(pod: Pod): Pod {
   const m = pod.metadata;
   const annotations = Object.fromEntries(Object.entries(m.annotations ?? {}).filter(([k]) => k.startsWith('spanprofiling.io/')));
+  const owner = m.ownerReferences?.find((o) => o.controller === true);
   return {
     metadata: {
       name: m.name,
       namespace: m.namespace,
       uid: m.uid,
       resourceVersion: m.resourceVersion,
+      labels: m.labels ?? {},
       annotations,
+      ...(owner !== undefined ? { ownerReferences: [{ apiVersion: owner.apiVersion, kind: owner.kind, name: owner.name, uid: owner.uid, controller: true }] } : {}),
       ...(m.deletionTimestamp !== undefined ? { deletionTimestamp: m.deletionTimestamp } : {}),
     },
     status: { phase: pod.status?.phase },
@@ -90,6 +101,9 @@ export class Controller {
   private readonly queue: WorkQueue;
   private resync: NodeJS.Timeout | undefined;
   private readonly now: () => Date;
+  /** Every pod of each namespace labelled for injection (the leader's; started as namespaces are labelled). */
+  private readonly optedInPods = new Map<string, Reflector<Pod>>();
+  private readonly rollouts: Rollouts;
 
   constructor(
     private readonly kube: Kube,
@@ -100,6 +114,7 @@ export class Controller {
     private readonly events: EventRecorder = new EventRecorder(kube, log, options.now),
   ) {
     this.now = options.now ?? (() => new Date());
+    this.rollouts = new Rollouts(kube, this.now);
     this.queue = new WorkQueue(
       (key) => (key.startsWith('sp:') ? this.reconcileSpanProfiling(key.slice(3)) : this.reconcileNamespace(key.slice(3))),
       (key, err, retryMs) => {
@@ -107,12 +122,13 @@ export class Controller {
         if (err !== undefined) this.log.warn('reconcile failed, will retry', { key, error: errorMessage(err), retryMs, failures: this.queue.failuresOf(key) });
       },
     );
-    caches.spanProfilings.onChange((_, sp) => {
+    caches.spanProfilings.onChange((type, sp) => {
+      if (sp !== undefined && type === 'DELETED') this.rollouts.forget(ref(sp));
       if (sp !== undefined) this.enqueue(`sp:${ref(sp)}`);
       if (sp?.metadata.namespace !== undefined) this.enqueue(`ns:${sp.metadata.namespace}`);
     });
-    caches.namespaces.onChange((type, ns) => {
-      if (ns?.metadata?.name !== undefined && type !== 'DELETED') this.enqueue(`ns:${ns.metadata.name}`);
+    caches.namespaces.onChange((_, ns) => {
+      if (ns?.metadata?.name !== undefined) this.enqueue(`ns:${ns.metadata.name}`);
     });
     caches.injectedPods.onChange((_, pod) => {
       const owner = pod?.metadata.annotations?.[ANNOTATION_SPANPROFILING];
@@ -131,6 +147,47 @@ export class Controller {
   deactivate(): void {
     clearInterval(this.resync);
     this.queue.stop();
+    for (const r of this.optedInPods.values()) r.stop();
+    this.optedInPods.clear();
+  }
+
+  /** The SpanProfiling a pod belongs to, or would be injected with now. */
+  private spanProfilingOf(pod: Pod): string | undefined {
+    const owner = pod.metadata.annotations?.[ANNOTATION_SPANPROFILING];
+    if (owner !== undefined) return owner;
+    const selection = selectSpanProfiling({
+      podNamespace: pod.metadata.namespace,
+      podAnnotations: pod.metadata.annotations,
+      podLabels: pod.metadata.labels,
+      namespaceAnnotations: this.namespaceAnnotations(pod.metadata.namespace),
+      spanProfilings: this.caches.spanProfilings.list(),
+    });
+    return selection.outcome === 'inject' ? ref(selection.spanProfiling) : undefined;
+  }
+
+  private namespaceAnnotations(name: string): Record<string, string> | undefined {
+    return effectiveNamespaceAnnotations(this.caches.namespaces.get(undefined, name) ?? { metadata: { name } }, this.options.optInNamespaces ?? new Set());
+  }
+
+  /** Watches every pod of a namespace while it is labelled for injection, to count the pods that missed the agent. */
+  private watchPodsOf(namespace: string, wanted: boolean): void {
+    const running = this.optedInPods.get(namespace);
+    if (wanted && running === undefined) {
+      const reflector = new Reflector<Pod>(this.kube, `/api/v1/namespaces/${namespace}/pods`, this.log, { transform: slimPod });
+      reflector.onChange((type, pod) => {
+        if (pod !== undefined) {
+          const key = this.spanProfilingOf(pod);
+          if (key !== undefined) this.enqueue(`sp:${key}`);
+        } else if (type === 'SYNC') {
+          for (const sp of this.caches.spanProfilings.list()) this.enqueue(`sp:${ref(sp)}`);
+        }
+      });
+      this.optedInPods.set(namespace, reflector);
+      void reflector.start();
+    } else if (!wanted && running !== undefined) {
+      running.stop();
+      this.optedInPods.delete(namespace);
+    }
   }
 
   private enqueueAll(): void {
@@ -146,10 +203,11 @@ export class Controller {
     const [namespace, name] = key.split('/') as [string, string];
     const sp = this.caches.spanProfilings.get(namespace, name);
     if (sp === undefined) return;
-    const live = this.caches.injectedPods
-      .list()
-      .filter((p) => p.metadata.annotations?.[ANNOTATION_SPANPROFILING] === key && p.metadata.deletionTimestamp === undefined && p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed');
-    const injectedPods = live.length;
+    // A pod can be in both caches (injected, in a namespace labelled for injection): each once.
+    const pods = [...new Map([...this.caches.injectedPods.list(), ...[...this.optedInPods.values()].flatMap((r) => r.list())].map((p) => [p.metadata.uid ?? `${p.metadata.namespace}/${p.metadata.name}`, p])).values()];
+    const counts = drift(pods, sp, { namespaceAnnotations: (ns) => this.namespaceAnnotations(ns), spanProfilings: this.caches.spanProfilings.list(), agentImage: this.options.agentImage });
+    const live = pods.filter((p) => p.metadata.labels?.[LABEL_INJECTED] === 'true' && p.metadata.annotations?.[ANNOTATION_SPANPROFILING] === key && p.metadata.deletionTimestamp === undefined && p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed');
+    const injectedPods = counts.injectedPods;
     // Pods read their credentials in their own namespace: look where they run (or, before any runs, beside the SpanProfiling).
     const podsIn = new Map<string, number>();
     for (const p of live) podsIn.set(p.metadata.namespace, (podsIn.get(p.metadata.namespace) ?? 0) + 1);
@@ -158,14 +216,19 @@ export class Controller {
     for (const secretName of referencedSecrets(sp)) {
       for (const ns of lookIn) secrets.push({ namespace: ns, name: secretName, pods: podsIn.get(ns) ?? 0, ...(await this.lookUpSecret(ns, secretName)) });
     }
-    const status = desiredStatus(sp, { secrets, injectedPods, now: this.now() });
+    // A SpanProfiling that cannot be injected rolls nothing: the new pods would come back without the agent.
+    const rollout = podSpecProblems(sp).length === 0 ? await this.rollouts.step(sp, counts.stale, this.rolloutEvents(sp)) : undefined;
+    if (rollout?.recheckMs !== undefined) this.queue.addAfter(`sp:${key}`, Math.max(1000, rollout.recheckMs));
+    const status = desiredStatus(sp, { secrets, injectedPods, drift: counts, ...(rollout !== undefined ? { rollout: rollout.status } : {}), now: this.now() });
     // Secrets are not watched (that would cache every Secret of the cluster): look again soon while one is missing.
     if (status.conditions?.some((c) => c.type === 'CredentialsMissing' && c.status === 'True')) this.queue.addAfter(`sp:${key}`, CREDENTIALS_RECHECK_MS);
     if (!statusChanged(sp.status, status)) return;
 
     const before = new Map((sp.status?.conditions ?? []).map((c) => [c.type, c.status]));
     try {
-      await this.kube.request('PATCH', `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${PLURAL}/${name}/status`, { status }, 'application/merge-patch+json');
+      // A merge patch keeps what it does not name: say null for the parts that are gone.
+      const patch = { status: { namespaces: null, rollout: null, ...status } };
+      await this.kube.request('PATCH', `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${PLURAL}/${name}/status`, patch, 'application/merge-patch+json');
     } catch (err) {
       if (isNotFound(err)) return;
       throw err;
@@ -175,6 +238,13 @@ export class Controller {
     if (ready !== undefined && before.get('Ready') !== ready.status) {
       await this.events.record(sp, ready.status === 'True' ? 'Normal' : 'Warning', ready.reason, ready.message);
     }
+  }
+
+  private rolloutEvents(sp: SpanProfiling): Parameters<Rollouts['step']>[2] {
+    return {
+      onSpanProfiling: (type, reason, message) => this.events.record(sp, type, reason, message),
+      onWorkload: (w: WorkloadRef, uid, reason, message) => this.events.recordOn({ apiVersion: 'apps/v1', kind: w.kind, name: w.name, namespace: w.namespace, uid }, 'Normal', reason, message),
+    };
   }
 
   private async lookUpSecret(namespace: string, name: string): Promise<Pick<SecretLookup, 'found' | 'keys'>> {
@@ -189,10 +259,14 @@ export class Controller {
 
   async reconcileNamespace(name: string): Promise<void> {
     const cached = this.caches.namespaces.get(undefined, name);
-    if (cached === undefined) return;
+    if (cached === undefined) {
+      this.watchPodsOf(name, false);
+      return;
+    }
     const ns = { metadata: { ...cached.metadata, annotations: effectiveNamespaceAnnotations(cached, this.options.optInNamespaces ?? new Set()) } };
     const count = this.caches.spanProfilings.list().filter((sp) => sp.metadata.namespace === name).length;
     const wanted = wantsInjectionLabel(ns, count, this.options.excludedNamespaces);
+    this.watchPodsOf(name, wanted);
     const patch = namespaceLabelPatch(cached, wanted);
     if (patch !== undefined) {
       await this.kube.request('PATCH', `/api/v1/namespaces/${name}`, patch, 'application/merge-patch+json');

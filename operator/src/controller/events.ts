@@ -1,5 +1,6 @@
 /**
- * Events on SpanProfilings: the controller's one per Ready transition, and
+ * Events on SpanProfilings: the controller's one per Ready transition and
+ * one per workload a rollout restarts (also on the workload), and
  * the webhook's warnings about pods (a named container that does not exist,
  * NODE_OPTIONS from envFrom, credentials read in another namespace), which
  * nobody sees on a pod a controller made. The same warning for pods of one
@@ -13,6 +14,14 @@ import { errorMessage } from '../log';
 
 const MAX_REMEMBERED = 1000;
 
+export interface InvolvedObject {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  namespace: string;
+  uid?: string | undefined;
+}
+
 export class EventRecorder {
   private readonly recent = new Map<string, number>();
 
@@ -24,13 +33,18 @@ export class EventRecorder {
   ) {}
 
   async record(sp: SpanProfiling, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+    await this.recordOn({ apiVersion: API_VERSION, kind: KIND, name: sp.metadata.name, namespace: sp.metadata.namespace, uid: sp.metadata.uid }, type, reason, message);
+  }
+
+  /** An Event on any namespaced object (the workloads a rollout restarts). */
+  async recordOn(involvedObject: InvolvedObject, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
     const now = this.now().toISOString();
     try {
-      await this.kube.request('POST', `/api/v1/namespaces/${sp.metadata.namespace}/events`, {
+      await this.kube.request('POST', `/api/v1/namespaces/${involvedObject.namespace}/events`, {
         apiVersion: 'v1',
         kind: 'Event',
-        metadata: { generateName: `${sp.metadata.name}.`, namespace: sp.metadata.namespace },
-        involvedObject: { apiVersion: API_VERSION, kind: KIND, name: sp.metadata.name, namespace: sp.metadata.namespace, uid: sp.metadata.uid },
+        metadata: { generateName: `${involvedObject.name}.`, namespace: involvedObject.namespace },
+        involvedObject,
         type,
         reason,
         message: message.slice(0, 1024),

@@ -3,8 +3,11 @@
  * a pure function, so reconciling twice writes nothing the second time.
  */
 import type { Condition, SpanProfiling, SpanProfilingStatus } from '../api';
+import { ANNOTATION_ROLLOUT } from '../api';
 import { podSpecProblems } from '../inject/validate';
 import { credentialRefs } from '../inject/env';
+import { canonical } from '../inject/fingerprint';
+import type { PodCounts } from './drift';
 
 export interface SecretLookup {
   /** The namespace it was looked for in: the SpanProfiling's, or one where pods it injected run (they read it there). */
@@ -21,7 +24,22 @@ export interface SecretLookup {
 export interface Observed {
   secrets: readonly SecretLookup[];
   injectedPods: number;
+  /** Outdated and missed pods, in all and per namespace (drift.ts); none when absent. */
+  drift?: PodCounts & { namespaces: ({ namespace: string } & PodCounts)[] };
+  /** What the rollout did last and is doing (rollout.ts). */
+  rollout?: SpanProfilingStatus['rollout'];
   now: Date;
+}
+
+/** What the Ready condition tells a user to do about outdated and missed pods, or undefined when there are none. */
+export function staleAdvice(sp: SpanProfiling, outdated: number, missed: number): string | undefined {
+  if (outdated + missed === 0) return undefined;
+  const what = [
+    outdated > 0 ? `${outdated} ${outdated === 1 ? 'pod runs' : 'pods run'} an older configuration or agent image` : '',
+    missed > 0 ? `${missed} ${missed === 1 ? 'pod' : 'pods'} that opt in ${missed === 1 ? 'runs' : 'run'} without the agent` : '',
+  ].filter((x) => x !== '').join(' and ');
+  if (sp.spec.rollout?.policy === 'Auto') return `${what}: the operator restarts their workloads one at a time (spec.rollout.policy: Auto)`;
+  return `${what}: restart their workloads (kubectl rollout restart), or have the operator do it once with kubectl annotate spanprofiling -n ${sp.metadata.namespace} ${sp.metadata.name} ${ANNOTATION_ROLLOUT}=now, or always with spec.rollout.policy: Auto`;
 }
 
 export interface CredentialCheck {
@@ -55,6 +73,9 @@ export function desiredStatus(sp: SpanProfiling, observed: Observed): SpanProfil
   const { missing: problems, unknown } = checkCredentials(sp, observed.secrets);
   const credentials = problems.length > 0;
   const invalid = podSpecProblems(sp);
+  const outdated = observed.drift?.outdatedPods ?? 0;
+  const missed = observed.drift?.missedPods ?? 0;
+  const advice = staleAdvice(sp, outdated, missed);
   const wanted: Omit<Condition, 'lastTransitionTime'>[] = [
     invalid.length > 0
       ? { type: 'Ready', status: 'False', observedGeneration: generation, reason: 'InvalidSpec', message: `pods are admitted without the agent until this is fixed: ${invalid.join('; ')}` }
@@ -65,7 +86,7 @@ export function desiredStatus(sp: SpanProfiling, observed: Observed): SpanProfil
           status: 'True',
           observedGeneration: generation,
           reason: 'Ready',
-          message: `pods that opt in are injected (${observed.injectedPods} running) and profile to ${sp.spec.pyroscope.address}`,
+          message: `pods that opt in are injected (${observed.injectedPods} running) and profile to ${sp.spec.pyroscope.address}${advice === undefined ? '' : `; ${advice}`}`,
         },
     credentials
       ? { type: 'CredentialsMissing', status: 'True', observedGeneration: generation, reason: 'SecretNotFound', message: problems.join('; ') }
@@ -81,6 +102,9 @@ export function desiredStatus(sp: SpanProfiling, observed: Observed): SpanProfil
     invalid.length > 0
       ? { type: 'InvalidSpec', status: 'True', observedGeneration: generation, reason: 'PodWouldBeRejected', message: invalid.join('; ') }
       : { type: 'InvalidSpec', status: 'False', observedGeneration: generation, reason: 'Valid', message: 'everything copied into pods is valid' },
+    advice !== undefined
+      ? { type: 'PodsOutOfDate', status: 'True', observedGeneration: generation, reason: outdated > 0 ? 'PodsOutdated' : 'PodsMissed', message: advice }
+      : { type: 'PodsOutOfDate', status: 'False', observedGeneration: generation, reason: 'UpToDate', message: 'every running pod that opts in runs the agent with the current configuration' },
   ];
   const previous = sp.status?.conditions ?? [];
   const conditions = wanted.map((c): Condition => {
@@ -88,21 +112,32 @@ export function desiredStatus(sp: SpanProfiling, observed: Observed): SpanProfil
     const lastTransitionTime = before !== undefined && before.status === c.status ? before.lastTransitionTime : observed.now.toISOString().replace(/\.\d+Z$/, 'Z');
     return { ...c, lastTransitionTime };
   });
-  return { observedGeneration: generation, injectedPods: observed.injectedPods, conditions };
+  const perNamespace = observed.drift !== undefined && observed.drift.namespaces.length > 1 ? { namespaces: observed.drift.namespaces } : {};
+  return {
+    observedGeneration: generation,
+    injectedPods: observed.injectedPods,
+    outdatedPods: outdated,
+    missedPods: missed,
+    ...perNamespace,
+    ...(observed.rollout !== undefined ? { rollout: observed.rollout } : {}),
+    conditions,
+  };
 }
 
 /** Whether two statuses differ in anything but key order. */
 export function statusChanged(a: SpanProfilingStatus | undefined, b: SpanProfilingStatus): boolean {
-  return JSON.stringify(normalize(a)) !== JSON.stringify(normalize(b));
+  return normalize(a) !== normalize(b);
 }
 
-function normalize(s: SpanProfilingStatus | undefined): unknown {
+function normalize(s: SpanProfilingStatus | undefined): string | undefined {
   if (s === undefined) return undefined;
-  return {
+  return canonical({
+    ...s,
     observedGeneration: s.observedGeneration ?? 0,
     injectedPods: s.injectedPods ?? 0,
-    conditions: (s.conditions ?? [])
-      .map((c) => ({ type: c.type, status: c.status, observedGeneration: c.observedGeneration ?? 0, lastTransitionTime: c.lastTransitionTime, reason: c.reason, message: c.message }))
-      .sort((x, y) => x.type.localeCompare(y.type)),
-  };
+    outdatedPods: s.outdatedPods ?? 0,
+    missedPods: s.missedPods ?? 0,
+    namespaces: s.namespaces ?? [],
+    conditions: (s.conditions ?? []).map((c) => ({ ...c, observedGeneration: c.observedGeneration ?? 0 })).sort((x, y) => x.type.localeCompare(y.type)),
+  });
 }

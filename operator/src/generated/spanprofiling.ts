@@ -169,6 +169,15 @@ export interface SpanProfilingSpec {
       };
     };
   };
+  /** What the operator does about running pods that are out of date (injected with an older configuration of this SpanProfiling or another agent image) or missed (started without the agent while the webhook was down, or before the namespace opted in). Changing it never makes pods out of date. */
+  rollout?: {
+    /** Manual (the default): count them in the status, and restart their workloads only when the SpanProfiling is annotated spanprofiling.io/rollout=now (one pass). Auto: restart them as they appear. A restart is what kubectl rollout restart does, one Deployment, StatefulSet or DaemonSet at a time; bare pods, Jobs and CronJobs are never restarted. Needs the chart's rollout.enabled. */
+    policy?: "Manual" | "Auto";
+    /** Seconds to wait after one restarted workload is rolled out before restarting the next. */
+    pauseSeconds?: number;
+    /** At most this many workload restarts in any hour. */
+    maxRestartsPerHour?: number;
+  };
 }
 
 /** What the operator observed. */
@@ -177,6 +186,26 @@ export interface SpanProfilingStatus {
   observedGeneration?: number;
   /** Running pods that the webhook injected with this SpanProfiling. */
   injectedPods?: number;
+  /** Injected pods that run an older configuration of this SpanProfiling (a spec change that affects pods) or another agent image than a pod created now would get. */
+  outdatedPods?: number;
+  /** Running pods that opt in to this SpanProfiling and match its selector but run without the agent: the webhook never saw them (it was down, or the namespace opted in after they started), or this SpanProfiling could not be injected when they were created. */
+  missedPods?: number;
+  /** The same counts per namespace, when the pods of this SpanProfiling run in several. */
+  namespaces?: {
+    namespace: string;
+    injectedPods?: number;
+    outdatedPods?: number;
+    missedPods?: number;
+  }[];
+  /** The last restarts the operator made (spec.rollout). */
+  rollout?: {
+    /** The last workload restarted, as Kind namespace/name. */
+    lastRestart?: string;
+    lastRestartTime?: string;
+    restartsLastHour?: number;
+    /** What the rollout is doing or waiting for. */
+    message?: string;
+  };
   conditions?: ({
     /** Ready, or an abnormal-true condition such as CredentialsMissing. */
     type: string;

@@ -8,7 +8,8 @@
  * reinvocation never injects twice.
  */
 import type { V1Container, V1EnvVar, V1Pod, V1Volume } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
-import { ANNOTATION_REASON, ANNOTATION_SPANPROFILING, ANNOTATION_STATUS, LABEL_INJECTED, ref, type InjectionStatus, type SpanProfiling } from '../api';
+import { ANNOTATION_AGENT_IMAGE, ANNOTATION_CONFIG, ANNOTATION_GENERATION, ANNOTATION_REASON, ANNOTATION_SPANPROFILING, ANNOTATION_STATUS, LABEL_INJECTED, ref, type InjectionStatus, type SpanProfiling } from '../api';
+import { agentImageFor, podConfigDigest } from './fingerprint';
 import { parseContainerNames } from './annotations';
 import { generatedEnv, generatedResourceAttributes, imageTag, referencedSecrets, type EnvContext } from './env';
 import { AGENT_MOUNT_PATH, AGENT_VOLUME, injectContainer } from './nodejs';
@@ -89,10 +90,10 @@ export function mutatePod(input: MutationInput): MutationResult {
   const problems = podSpecProblems(sp);
   if (problems.length > 0) {
     const reason = `SpanProfiling ${ref(sp)} cannot be injected: ${problems.join('; ')}`;
-    return { ...annotate(pod, { status: 'error', code: 'invalid-spanprofiling', reason, warnings: [reason] }), spanProfiling: sp };
+    return { ...annotate(pod, { status: 'error', code: 'invalid-spanprofiling', reason, warnings: [reason] }, sp), spanProfiling: sp };
   }
   if (pod.spec?.os?.name === 'windows' || pod.spec?.nodeSelector?.['kubernetes.io/os'] === 'windows') {
-    return annotate(pod, { status: 'skipped', code: 'windows-pod', reason: 'a Windows pod: the agent image and its copy step are Linux-only', warnings: [] });
+    return annotate(pod, { status: 'skipped', code: 'windows-pod', reason: 'a Windows pod: the agent image and its copy step are Linux-only', warnings: [] }, sp);
   }
 
   const containers = pod.spec?.containers ?? [];
@@ -147,19 +148,19 @@ export function mutatePod(input: MutationInput): MutationResult {
 
   if (injectedCount === 0) {
     const reason = skipped.length > 0 ? skipped.join('; ') : `no container to inject (${missing.length > 0 ? `missing: ${missing.join(', ')}` : 'the pod has no containers'})`;
-    return annotate(pod, { status: 'skipped', code: 'no-injectable-container', reason, warnings: [...warnings, reason] });
+    return annotate(pod, { status: 'skipped', code: 'no-injectable-container', reason, warnings: [...warnings, reason] }, sp);
   }
   const volumes = pod.spec?.volumes ?? [];
   if (volumes.some((v) => v.name === AGENT_VOLUME)) {
     const reason = `the pod already has a volume named ${AGENT_VOLUME}`;
-    return annotate(pod, { status: 'error', code: 'volume-conflict', reason, warnings: [reason] });
+    return annotate(pod, { status: 'error', code: 'volume-conflict', reason, warnings: [reason] }, sp);
   }
 
   const agent = sp.spec.agent ?? {};
   const volume: V1Volume = { name: AGENT_VOLUME, emptyDir: { sizeLimit: String(agent.volumeSizeLimit ?? '64Mi') } };
   const init: V1Container = {
     name: INIT_CONTAINER,
-    image: agent.image && agent.image !== '' ? agent.image : input.defaults.agentImage,
+    image: agentImageFor(sp, input.defaults.agentImage),
     command: ['cp', '-R', '/agent/.', `${AGENT_MOUNT_PATH}/`],
     volumeMounts: [{ name: AGENT_VOLUME, mountPath: AGENT_MOUNT_PATH }],
     resources: (agent.resources as V1Container['resources']) ?? DEFAULT_RESOURCES,
@@ -170,17 +171,30 @@ export function mutatePod(input: MutationInput): MutationResult {
   pod.metadata = {
     ...pod.metadata,
     labels: { ...pod.metadata?.labels, [LABEL_INJECTED]: 'true' },
-    annotations: { ...pod.metadata?.annotations, [ANNOTATION_SPANPROFILING]: ref(sp), [SAFE_TO_EVICT_LOCAL_VOLUMES]: withAgentVolume(pod.metadata?.annotations?.[SAFE_TO_EVICT_LOCAL_VOLUMES]) },
+    annotations: {
+      ...pod.metadata?.annotations,
+      [ANNOTATION_AGENT_IMAGE]: init.image!,
+      [SAFE_TO_EVICT_LOCAL_VOLUMES]: withAgentVolume(pod.metadata?.annotations?.[SAFE_TO_EVICT_LOCAL_VOLUMES]),
+    },
   };
   const injectedNames = [...newInitContainers.filter((c, i) => c !== initContainers[i]), ...newContainers.filter((c, i) => c !== containers[i])].map((c) => c.name);
   if (skipped.length > 0) warnings.push(...skipped);
   // Controller-made pods show no admission warnings to anyone: the reason annotation carries them.
   const reason = `injected ${injectedNames.join(', ')} with SpanProfiling ${ref(sp)}${warnings.length > 0 ? `; ${warnings.join('; ')}` : ''}`;
-  return { ...annotate(pod, { status: 'injected', code: 'injected', reason, warnings }), spanProfiling: sp };
+  return { ...annotate(pod, { status: 'injected', code: 'injected', reason, warnings }, sp), spanProfiling: sp };
 }
 
-function annotate(pod: V1Pod, r: { status: InjectionStatus; code: MutationCode; reason: string; warnings: string[] }): MutationResult {
-  pod.metadata = { ...pod.metadata, annotations: { ...pod.metadata?.annotations, [ANNOTATION_STATUS]: r.status, [ANNOTATION_REASON]: r.reason } };
+/**
+ * Writes the outcome on the pod. `sp` is the SpanProfiling that decided, once
+ * one was selected: the pod then records which one, its generation and the
+ * digest of what it gives pods, so the controller can tell a pod that is out
+ * of date, or one skipped for its own reasons under the same configuration
+ * (a restart would skip it again), from one the webhook never saw.
+ */
+function annotate(pod: V1Pod, r: { status: InjectionStatus; code: MutationCode; reason: string; warnings: string[] }, sp?: SpanProfiling): MutationResult {
+  const decidedBy: Record<string, string> =
+    sp === undefined ? {} : { [ANNOTATION_SPANPROFILING]: ref(sp), [ANNOTATION_GENERATION]: String(sp.metadata.generation ?? 0), [ANNOTATION_CONFIG]: podConfigDigest(sp) };
+  pod.metadata = { ...pod.metadata, annotations: { ...pod.metadata?.annotations, ...decidedBy, [ANNOTATION_STATUS]: r.status, [ANNOTATION_REASON]: r.reason } };
   return { pod, ...r };
 }
 
