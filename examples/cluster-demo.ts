@@ -90,7 +90,9 @@ async function main(): Promise<void> {
     say(`  ${kubectl} -n ${OBSERVABILITY} port-forward svc/jaeger 16686 &`);
     say(`  curl -s http://127.0.0.1:16686/api/traces/${slowest.traceID}     # the trace (Jaeger's UI, where the image has it: http://127.0.0.1:16686/trace/${slowest.traceID})`);
     say(`  ${kubectl} -n ${OBSERVABILITY} port-forward svc/pyroscope 4040 &`);
-    say(`  curl -s -X POST -H 'content-type: application/json' http://127.0.0.1:4040/querier.v1.QuerierService/SelectMergeSpanProfile -d '${body}'`);
+    const uiQuery = encodeURIComponent(`${CPU_PROFILE_TYPE}{service_name="${SHOP}"}`);
+    say(`  open http://127.0.0.1:4040/?query=${uiQuery}&from=now-1h&until=now      # Pyroscope's UI: the shop's CPU flame graph`);
+    say(`  curl -s -X POST -H 'content-type: application/json' http://127.0.0.1:4040/querier.v1.QuerierService/SelectMergeSpanProfile -d '${body}'   # one span's profile, as Grafana asks`);
     say(`  ${tool('kind')} delete cluster --name ${CLUSTER}   # when done`);
     say();
     say(`Done in ${((Date.now() - started) / 1000).toFixed(0)} s (${mode} images).`);

@@ -82,6 +82,7 @@ fi
 
 [ "$(id -u)" = 0 ] || die "the local way runs debootstrap and needs root"
 tools="$(bash "$repo/e2e/toolchain/build.sh" all | tail -n 1)"
+pyroscope_ui="$(bash "$repo/e2e/toolchain/pyroscope-ui.sh" | tail -n 1)"
 node_bin="$(bash "$repo/injector/test/node-versions.sh" "$NODE_MAJOR")"
 kind_files="$(cd "$repo/e2e/toolchain/modules/kind" && go list -m -f '{{.Dir}}' sigs.k8s.io/kind)/images/base/files"
 [ -f "$kind_files/usr/local/bin/entrypoint" ] || die "kind's node files not found in the module cache ($kind_files)"
@@ -177,7 +178,14 @@ control_plane=("$k8s/kube-apiserver:$KUBERNETES_VERSION" "$k8s/kube-controller-m
   "$k8s/etcd:$etcd_tag" "$k8s/coredns:$COREDNS_VERSION" "$k8s/pause:$PAUSE_VERSION")
 
 observability_images() {
-  from_toolchain "$REPO/pyroscope:$PYROSCOPE_VERSION" pyroscope entry
+  # Pyroscope with its web UI (e2e/toolchain/pyroscope-ui.sh), so a port-forward shows its flame graphs.
+  cp -L "$pyroscope_ui" "$ctx/pyroscope"
+  build "$REPO/pyroscope:$PYROSCOPE_VERSION" "$ctx" <<DOCKERFILE
+FROM $base
+COPY pyroscope /usr/local/bin/pyroscope
+ENTRYPOINT ["/usr/local/bin/pyroscope"]
+DOCKERFILE
+  rm -f "$ctx/pyroscope"
   from_toolchain "$REPO/jaeger:$JAEGER_VERSION" jaeger entry
 }
 STEP_N=2

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { AppProcess, FIXTURES, load } from '../../injector/test/harness/app-process';
 import { jaegerTraces, startJaeger, tagOf, type Jaeger, type JaegerSpan } from '../harness/jaeger';
 import { CPU_PROFILE_TYPE as PROFILE_TYPE, hotNames, pyroscopeCall, startPyroscope, type Flamegraph, type Pyroscope } from '../harness/pyroscope';
+import { agentEnv } from '../harness/backends';
 import { requireTools } from '../harness/toolchain';
 
 const SERVICE = 'roundtrip';
@@ -26,16 +27,7 @@ describe('traces to profiles, against real Jaeger and Pyroscope', function () {
     [pyroscope, jaeger] = await Promise.all([startPyroscope(), startJaeger()]);
     const app = await AppProcess.start({
       script: path.join(FIXTURES, 'server.js'),
-      env: {
-        OTEL_SERVICE_NAME: SERVICE,
-        OTEL_EXPORTER_OTLP_ENDPOINT: jaeger.otlpHttpUrl,
-        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
-        OTEL_BSP_SCHEDULE_DELAY: '200',
-        PYROSCOPE_SERVER_ADDRESS: pyroscope.url,
-        PYROSCOPE_UPLOAD_INTERVAL: '2s',
-        PYROSCOPE_HEAP_SAMPLING_INTERVAL_BYTES: '65536',
-        PYROSCOPE_LOG_LEVEL: 'info',
-      },
+      env: { ...agentEnv(SERVICE, jaeger, pyroscope), PYROSCOPE_HEAP_SAMPLING_INTERVAL_BYTES: '65536' },
     });
     const paths = Array.from({ length: 40 }, (_, i) => `/work?fn=${i % 2 === 0 ? 'alpha' : 'beta'}&ms=4&rounds=8&i=${i}`);
     await load(app.port, paths, 6);

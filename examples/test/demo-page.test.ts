@@ -17,6 +17,7 @@ import { AppProcess, REPO_ROOT, load } from '../../injector/test/harness/app-pro
 import { jaegerTraces, startJaeger, tagOf, type Jaeger, type JaegerSpan } from '../../e2e/harness/jaeger';
 import { selectMergeSpanProfile, startPyroscope, type Pyroscope } from '../../e2e/harness/pyroscope';
 import { eventually, routeOf } from '../../e2e/harness/stack';
+import { agentEnv } from '../../e2e/harness/backends';
 import { requireTools } from '../../e2e/harness/toolchain';
 import { tellStory, type Story } from '../lib/story';
 import { SHOP_FUNCTIONS } from '../shop/functions';
@@ -46,17 +47,7 @@ describe('the demo: its story against real Jaeger and Pyroscope, and its flame g
     const since = Date.now() - 60_000;
     const shop = await AppProcess.start({
       script: path.join(REPO_ROOT, 'examples/shop/server.js'),
-      env: {
-        PORT: '0',
-        HOST: '127.0.0.1',
-        OTEL_SERVICE_NAME: SERVICE,
-        OTEL_EXPORTER_OTLP_ENDPOINT: jaeger.otlpHttpUrl,
-        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
-        OTEL_BSP_SCHEDULE_DELAY: '200',
-        PYROSCOPE_SERVER_ADDRESS: pyroscope.url,
-        PYROSCOPE_UPLOAD_INTERVAL: '2s',
-        PYROSCOPE_LOG_LEVEL: 'info',
-      },
+      env: { PORT: '0', HOST: '127.0.0.1', ...agentEnv(SERVICE, jaeger, pyroscope) },
     });
     // The cluster demo's traffic (e2e/harness/stack.ts sendTraffic), then the big basket on its own.
     const paths = Array.from({ length: 120 }, (_, i) => (i % 2 === 0 ? `/checkout?items=${20 + (i % 7) * 5}` : '/catalog'));

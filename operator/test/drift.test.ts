@@ -32,6 +32,9 @@ function admitted(profile: SpanProfiling, labels: Record<string, string> = { app
   });
   return slimPod(result.pod as never);
 }
+/** The webhook's answer for a pod of namespace shop, opted in. */
+const admit = (pod: Parameters<typeof mutatePod>[0]['pod'], profile: SpanProfiling): ReturnType<typeof mutatePod> =>
+  mutatePod({ pod, namespace: 'shop', namespaceAnnotations: { 'spanprofiling.io/inject': 'true' }, spanProfilings: [profile], defaults: { agentImage: IMAGE } });
 const unseen = (name: string, namespace = 'shop', labels: Record<string, string> = { app: 'web' }): PodView => ({ metadata: { name, namespace, uid: `uid-${name}-${namespace}`, labels, annotations: {} }, status: { phase: 'Running' } });
 const ctx = (profiles: SpanProfiling[], inject: Record<string, string> = { shop: 'true' }): DriftContext => ({
   namespaceAnnotations: (ns) => (inject[ns] === undefined ? undefined : { 'spanprofiling.io/inject': inject[ns]! }),
@@ -75,13 +78,7 @@ describe('drift: which pods are current, outdated or missed', () => {
   for (const [what, pod, profile, want] of cases) it(`${what}: ${want ?? 'not counted'}`, () => assert.equal(standing(pod(), profile, ctx([profile])), want));
 
   it('does not count as missed a pod skipped for its own reasons under the same configuration, but does once the SpanProfiling changes', () => {
-    const windows = mutatePod({
-      pod: { metadata: { name: 'win-1', namespace: 'shop', uid: 'w1' }, spec: { os: { name: 'windows' }, containers: [{ name: 'app', image: 'node:24' }] } },
-      namespace: 'shop',
-      namespaceAnnotations: { 'spanprofiling.io/inject': 'true' },
-      spanProfilings: [current],
-      defaults: { agentImage: IMAGE },
-    });
+    const windows = admit({ metadata: { name: 'win-1', namespace: 'shop', uid: 'w1' }, spec: { os: { name: 'windows' }, containers: [{ name: 'app', image: 'node:24' }] } }, current);
     assert.equal(windows.status, 'skipped');
     const pod = { ...slimPod(windows.pod as never), status: { phase: 'Running' } };
     assert.equal(standing(pod, current, ctx([current])), undefined);
@@ -91,13 +88,7 @@ describe('drift: which pods are current, outdated or missed', () => {
 
   it('counts a pod admitted while the SpanProfiling could not be injected as missed once it is fixed', () => {
     const broken = sp({ env: [{ name: 'BAD NAME', value: 'x' }] } as never, 1);
-    const result = mutatePod({
-      pod: { metadata: { name: 'web-3', namespace: 'shop', uid: 'u3' }, spec: { containers: [{ name: 'app', image: 'node:24' }] } },
-      namespace: 'shop',
-      namespaceAnnotations: { 'spanprofiling.io/inject': 'true' },
-      spanProfilings: [broken],
-      defaults: { agentImage: IMAGE },
-    });
+    const result = admit({ metadata: { name: 'web-3', namespace: 'shop', uid: 'u3' }, spec: { containers: [{ name: 'app', image: 'node:24' }] } }, broken);
     assert.equal(result.status, 'error');
     const pod = { ...slimPod(result.pod as never), status: { phase: 'Running' } };
     assert.equal(standing(pod, broken, ctx([broken])), undefined, 'still broken: a restart would not help');
