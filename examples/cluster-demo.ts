@@ -88,7 +88,7 @@ async function main(): Promise<void> {
     say(`  ${kubectl} get spanprofiling -A                      # Ready, injected pod count`);
     say(`  ${kubectl} get pods -n shop -o yaml                  # the injected init container, volume, env`);
     say(`  ${kubectl} -n ${OBSERVABILITY} port-forward svc/jaeger 16686 &`);
-    say(`  curl -s http://127.0.0.1:16686/api/traces/${slowest.traceID}     # the trace (Jaeger's UI, where the image has it: http://127.0.0.1:16686/trace/${slowest.traceID})`);
+    say(`  curl -s http://127.0.0.1:16686/api/traces/${slowest.traceID}     # the trace (Jaeger's query API; its UI, in published images: http://127.0.0.1:16686/trace/${slowest.traceID})`);
     say(`  ${kubectl} -n ${OBSERVABILITY} port-forward svc/pyroscope 4040 &`);
     const uiQuery = encodeURIComponent(`${CPU_PROFILE_TYPE}{service_name="${SHOP}"}`);
     say(`  open http://127.0.0.1:4040/?query=${uiQuery}&from=now-1h&until=now      # Pyroscope's UI: the shop's CPU flame graph`);

@@ -274,6 +274,13 @@ describe('Helm chart charts/span-profiling-operator', function () {
         });
       }
 
+      it("still may scale its own Deployment (the uninstall hook's first step)", async () => {
+        const own = { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'spo-span-profiling-operator', namespace: 'span-profiling' }, spec: { replicas: 2, selector: { matchLabels: { app: 'op' } }, template: { metadata: { labels: { app: 'op' } }, spec: { containers: [{ name: 'op', image: 'op:1' }] } } } };
+        assert.equal((await cp.kubectlResult(['apply', '-f', '-'], JSON.stringify(own))).code, 0);
+        const r = await asOperator('/apis/apps/v1/namespaces/span-profiling/deployments/spo-span-profiling-operator', { spec: { replicas: 0 } });
+        assert.equal(r.code, 200, r.message);
+      });
+
       it('may only remove the rollout annotation of a SpanProfiling', async () => {
         const spec = await asOperator(spanProfiling, { spec: { pyroscope: { address: 'http://evil:4040' } } });
         assert.equal(spec.code, 422, spec.message);

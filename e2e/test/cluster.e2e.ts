@@ -23,6 +23,7 @@ import {
   OPERATOR_NAMESPACE,
   PLAIN_NAMESPACE,
   profiledServerSpans,
+  pyroscopeUrl,
   RELEASE,
   rolledOut,
   routeOf,
@@ -159,6 +160,17 @@ describe(`kind cluster (${imagesMode()} images): from helm install to the flame 
       for (const fn of heavy) assert.equal(light.get(fn) ?? 0, 0, `${fn} belongs to other requests`);
     });
   }
+
+  it("Pyroscope serves its web UI (local images: built by e2e/toolchain/pyroscope-ui.sh), for a port-forward and a browser", async () => {
+    const res = await fetch(`${pyroscopeUrl(proxy.url)}/`, { signal: AbortSignal.timeout(30_000) });
+    assert.equal(res.status, 200);
+    const html = await res.text();
+    assert.match(html, /<title>Grafana Pyroscope<\/title>/);
+    const script = /<script[^>]+src="([^"]+\.js)"/.exec(html)?.[1];
+    assert.ok(script !== undefined, 'the page loads its app bundle');
+    const bundle = await fetch(`${pyroscopeUrl(proxy.url)}/${script.replace(/^\//, '')}`, { signal: AbortSignal.timeout(30_000) });
+    assert.equal(bundle.status, 200, `GET ${script}`);
+  });
 
   it('the SpanProfiling is Ready and counts the injected pods', async () => {
     await eventually(`Ready with ${Object.keys(SHOPS).length} injected pods`, async () => {
