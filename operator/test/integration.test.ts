@@ -142,6 +142,11 @@ describe('operator against a real kube-apiserver', function () {
       assert.match(out, /The Grafana Pyroscope server that receives the profiles/);
       assert.match(out, /authTokenSecretRef/);
       assert.match((await cp.kubectl('explain', 'sprof.spec.tracing.sampler')).stdout, /Which traces are kept/);
+      const rollout = (await cp.kubectl('explain', 'sprof.spec.rollout')).stdout;
+      assert.match(rollout, /out of date/);
+      assert.match(rollout, /maxRestartsPerHour/);
+      assert.match((await cp.kubectl('explain', 'sprof.spec.rollout.policy')).stdout, /spanprofiling.io\/rollout=now/);
+      assert.match((await cp.kubectl('explain', 'sprof.status.missedPods')).stdout, /run without the agent/);
     });
 
     it('fills in defaults', async () => {
