@@ -585,6 +585,33 @@ describe('operator against a real kube-apiserver', function () {
       assert.match(message, /no workload can be restarted now/);
       assert.equal(await restartedAt(), before);
     });
+
+    it("restarts a StatefulSet's pods the same way, past the paused Deployment", async () => {
+      const stsPath = `/apis/apps/v1/namespaces/${NS}/statefulsets/db`;
+      const sts = await cp.api<{ metadata: { uid: string; generation: number } }>('POST', `/apis/apps/v1/namespaces/${NS}/statefulsets`, {
+        apiVersion: 'apps/v1',
+        kind: 'StatefulSet',
+        metadata: { name: 'db' },
+        spec: { replicas: 1, serviceName: 'db', selector: { matchLabels: { app: 'db' } }, template: { metadata: { labels: { app: 'db' } }, spec: { containers: [{ name: 'app', image: 'node:24' }] } } },
+      });
+      assert.equal(sts.status, 201, JSON.stringify(sts.body));
+      const settled = await cp.api('PUT', `${stsPath}/status`, { ...sts.body, status: { observedGeneration: sts.body.metadata.generation, replicas: 1, readyReplicas: 1, updatedReplicas: 1, currentRevision: 'db-1', updateRevision: 'db-1' } });
+      assert.equal(settled.status, 200, JSON.stringify(settled.body));
+      const pod = await cp.api<Pod>('POST', `/api/v1/namespaces/${NS}/pods`, {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'db-0', labels: { app: 'db' }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'StatefulSet', name: 'db', uid: sts.body.metadata.uid, controller: true }] },
+        spec: { containers: [{ name: 'app', image: 'node:24' }] },
+      });
+      assert.equal(pod.body.metadata.annotations?.['spanprofiling.io/status'], 'injected');
+      const pausedAt = await restartedAt();
+      const edit = await cp.api('PATCH', `/apis/spanprofiling.io/v1alpha1/namespaces/${NS}/spanprofilings/default`, { spec: { profiling: { sampleRateHz: 30 } } }, 'application/merge-patch+json');
+      assert.equal(edit.status, 200);
+      const at = await until('the StatefulSet restarted', async () => (await cp.api<Deployment>('GET', stsPath)).body.spec.template.metadata?.annotations?.['kubectl.kubernetes.io/restartedAt']);
+      assert.match(at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+      await until('an Event on the StatefulSet', async () => (await events()).find((e) => e.involvedObject.kind === 'StatefulSet' && e.involvedObject.name === 'db' && e.reason === 'SpanProfilingRestart'));
+      assert.equal(await restartedAt(), pausedAt, 'the paused Deployment keeps its restart time');
+    });
   });
 
   describe('the API server as the oracle (dry-run pods, with and without the webhook)', () => {
