@@ -47,6 +47,11 @@ export class Gauge extends Metric {
   set(labels: Labels, value: number): void {
     this.values.set(key(labels), value);
   }
+  /** Forgets every series whose labels include these (a deleted SpanProfiling's). */
+  deleteMatching(labels: Labels): void {
+    const part = key(labels);
+    for (const k of [...this.values.keys()]) if (k.split(',').includes(part)) this.values.delete(k);
+  }
   lines(): string[] {
     return [...this.values].map(([k, v]) => `${this.name}${k ? `{${k}}` : ''} ${v}`);
   }
@@ -97,6 +102,8 @@ export function operatorMetrics(registry = new Registry()) {
     latency: registry.register(new Histogram('spanprofiling_webhook_duration_seconds', 'Time to answer an AdmissionReview.', [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1])),
     reconciles: registry.register(new Counter('spanprofiling_reconciles_total', 'Reconciliations of SpanProfilings, by result.')),
     leader: registry.register(new Gauge('spanprofiling_leader', '1 when this replica holds the leader lease.')),
+    pods: registry.register(new Gauge('spanprofiling_pods', "Running pods of a SpanProfiling (namespace/name), by state: injected, outdated (an older configuration or agent image), missed (running without the agent). The leader's.")),
+    restarts: registry.register(new Counter('spanprofiling_rollout_restarts_total', 'Workloads the rollout restarted, by SpanProfiling and kind.')),
   };
 }
 

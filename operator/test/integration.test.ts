@@ -458,6 +458,7 @@ describe('operator against a real kube-apiserver', function () {
     type EventList = { items: { reason: string; message: string; involvedObject: { kind: string; name: string } }[] };
     let rsUid = '';
     let pods = 0;
+    let operator: { probePort: number };
     const restartedAt = async (): Promise<string | undefined> => (await cp.api<Deployment>('GET', deploymentPath)).body.spec.template.metadata?.annotations?.['kubectl.kubernetes.io/restartedAt'];
     /** Writes the Deployment's status as its controller would once every pod is new and available. */
     const settle = async (): Promise<void> => {
@@ -506,7 +507,7 @@ describe('operator against a real kube-apiserver', function () {
       await cp.api('POST', `/api/v1/namespaces/${NS}/pods`, { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'bare', labels: { app: 'web' } }, spec: { containers: [{ name: 'app', image: 'node:24' }] } });
       await cp.kubectl('annotate', 'namespace', NS, 'spanprofiling.io/inject=true');
       assert.equal((await apply(spanProfiling('default', { rollout: { policy: 'Manual', pauseSeconds: 0 } }), NS)).code, 0);
-      await startOperator('op-5', webhookPort);
+      operator = await startOperator('op-5', webhookPort);
     });
 
     it('counts the pods that started without the agent as missed, and restarts nothing under Manual', async () => {
@@ -610,6 +611,11 @@ describe('operator against a real kube-apiserver', function () {
       const at = await until('the StatefulSet restarted', async () => (await cp.api<Deployment>('GET', stsPath)).body.spec.template.metadata?.annotations?.['kubectl.kubernetes.io/restartedAt']);
       assert.match(at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
       await until('an Event on the StatefulSet', async () => (await events()).find((e) => e.involvedObject.kind === 'StatefulSet' && e.involvedObject.name === 'db' && e.reason === 'SpanProfilingRestart'));
+      const metrics = await (await fetch(`http://127.0.0.1:${operator.probePort}/metrics`)).text();
+      assert.match(metrics, /spanprofiling_rollout_restarts_total\{kind="Deployment",spanprofiling="roll\/default"\} 2/);
+      assert.match(metrics, /spanprofiling_rollout_restarts_total\{kind="StatefulSet",spanprofiling="roll\/default"\} 1/);
+      assert.match(metrics, /spanprofiling_pods\{spanprofiling="roll\/default",state="injected"\} 2/);
+      assert.match(metrics, /spanprofiling_pods\{spanprofiling="roll\/default",state="missed"\} 0/);
       assert.equal(await restartedAt(), pausedAt, 'the paused Deployment keeps its restart time');
     });
   });

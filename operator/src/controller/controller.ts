@@ -202,12 +202,16 @@ export class Controller {
   async reconcileSpanProfiling(key: string): Promise<void> {
     const [namespace, name] = key.split('/') as [string, string];
     const sp = this.caches.spanProfilings.get(namespace, name);
-    if (sp === undefined) return;
+    if (sp === undefined) {
+      this.metrics.pods.deleteMatching({ spanprofiling: key });
+      return;
+    }
     // A pod can be in both caches (injected, in a namespace labelled for injection): each once.
     const pods = [...new Map([...this.caches.injectedPods.list(), ...[...this.optedInPods.values()].flatMap((r) => r.list())].map((p) => [p.metadata.uid ?? `${p.metadata.namespace}/${p.metadata.name}`, p])).values()];
     const counts = drift(pods, sp, { namespaceAnnotations: (ns) => this.namespaceAnnotations(ns), spanProfilings: this.caches.spanProfilings.list(), agentImage: this.options.agentImage });
     const live = pods.filter((p) => p.metadata.labels?.[LABEL_INJECTED] === 'true' && p.metadata.annotations?.[ANNOTATION_SPANPROFILING] === key && p.metadata.deletionTimestamp === undefined && p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed');
     const injectedPods = counts.injectedPods;
+    for (const [state, n] of [['injected', counts.injectedPods], ['outdated', counts.outdatedPods], ['missed', counts.missedPods]] as const) this.metrics.pods.set({ spanprofiling: key, state }, n);
     // Pods read their credentials in their own namespace: look where they run (or, before any runs, beside the SpanProfiling).
     const podsIn = new Map<string, number>();
     for (const p of live) podsIn.set(p.metadata.namespace, (podsIn.get(p.metadata.namespace) ?? 0) + 1);
@@ -243,7 +247,10 @@ export class Controller {
   private rolloutEvents(sp: SpanProfiling): Parameters<Rollouts['step']>[2] {
     return {
       onSpanProfiling: (type, reason, message) => this.events.record(sp, type, reason, message),
-      onWorkload: (w: WorkloadRef, uid, reason, message) => this.events.recordOn({ apiVersion: 'apps/v1', kind: w.kind, name: w.name, namespace: w.namespace, uid }, 'Normal', reason, message),
+      onWorkload: (w: WorkloadRef, uid, reason, message) => {
+        this.metrics.restarts.inc({ spanprofiling: ref(sp), kind: w.kind });
+        return this.events.recordOn({ apiVersion: 'apps/v1', kind: w.kind, name: w.name, namespace: w.namespace, uid }, 'Normal', reason, message);
+      },
     };
   }
 

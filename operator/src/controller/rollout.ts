@@ -244,9 +244,9 @@ export class Rollouts {
         state.pass?.add(workloadKey(w));
         state.lastRestart = workloadKey(w);
         state.lastRestartTime = at.toISOString().replace(/\.\d+Z$/, 'Z');
-        const why2 = `its pods run without the agent or with an older configuration of SpanProfiling ${key}`;
-        await events.onWorkload(w, live.metadata.uid, 'SpanProfilingRestart', `restarted by the span-profiling operator: ${why2}`);
-        await events.onSpanProfiling('Normal', 'WorkloadRestarted', `restarted ${workloadKey(w)}: ${why2}`);
+        const cause = `its pods run without the agent or with an older configuration of SpanProfiling ${key}`;
+        await events.onWorkload(w, live.metadata.uid, 'SpanProfilingRestart', `restarted by the span-profiling operator: ${cause}`);
+        await events.onSpanProfiling('Normal', 'WorkloadRestarted', `restarted ${workloadKey(w)}: ${cause}`);
         return status(`restarted ${workloadKey(w)}; waiting for it to roll out${ordered.length > 1 ? ` (${ordered.length - 1} more to restart)` : ''}${notes()}`, ROLLOUT_POLL_MS);
       }
       return status(`no workload can be restarted now: ${waiting.join('; ')}${notes()}`, ROLLOUT_POLL_MS * 5);
