@@ -53,11 +53,10 @@ export const isLive = (pod: PodView): boolean => pod.metadata.deletionTimestamp 
 export const isInjected = (pod: PodView): boolean => pod.metadata.labels?.[LABEL_INJECTED] === 'true';
 
 /** How a live pod stands with this SpanProfiling, or undefined when it is not this SpanProfiling's. */
-export function standing(pod: PodView, sp: SpanProfiling, ctx: DriftContext): Standing | undefined {
+export function standing(pod: PodView, sp: SpanProfiling, ctx: DriftContext, digest = podConfigDigest(sp)): Standing | undefined {
   if (!isLive(pod)) return undefined;
   const a = pod.metadata.annotations ?? {};
   const key = ref(sp);
-  const digest = podConfigDigest(sp);
   if (isInjected(pod)) {
     if (a[ANNOTATION_SPANPROFILING] !== key) return undefined;
     return a[ANNOTATION_CONFIG] === digest && a[ANNOTATION_AGENT_IMAGE] === agentImageFor(sp, ctx.agentImage) ? 'current' : 'outdated';
@@ -93,11 +92,12 @@ export function drift(pods: Iterable<PodView>, sp: SpanProfiling, ctx: DriftCont
   const byNamespace = new Map<string, PodCounts>();
   const stale: PodView[] = [];
   const total: PodCounts = { injectedPods: 0, outdatedPods: 0, missedPods: 0 };
+  const digest = podConfigDigest(sp);
   for (const pod of pods) {
     const id = pod.metadata.uid ?? `${pod.metadata.namespace}/${pod.metadata.name}`;
     if (seen.has(id)) continue;
     seen.add(id);
-    const s = standing(pod, sp, ctx);
+    const s = standing(pod, sp, ctx, digest);
     if (s === undefined) continue;
     const counts = byNamespace.get(pod.metadata.namespace) ?? { injectedPods: 0, outdatedPods: 0, missedPods: 0 };
     byNamespace.set(pod.metadata.namespace, counts);
