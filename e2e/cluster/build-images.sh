@@ -180,7 +180,7 @@ control_plane=("$k8s/kube-apiserver:$KUBERNETES_VERSION" "$k8s/kube-controller-m
 observability_images() {
   # Pyroscope with its web UI (e2e/toolchain/pyroscope-ui.sh), so a port-forward shows its flame graphs.
   cp -L "$pyroscope_ui" "$ctx/pyroscope"
-  build "$REPO/pyroscope:$PYROSCOPE_VERSION" "$ctx" <<DOCKERFILE
+  build "$REPO/pyroscope:build" "$ctx" <<DOCKERFILE
 FROM $base
 COPY pyroscope /usr/local/bin/pyroscope
 ENTRYPOINT ["/usr/local/bin/pyroscope"]
@@ -281,5 +281,6 @@ echo "COREDNS_IMAGE_TAG=$COREDNS_VERSION"
 echo "OPERATOR_IMAGE=$(content_tag "$REPO/operator")"
 echo "AGENT_IMAGE=$(content_tag "$REPO/agent")"
 echo "SHOP_IMAGE=$(content_tag "$REPO/shop")"
-echo "PYROSCOPE_IMAGE=$REPO/pyroscope:$PYROSCOPE_VERSION"
+# Tagged by content too: a reused cluster rolls out a Pyroscope built anew (one with its UI, say).
+echo "PYROSCOPE_IMAGE=$(content_tag "$REPO/pyroscope")"
 echo "JAEGER_IMAGE=$REPO/jaeger:$JAEGER_VERSION"

@@ -7,7 +7,8 @@ import { strict as assert } from 'node:assert';
 import { mutatePod } from '../src/inject/pod';
 import type { SpanProfiling } from '../src/api';
 import { drift, standing, type DriftContext, type PodView } from '../src/controller/drift';
-import { blocker, ownerOf, restartPatch, type Workload } from '../src/controller/rollout';
+import { blocker, ownerOf, predatesRestart, restartPatch, Rollouts, type Workload } from '../src/controller/rollout';
+import type { Kube } from '../src/kube/client';
 import { desiredStatus, statusChanged } from '../src/controller/status';
 import { podConfigDigest } from '../src/inject/fingerprint';
 import { slimPod } from '../src/controller/controller';
@@ -196,6 +197,50 @@ describe('rollout: which workload, and when not', () => {
       else assert.match(why ?? '', want);
     });
   }
+
+  it("counts a pod created before the workload's restart as on its way out, and one of the same second as new", () => {
+    const at = Date.parse('2026-12-04T10:00:00.700Z');
+    const created = (t: string): PodView => ({ metadata: { name: 'p', namespace: 'shop', creationTimestamp: t } });
+    assert.equal(predatesRestart(created('2026-12-04T09:59:59Z'), at), true);
+    assert.equal(predatesRestart(created('2026-12-04T10:00:00Z'), at), false);
+    assert.equal(predatesRestart(created('2026-12-04T09:59:59Z'), undefined), false, 'never restarted');
+    assert.equal(predatesRestart({ metadata: { name: 'p', namespace: 'shop' } }, at), false);
+  });
+
+  it('restarts a workload once, though its old pod lingers in the cache after the rollout is done', async () => {
+    let now = Date.parse('2026-12-04T10:00:00Z');
+    const patches: string[] = [];
+    let deployment: Workload = { metadata: { name: 'web', namespace: 'shop', generation: 1 }, spec: { replicas: 1 }, status: { observedGeneration: 1, replicas: 1, updatedReplicas: 1, availableReplicas: 1 } };
+    const kube: Kube = {
+      request: async <T>(method: string, urlPath: string): Promise<T> => {
+        if (method === 'PATCH') {
+          patches.push(urlPath);
+          deployment = { ...deployment, metadata: { ...deployment.metadata, generation: deployment.metadata.generation! + 1 } };
+        }
+        return {} as T;
+      },
+      get: async <T>(urlPath: string): Promise<T | undefined> =>
+        (urlPath.includes('/replicasets/') ? { metadata: { ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'web', controller: true }] } } : deployment) as T,
+      watch: () => ({ done: Promise.resolve(), abort: () => undefined }),
+    };
+    const rollouts = new Rollouts(kube, () => new Date(now));
+    const profile = sp({ rollout: { policy: 'Auto', pauseSeconds: 0 } });
+    const old: PodView = { metadata: { name: 'web-1', namespace: 'shop', creationTimestamp: '2026-12-04T09:00:00Z', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-5d8f', controller: true }] } };
+    const events = { onSpanProfiling: async () => undefined, onWorkload: async () => undefined };
+    assert.match((await rollouts.step(profile, [old], events)).status?.message ?? '', /^restarted Deployment shop\/web/);
+    now += 5000;
+    assert.match((await rollouts.step(profile, [old], events)).status?.message ?? '', /waiting for Deployment shop\/web to roll out/);
+    // The Deployment controller is done; the cache still holds the old pod.
+    deployment = { ...deployment, status: { ...deployment.status, observedGeneration: deployment.metadata.generation } };
+    now += 5000;
+    assert.match((await rollouts.step(profile, [old], events)).status?.message ?? '', /^nothing to restart/);
+    assert.equal(patches.length, 1);
+    // A pod of the new revision that is still stale (the webhook was down again) is restarted for.
+    const fresh: PodView = { ...old, metadata: { ...old.metadata, name: 'web-2', creationTimestamp: new Date(now).toISOString() } };
+    now += 5000;
+    assert.match((await rollouts.step(profile, [fresh], events)).status?.message ?? '', /^restarted Deployment shop\/web/);
+    assert.equal(patches.length, 2);
+  });
 
   it('restarts with the patch kubectl rollout restart sends', () => {
     assert.deepEqual(restartPatch(new Date('2026-12-04T10:00:00.123Z')), { spec: { template: { metadata: { annotations: { 'kubectl.kubernetes.io/restartedAt': '2026-12-04T10:00:00Z' } } } } });

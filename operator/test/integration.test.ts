@@ -129,7 +129,7 @@ describe('operator against a real kube-apiserver', function () {
   after(async () => {
     for (const p of operators) await p.stop();
     await cp?.stop();
-    removeDir(logDir);
+    if (process.env["SPANPROF_KEEP_LOGS"] === undefined) removeDir(logDir);
   });
 
   describe('the SpanProfiling CRD', () => {

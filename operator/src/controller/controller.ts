@@ -91,6 +91,7 @@ export function slimPod(pod: Pod): Pod {
       labels: m.labels ?? {},
       annotations,
       ...(owner !== undefined ? { ownerReferences: [{ apiVersion: owner.apiVersion, kind: owner.kind, name: owner.name, uid: owner.uid, controller: true }] } : {}),
+      ...(m.creationTimestamp !== undefined ? { creationTimestamp: m.creationTimestamp } : {}),
       ...(m.deletionTimestamp !== undefined ? { deletionTimestamp: m.deletionTimestamp } : {}),
     },
     status: { phase: pod.status?.phase },
@@ -249,6 +250,7 @@ export class Controller {
       onSpanProfiling: (type, reason, message) => this.events.record(sp, type, reason, message),
       onWorkload: (w: WorkloadRef, uid, reason, message) => {
         this.metrics.restarts.inc({ spanprofiling: ref(sp), kind: w.kind });
+        this.log.info('restarted a workload', { spanProfiling: ref(sp), kind: w.kind, namespace: w.namespace, name: w.name });
         return this.events.recordOn({ apiVersion: 'apps/v1', kind: w.kind, name: w.name, namespace: w.namespace, uid }, 'Normal', reason, message);
       },
     };

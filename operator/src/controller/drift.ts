@@ -26,6 +26,7 @@ export interface PodView {
     labels?: Record<string, string>;
     annotations?: Record<string, string>;
     ownerReferences?: OwnerReference[];
+    creationTimestamp?: string;
     deletionTimestamp?: string;
   };
   status?: { phase?: string };

@@ -147,9 +147,24 @@ export interface RolloutEvents {
   onWorkload(w: WorkloadRef, uid: string | undefined, reason: string, message: string): Promise<void>;
 }
 
+/**
+ * Whether a pod is of the revision before our restart of its workload: it
+ * was created before that restart (creationTimestamp has whole seconds, so
+ * a pod of the same second counts as new). Such a pod is on its way out; the
+ * controller's cache may still hold it after the workload reports its
+ * rollout done, and it must not trigger a second restart.
+ */
+export function predatesRestart(pod: PodView, restartedAtMs: number | undefined): boolean {
+  if (restartedAtMs === undefined) return false;
+  const created = Date.parse(pod.metadata.creationTimestamp ?? '');
+  return Number.isFinite(created) && created < Math.floor(restartedAtMs / 1000) * 1000;
+}
+
 export class Rollouts {
   private readonly states = new Map<string, State>();
   private readonly rsOwners = new Map<string, OwnerReference | undefined>();
+  /** When each workload was last restarted by this leader. */
+  private readonly restartedAt = new Map<string, number>();
 
   constructor(
     private readonly kube: Kube,
@@ -207,7 +222,7 @@ export class Rollouts {
       for (const pod of stale) {
         const owner = await ownerOf(pod, (ns, name) => this.replicaSetOwner(ns, name));
         if (typeof owner === 'string') skipped.push(`pod ${pod.metadata.namespace}/${pod.metadata.name}: ${owner}`);
-        else if (!state.pass?.has(workloadKey(owner))) candidates.set(workloadKey(owner), owner);
+        else if (!state.pass?.has(workloadKey(owner)) && !predatesRestart(pod, this.restartedAt.get(workloadKey(owner)))) candidates.set(workloadKey(owner), owner);
       }
       const ordered = [...candidates.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([, w]) => w);
       const notes = (): string => (skipped.length === 0 ? '' : `; not restarted: ${skipped.slice(0, 5).join('; ')}${skipped.length > 5 ? `; and ${skipped.length - 5} more` : ''}`);
@@ -241,6 +256,8 @@ export class Rollouts {
         await this.kube.request('PATCH', workloadPath(w), restartPatch(at), 'application/strategic-merge-patch+json');
         state.current = w;
         state.restarts.push(at.getTime());
+        if (this.restartedAt.size > 10_000) this.restartedAt.clear();
+        this.restartedAt.set(workloadKey(w), at.getTime());
         state.pass?.add(workloadKey(w));
         state.lastRestart = workloadKey(w);
         state.lastRestartTime = at.toISOString().replace(/\.\d+Z$/, 'Z');
