@@ -38,7 +38,7 @@ const CLUSTER = 'span-profiling-e2e';
 const REQUESTS = 60;
 
 interface Pod {
-  metadata: { name: string; annotations?: Record<string, string>; labels?: Record<string, string> };
+  metadata: { name: string; annotations?: Record<string, string>; labels?: Record<string, string>; deletionTimestamp?: string };
   spec: {
     initContainers?: { name: string; image: string }[];
     containers: { name: string; env?: { name: string; value?: string }[]; volumeMounts?: { name: string; mountPath: string }[] }[];
@@ -210,7 +210,7 @@ describe(`kind cluster (${imagesMode()} images): from helm install to the flame 
     assert.equal(annotations[ANNOTATION_REASON], UNSEEN_POD_REASON);
 
     const injected = await eventually('shop-late restarted and its pods injected', async () => {
-      const pods = await cluster.getJson<{ items: (Pod & { metadata: { deletionTimestamp?: string } })[] }>(['get', 'pods', '-n', SHOP_NAMESPACE, '-l', 'app.kubernetes.io/name=shop-late']);
+      const pods = await cluster.getJson<{ items: Pod[] }>(['get', 'pods', '-n', SHOP_NAMESPACE, '-l', 'app.kubernetes.io/name=shop-late']);
       const live = pods.items.filter((p) => p.metadata.deletionTimestamp === undefined);
       return live.length === 2 && live.every((p) => p.metadata.annotations?.[ANNOTATION_STATUS] === 'injected' && p.status?.phase === 'Running') ? live : undefined;
     }, 240_000);
@@ -237,7 +237,7 @@ describe(`kind cluster (${imagesMode()} images): from helm install to the flame 
     const updated = await eventually('every pod of every shop with the new sample rate', async () => {
       const s = await cluster.getJson<{ status?: { outdatedPods?: number; missedPods?: number } }>(['get', 'spanprofiling', '-n', SHOP_NAMESPACE, 'default']);
       if (s.status?.outdatedPods !== 0 || s.status.missedPods !== 0) return undefined;
-      const pods = await cluster.getJson<{ items: (Pod & { metadata: { deletionTimestamp?: string } })[] }>(['get', 'pods', '-n', SHOP_NAMESPACE]);
+      const pods = await cluster.getJson<{ items: Pod[] }>(['get', 'pods', '-n', SHOP_NAMESPACE]);
       const live = pods.items.filter((p) => p.metadata.deletionTimestamp === undefined);
       return live.length === 2 + Object.keys(SHOPS).length && live.every((p) => envOf(p, 'PYROSCOPE_WALL_SAMPLING_INTERVAL_MICROS') === '20000' && p.status?.phase === 'Running') ? live : undefined;
     }, 600_000, 2000);
@@ -267,7 +267,7 @@ describe(`kind cluster (${imagesMode()} images): from helm install to the flame 
     await cluster.kubectl(['rollout', 'restart', 'deployment', '-n', SHOP_NAMESPACE, 'shop']);
     await rolledOut(cluster, SHOP_NAMESPACE, 'shop');
     const at = (await cluster.getJson<{ spec: { template: { metadata: { annotations?: Record<string, string> } } } }>(['get', 'deployment', '-n', SHOP_NAMESPACE, 'shop'])).spec.template.metadata.annotations?.['kubectl.kubernetes.io/restartedAt'];
-    const pods = await cluster.getJson<{ items: (Pod & { metadata: { deletionTimestamp?: string } })[] }>(['get', 'pods', '-n', SHOP_NAMESPACE, '-l', 'app.kubernetes.io/name=shop', '--field-selector=status.phase=Running']);
+    const pods = await cluster.getJson<{ items: Pod[] }>(['get', 'pods', '-n', SHOP_NAMESPACE, '-l', 'app.kubernetes.io/name=shop', '--field-selector=status.phase=Running']);
     const restarted = pods.items.filter((p) => at !== undefined && p.metadata.annotations?.['kubectl.kubernetes.io/restartedAt'] === at && p.metadata.deletionTimestamp === undefined);
     assert.ok(restarted.length > 0, 'the restarted pod is running');
     for (const pod of restarted) {

@@ -207,15 +207,13 @@ export class Controller {
       this.metrics.pods.deleteMatching({ spanprofiling: key });
       return;
     }
-    // A pod can be in both caches (injected, in a namespace labelled for injection): each once.
-    const pods = [...new Map([...this.caches.injectedPods.list(), ...[...this.optedInPods.values()].flatMap((r) => r.list())].map((p) => [p.metadata.uid ?? `${p.metadata.namespace}/${p.metadata.name}`, p])).values()];
+    // drift() counts a pod that is in both caches (injected, in a namespace labelled for injection) once.
+    const pods = [...this.caches.injectedPods.list(), ...[...this.optedInPods.values()].flatMap((r) => r.list())];
     const counts = drift(pods, sp, { namespaceAnnotations: (ns) => this.namespaceAnnotations(ns), spanProfilings: this.caches.spanProfilings.list(), agentImage: this.options.agentImage });
-    const live = pods.filter((p) => p.metadata.labels?.[LABEL_INJECTED] === 'true' && p.metadata.annotations?.[ANNOTATION_SPANPROFILING] === key && p.metadata.deletionTimestamp === undefined && p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed');
     const injectedPods = counts.injectedPods;
     for (const [state, n] of [['injected', counts.injectedPods], ['outdated', counts.outdatedPods], ['missed', counts.missedPods]] as const) this.metrics.pods.set({ spanprofiling: key, state }, n);
     // Pods read their credentials in their own namespace: look where they run (or, before any runs, beside the SpanProfiling).
-    const podsIn = new Map<string, number>();
-    for (const p of live) podsIn.set(p.metadata.namespace, (podsIn.get(p.metadata.namespace) ?? 0) + 1);
+    const podsIn = new Map(counts.namespaces.filter((n) => n.injectedPods > 0).map((n) => [n.namespace, n.injectedPods]));
     const lookIn = podsIn.size > 0 ? [...podsIn.keys()].sort() : [namespace];
     const secrets: SecretLookup[] = [];
     for (const secretName of referencedSecrets(sp)) {

@@ -42,7 +42,6 @@ export const workloadPath = (w: WorkloadRef): string => `/apis/apps/v1/namespace
 
 /** The parts of a Deployment, StatefulSet or DaemonSet the rollout reads. */
 export interface Workload {
-  kind?: string;
   metadata: { name: string; namespace: string; generation?: number; uid?: string };
   spec?: {
     replicas?: number;
