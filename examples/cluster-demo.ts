@@ -5,7 +5,7 @@
  * Brings up (or reuses) the kind cluster "span-profiling-demo", installs the
  * chart, Pyroscope and Jaeger, a SpanProfiling and the demo shop in an
  * opted-in namespace, sends the shop traffic, and tells the story of the
- * slowest request whose own CPU explains its time (examples/lib/story.ts):
+ * request whose own CPU explains it most (examples/lib/story.ts):
  * its trace, its span profile's top functions and flame graph, the flame
  * graph as an HTML page in demo-output/; then how to look at it all from the
  * host. The cluster is kept:
