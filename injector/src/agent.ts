@@ -13,6 +13,7 @@ import { SpanProfilingRuntime, addSpanProcessor, providerName, sdkProvider } fro
 import { startTracing, type Tracing } from './tracing';
 import { isEsModuleEntry, registerEsmHooks } from './esm-hooks';
 import { abortExports, endExports } from './bounded-retry';
+import { hookProcessEnd } from './process-end';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -97,18 +98,14 @@ export function startAgent(deps: AgentDeps): AgentHandle {
     if (shutdownPromise === undefined) {
       // Exports get one more attempt each, no waiting between retries; what still runs at the bound is cut.
       endExports();
-      shutdownPromise = boundedShutdown(config.profiling.shutdownTimeoutMs, [runtime.stop(), ownTracing()?.shutdown() ?? Promise.resolve()], { hold: true, atBound: abortExports }).catch(
+      shutdownPromise = boundedShutdown(config.profiling.shutdownTimeoutMs, [runtime.stop(), ownTracing()?.shutdown() ?? Promise.resolve()], abortExports).catch(
         (err: unknown) => log.warn(`shutdown: ${describeError(err)}`),
       );
     }
     return shutdownPromise;
   };
 
-  if (tracing !== undefined || profiling) {
-    const flushNow = (): Promise<void> =>
-      boundedShutdown(config.profiling.shutdownTimeoutMs, [Promise.resolve(runtime.flush()), ownTracing()?.forceFlush() ?? Promise.resolve()], { hold: false }).catch(() => undefined);
-    hookProcessExit(shutdown, flushNow, log);
-  }
+  if (tracing !== undefined || profiling) hookProcessEnd(shutdown, log);
 
   return { config, tracing: () => owner, shutdown };
 }
@@ -168,52 +165,20 @@ function safely(log: Logger, fn: () => void): void {
 }
 
 /**
- * Waits for `work`, at most `timeoutMs`. With `hold`, the wait keeps the process
- * alive (the final flush on a natural exit, where everything else of the
- * agent's is unref'd), and `atBound` runs if the bound is reached.
+ * Waits for `work`, at most `timeoutMs`; the wait keeps the process alive (the
+ * final flush on a natural exit, where everything else of the agent's is
+ * unref'd), and `atBound` runs if the bound is reached.
  */
-function boundedShutdown(timeoutMs: number, work: Promise<unknown>[], options: { hold: boolean; atBound?: () => void }): Promise<void> {
+function boundedShutdown(timeoutMs: number, work: Promise<unknown>[], atBound: () => void): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<void>((resolve) => {
     timer = setTimeout(() => {
       try {
-        options.atBound?.();
+        atBound();
       } finally {
         resolve();
       }
     }, timeoutMs);
-    if (!options.hold) timer.unref();
   });
   return Promise.race([Promise.allSettled(work).then(() => undefined), deadline]).finally(() => clearTimeout(timer));
-}
-
-/**
- * Flushes once when the process is about to end, without changing how it ends:
- * - natural end (`beforeExit`): flush, then Node exits with the app's exit code;
- * - SIGTERM / SIGINT with no handler of the app's own: flush (bounded), then
- *   re-raise the signal so the process dies of it exactly as without the agent;
- * - a signal the app handles: flush what there is and keep running; the app decides.
- */
-function hookProcessExit(shutdown: () => Promise<void>, flush: () => Promise<void>, log: Logger): void {
-  process.once('beforeExit', () => void shutdown());
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    const onSignal = (): void => {
-      // Prepended, so every listener the app has (even a `once` one) is still counted here.
-      const appHandles = process.listenerCount(signal) > 1;
-      if (appHandles) {
-        // The app drains on its own terms: send what we have, keep tracing and profiling its last requests.
-        void flush();
-        return;
-      }
-      process.removeListener(signal, onSignal);
-      void shutdown().finally(() => {
-        if (process.listenerCount(signal) === 0) {
-          process.kill(process.pid, signal);
-        } else {
-          log.debug(`${signal}: the app added its own handler during shutdown; leaving the exit to it`);
-        }
-      });
-    };
-    process.prependListener(signal, onSignal);
-  }
 }
