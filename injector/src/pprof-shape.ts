@@ -362,3 +362,75 @@ export function creditNonJsThreads(profile: Profile, nanos: number): number {
   }
   return left;
 }
+
+/**
+ * Adds the samples of `other` (a worker thread's time profile) to `into` (the
+ * process's), with `labels` on each of them: one profile per upload interval
+ * for the whole process, however many threads came and went. Sample types are
+ * matched by name and unit (a type `other` lacks counts zero); functions,
+ * locations, mappings and strings are renumbered into `into`'s tables.
+ * Identical samples are merged later, by shaping.
+ */
+export function mergeTimeProfile(into: Profile, other: Profile, labels: Record<string, string> = {}): void {
+  const table = into.stringTable;
+  const from = other.stringTable.strings;
+  const str = (id: Numeric): number => (Number(id) === 0 ? 0 : table.dedup(from[Number(id)] ?? ''));
+  const intoTypes = into.sampleType.map((t) => `${table.strings[Number(t.type)]}/${table.strings[Number(t.unit)]}`);
+  const otherTypes = other.sampleType.map((t) => `${from[Number(t.type)]}/${from[Number(t.unit)]}`);
+  const valueIndex = intoTypes.map((key) => otherTypes.indexOf(key));
+  const nextId = (items: { id: Numeric }[]): number => items.reduce((max, item) => Math.max(max, Number(item.id)), 0) + 1;
+
+  const mappingIds = new Map<number, number>();
+  let mappingId = nextId(into.mapping);
+  for (const m of other.mapping) {
+    mappingIds.set(Number(m.id), mappingId);
+    into.mapping.push(new Mapping({ ...m, id: mappingId++, filename: str(m.filename), buildId: str(m.buildId) }));
+  }
+  const functionIds = new Map<number, number>();
+  let functionId = nextId(into.function);
+  for (const f of other.function) {
+    functionIds.set(Number(f.id), functionId);
+    into.function.push(new PprofFunction({ id: functionId++, name: str(f.name), systemName: str(f.systemName), filename: str(f.filename), startLine: f.startLine }));
+  }
+  const locationIds = new Map<number, number>();
+  let locationId = nextId(into.location);
+  for (const l of other.location) {
+    locationIds.set(Number(l.id), locationId);
+    into.location.push(
+      new Location({
+        id: locationId++,
+        mappingId: Number(l.mappingId) === 0 ? 0 : (mappingIds.get(Number(l.mappingId)) ?? 0),
+        address: l.address,
+        line: l.line.map((line) => new Line({ functionId: functionIds.get(Number(line.functionId)) ?? 0, line: line.line })),
+      }),
+    );
+  }
+  const extra = Object.entries(labels).map(([key, value]) => new Label({ key: table.dedup(key), str: table.dedup(value) }));
+  for (const s of other.sample) {
+    into.sample.push(
+      new Sample({
+        locationId: s.locationId.map((id) => locationIds.get(Number(id)) ?? 0),
+        value: valueIndex.map((i) => (i < 0 ? 0 : s.value[i]!)),
+        label: [
+          ...(s.label as Label[]).map((l) => new Label({ key: str(l.key), str: str(l.str), num: l.num, numUnit: str(l.numUnit) })),
+          ...extra,
+        ],
+      }),
+    );
+  }
+}
+
+/** A time profile with no samples, of the same types as `like`: the base when only worker threads were sampled. */
+export function emptyTimeProfile(like: Profile): Profile {
+  const strings = new StringTable();
+  const from = like.stringTable.strings;
+  const vt = (t: ValueType): ValueType => new ValueType({ type: strings.dedup(from[Number(t.type)] ?? ''), unit: strings.dedup(from[Number(t.unit)] ?? '') });
+  return new Profile({
+    sampleType: like.sampleType.map(vt),
+    stringTable: strings,
+    timeNanos: like.timeNanos,
+    durationNanos: like.durationNanos,
+    ...(like.periodType === undefined ? {} : { periodType: vt(like.periodType) }),
+    period: like.period,
+  });
+}

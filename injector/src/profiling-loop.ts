@@ -6,10 +6,10 @@
  */
 import { ROOT_CONTEXT, context as otelContext } from '@opentelemetry/api';
 import { suppressTracing } from '@opentelemetry/core';
-import type { Profile } from 'pprof-format';
+import { Profile } from 'pprof-format';
 import type { AgentConfig } from './config';
 import { describeError, type Logger } from './log';
-import { creditNonJsThreads, isAgentCode, shapeHeapProfile, shapeTimeProfile } from './pprof-shape';
+import { creditNonJsThreads, emptyTimeProfile, isAgentCode, mergeTimeProfile, shapeHeapProfile, shapeTimeProfile } from './pprof-shape';
 import { WorkerDispatch } from './workers';
 import { isMainThread } from 'node:worker_threads';
 import { SpanProfiler, type PprofModule } from './profiler';
@@ -31,6 +31,9 @@ export interface ProfilingDeps {
 
 const SHAPE = { ownCode: isAgentCode };
 
+/** A turn of the event loop: profiles the threads posted while answering have arrived. */
+const settle = (): Promise<void> => new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
+
 /** The agent's own work (serialising, uploading) is neither traced nor attributed to a span. */
 const quietly = <T>(fn: () => T): T => otelContext.with(suppressTracing(ROOT_CONTEXT), fn);
 
@@ -50,6 +53,8 @@ export class ProfilingLoop {
   private pending = false;
   /** Worker threads' profiles and the spans that dispatch work to them (main thread only). */
   private workers: WorkerDispatch | undefined;
+  /** What worker threads sent since the last collection, merged into one profile (each sample with its thread's name). */
+  private workerTime: Profile | undefined;
   /** CPU worker threads reported since the last collection, to take out of "Non JS threads activity". */
   private workerCpuNanos = 0;
   private workerCpuReported = 0;
@@ -112,13 +117,7 @@ export class ProfilingLoop {
           const labels = this.linker.labelsFor(otelContext.active());
           return labels === undefined ? undefined : this.linker.toPprofLabels(labels);
         },
-        {
-          upload: (pprof, fromMs, untilMs) => this.uploader?.enqueue({ pprof, fromMs, untilMs }),
-          workerCpu: (nanos) => {
-            this.workerCpuNanos += nanos;
-            this.workerCpuReported += nanos;
-          },
-        },
+        { profile: (pprof, threadName, cpuNanos) => this.addWorkerProfile(pprof, threadName, cpuNanos) },
         this.log,
       );
       if (workers.install()) this.workers = workers;
@@ -185,8 +184,23 @@ export class ProfilingLoop {
     this.uploader?.setService(name, labels);
   }
 
+  private addWorkerProfile(pprof: Uint8Array, threadName: string, cpuNanos: number): void {
+    if (this.stopped && this.profiler === undefined) return;
+    try {
+      const profile = Profile.decode(pprof);
+      this.workerTime ??= emptyTimeProfile(profile);
+      mergeTimeProfile(this.workerTime, profile, { thread_name: threadName });
+      this.workerCpuNanos += cpuNanos;
+      this.workerCpuReported += cpuNanos;
+    } catch (err) {
+      this.log.debug(`a worker thread's profile was lost: ${describeError(err)}`);
+    }
+  }
+
   /** Collects the profile of the interval so far and queues it for upload. */
   flush(): void {
+    // Threads idle in Atomics.wait never collect on their own: they are asked, and answer for the next upload.
+    void this.workers?.flushThreads(2 * this.config.uploadIntervalMs, this.config.uploadIntervalMs);
     quietly(() => {
       try {
         if (!this.profiler?.running) return;
@@ -214,8 +228,10 @@ export class ProfilingLoop {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
-    this.stopWorkers();
     const profiler = this.profiler;
+    // Every thread's last interval first (a process's end terminates its threads without their exit listeners).
+    if (profiler !== undefined) await this.workers?.flushThreads(0, Math.min(500, this.config.shutdownTimeoutMs / 2)).then(settle, () => undefined);
+    this.stopWorkers();
     if (profiler === undefined) return;
     this.follower.disconnectProfiler();
     await quietly(async () => {
@@ -234,12 +250,18 @@ export class ProfilingLoop {
     const fromMs = this.windowStart;
     this.windowStart = untilMs;
     const parts: Profile[] = [];
+    const workers = this.workerTime;
+    this.workerTime = undefined;
     if (time !== undefined) {
       // What workers reported is in their own profiles; what is left over waits for the next window, no longer.
       const left = creditNonJsThreads(time, this.workerCpuNanos);
       this.workerCpuNanos = Math.min(left, this.workerCpuReported);
       this.workerCpuReported = 0;
-      const shaped = shapeTimeProfile(time, SHAPE);
+    }
+    // One CPU and one wall profile per interval for the whole process, however many threads came and went.
+    const all = time === undefined ? workers : workers === undefined ? time : (mergeTimeProfile(time, workers), time);
+    if (all !== undefined) {
+      const shaped = shapeTimeProfile(all, SHAPE);
       parts.push(...shaped.cpu, ...shaped.wall);
     }
     if (heap !== undefined) parts.push(...shapeHeapProfile(heap, SHAPE));

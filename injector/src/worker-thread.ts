@@ -5,27 +5,35 @@
  * thread, labels its samples with the span that dispatched the message being
  * handled, and sends its profiles to the main thread, which uploads them.
  *
- * Attribution: a message the main thread posted while a span was active is
- * preceded on its port by a task marker (workers.ts). The marker is taken out
- * here, before the app's listeners or `receiveMessageOnPort` could see it, and
- * the next message on that port makes the marker's span the thread's profiler
- * context until another message arrives. A worker that handles one message at
- * a time (a plain `Worker` loop, piscina's default of one task per worker) has
+ * Attribution: a thread starts in the span that created it (the main thread
+ * leaves the creating span's labels in the environment data the new thread is
+ * given: a `new Worker(file, { workerData })` per request is that request's
+ * work). Every message the main thread posts to a profiled thread is preceded
+ * on its port by a task marker (workers.ts) with the posting span's labels, or
+ * none. The marker is taken out here, before the app's listeners or
+ * `receiveMessageOnPort` could see it, and the next message on that port makes
+ * the marker's span the thread's profiler context until another marked message
+ * arrives. An unmarked message (posted before the main thread heard this
+ * thread's hello, or by another thread) leaves the context as it is: a pool
+ * thread started for a task keeps that task's span. A worker that handles one
+ * message at a time (a plain `Worker` loop, piscina's one task per worker) has
  * each task's CPU on the span that dispatched it.
  *
  * Collection runs on an unref'd timer, and also when a message arrives and an
  * interval has passed: piscina's workers wait for tasks in `Atomics.wait`,
- * where no timer ever fires. The last interval is sent when the thread exits
- * on its own; `worker.terminate()` ends a thread without its exit listeners,
- * so that interval is lost.
+ * where no timer ever fires. The profile goes to the main thread unshaped and
+ * is merged into the process's own at its next upload. The last interval is
+ * sent when the thread exits on its own; a thread ended by
+ * `worker.terminate()` runs no exit listener, so the main thread asks it to
+ * send its last interval first, through the inspector (workers.ts), which
+ * reaches a thread even while it computes or waits in `Atomics.wait`.
  */
 import * as workerThreads from 'node:worker_threads';
 import { syncBuiltinESMExports } from 'node:module';
 import type { Profile } from 'pprof-format';
-import { isAgentCode, shapeTimeProfile } from './pprof-shape';
 import { SpanProfiler } from './profiler';
 import type { NativeProfiler } from './profiling-loop';
-import { WORKER_PROFILING_KEY, isTaskMarker, type WorkerMessage, type WorkerProfilingSettings } from './workers';
+import { WORKER_FLUSH, WORKER_PROFILING_KEY, WORKER_SPAN_KEY, isTaskMarker, type WorkerMessage, type WorkerProfilingSettings } from './workers';
 
 const HYBRID_DISPATCH = Symbol.for('nodejs.internal.kHybridDispatch');
 
@@ -51,8 +59,8 @@ class WorkerProfiling implements WorkerProfilingHandle {
   private timer: NodeJS.Timeout | undefined;
   private windowStart = Date.now();
   private nextCollect = 0;
-  /** The marker that arrived last on each port, for the message that follows it. */
-  private readonly pending = new WeakMap<object, Labels>();
+  /** The marker that arrived last on each port, for the message that follows it (null: no span). */
+  private readonly pending = new WeakMap<object, Labels | null>();
   private current: Labels | undefined;
   private readonly threadName: string;
   private readonly restore: (() => void)[] = [];
@@ -72,8 +80,12 @@ class WorkerProfiling implements WorkerProfilingHandle {
     this.filterMarkers();
     profiler.start();
     this.profiler = profiler;
+    this.enter(creatingSpan());
     this.windowStart = Date.now();
     this.nextCollect = this.windowStart + this.settings.uploadIntervalMs;
+    // What the main thread calls through the inspector before it terminates this thread, and at its own end.
+    Object.defineProperty(globalThis, WORKER_FLUSH, { configurable: true, enumerable: false, writable: true, value: (final: boolean) => (final ? this.last() : this.flush()) });
+    this.restore.push(() => delete (globalThis as Record<symbol, unknown>)[WORKER_FLUSH]);
     this.post({ kind: 'hello', threadId: workerThreads.threadId });
     this.timer = setInterval(() => this.flush(), this.settings.uploadIntervalMs);
     this.timer.unref();
@@ -125,12 +137,14 @@ class WorkerProfiling implements WorkerProfilingHandle {
     try {
       if (isTaskMarker(data)) {
         const labels = data.labels;
-        if (labels !== null && typeof labels === 'object') this.pending.set(port, labels);
+        this.pending.set(port, labels !== null && typeof labels === 'object' ? labels : null);
         return true;
       }
       const labels = this.pending.get(port);
-      if (labels !== undefined) this.pending.delete(port);
-      this.enter(labels);
+      if (labels !== undefined) {
+        this.pending.delete(port);
+        this.enter(labels ?? undefined);
+      }
       if (Date.now() >= this.nextCollect) this.flush();
     } catch {
       // the message goes on unlabelled
@@ -152,9 +166,24 @@ class WorkerProfiling implements WorkerProfilingHandle {
     try {
       const profiler = this.profiler;
       if (profiler === undefined || !profiler.running) return;
-      this.ship(profiler.collect());
+      this.ship(profiler.collect(), false);
     } catch {
       // one interval lost
+    }
+  }
+
+  /**
+   * The last interval, just before the main thread terminates this thread: the profiler stops, and
+   * markers are still taken out (the thread may read a message or two before the end comes).
+   */
+  private last(): void {
+    const profiler = this.profiler;
+    this.profiler = undefined;
+    clearInterval(this.timer);
+    try {
+      if (profiler?.running) this.ship(profiler.stop(), true);
+    } catch {
+      // the last interval lost
     }
   }
 
@@ -163,25 +192,27 @@ class WorkerProfiling implements WorkerProfilingHandle {
     this.profiler = undefined;
     clearInterval(this.timer);
     try {
-      if (profiler?.running) this.ship(profiler.stop());
+      if (profiler?.running) this.ship(profiler.stop(), true);
     } catch {
       // the last interval lost
     }
     for (const undo of this.restore.splice(0)) undo();
   }
 
-  private ship(time: Profile | undefined): void {
+  private ship(time: Profile | undefined, final: boolean): void {
     const untilMs = Date.now();
     const fromMs = this.windowStart;
     this.windowStart = untilMs;
     this.nextCollect = untilMs + this.settings.uploadIntervalMs;
-    if (time === undefined) return;
-    const shaped = shapeTimeProfile(time, { ownCode: isAgentCode, labels: { thread_name: this.threadName } });
+    if (time === undefined || time.sample.length === 0) {
+      if (final) this.post({ kind: 'bye', threadId: workerThreads.threadId });
+      return;
+    }
+    const strings = time.stringTable.strings;
+    const cpuIndex = time.sampleType.findIndex((t) => strings[Number(t.type)] === 'cpu');
     let cpuNanos = 0;
-    for (const part of shaped.cpu) for (const sample of part.sample) cpuNanos += Number(sample.value[0] ?? 0);
-    const pprofs = [...shaped.cpu, ...shaped.wall].map((part) => part.encode());
-    if (pprofs.length === 0) return;
-    this.post({ kind: 'profile', threadId: workerThreads.threadId, pprofs, fromMs, untilMs, cpuNanos });
+    if (cpuIndex >= 0) for (const sample of time.sample) cpuNanos += Number(sample.value[cpuIndex] ?? 0);
+    this.post({ kind: 'profile', threadId: workerThreads.threadId, threadName: this.threadName, pprof: time.encode(), fromMs, untilMs, cpuNanos, final });
   }
 
   /**
@@ -199,5 +230,15 @@ class WorkerProfiling implements WorkerProfilingHandle {
     } finally {
       channel?.close();
     }
+  }
+}
+
+/** The labels of the span that created this thread, if the main thread left them. */
+function creatingSpan(): Labels | undefined {
+  try {
+    const labels = workerThreads.getEnvironmentData(WORKER_SPAN_KEY) as Labels | undefined;
+    return labels !== null && typeof labels === 'object' ? labels : undefined;
+  } catch {
+    return undefined;
   }
 }

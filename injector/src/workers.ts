@@ -5,13 +5,24 @@
  * a BroadcastChannel and are uploaded with the main thread's.
  *
  * Work that a request hands to a worker while its span is active is labelled
- * with that span: a message posted to a worker known to run the profiler (it
- * said hello on the channel) is preceded, on the same port, by a small task
- * marker carrying the span's labels. Messages on one port arrive in order, and
- * the worker's side takes every marker out before the app could see it: a
- * marker is only ever sent to a thread that filters them. Ports reach a
- * worker by transfer: a MessageChannel port transferred to such a worker makes
- * the port kept here markable too (piscina's task port is one).
+ * with that span: a worker created inside a span starts in it (its labels ride
+ * in the environment data the new thread is given), and a message posted to a
+ * worker known to run the profiler (it said hello on the channel) is preceded,
+ * on the same port, by a small task marker carrying the span's labels (or
+ * none). Messages on one port arrive in order, and the worker's side takes
+ * every marker out before the app could see it: a marker is only ever sent to
+ * a thread that filters them. Ports reach a worker by transfer: a
+ * MessageChannel port transferred to such a worker makes the port kept here
+ * markable too (piscina's task port is one).
+ *
+ * Threads come and go (pools end idle threads; apps create one per task). A
+ * thread's profile is sent from the thread on its own schedule and when it
+ * exits by itself; `worker.terminate()` runs nothing in the thread, so before
+ * the real terminate the main thread asks the thread for its last interval
+ * through the inspector (an in-process session, opened at the first need),
+ * which reaches a thread that computes or waits in `Atomics.wait`. Threads
+ * idle in `Atomics.wait`, where their own timer never fires, are asked the
+ * same way at the process's upload interval, and every thread at the end.
  */
 import { BroadcastChannel, MessageChannel, MessagePort, Worker, setEnvironmentData, type TransferListItem } from 'node:worker_threads';
 import * as workerThreads from 'node:worker_threads';
@@ -19,8 +30,12 @@ import { syncBuiltinESMExports } from 'node:module';
 
 /** The environment data key a worker's preload reads (present: the main thread profiles). */
 export const WORKER_PROFILING_KEY = 'spanprofiling.io/worker-profiling';
+/** The environment data key a new thread finds the labels of the span that created it under. */
+export const WORKER_SPAN_KEY = 'spanprofiling.io/worker-span';
 /** The property that makes a message a task marker (structured clone keeps string keys only). */
 export const TASK_MARKER = '@@spanprofiling.io/task';
+/** Where a profiled thread keeps its flush function (called through the inspector). */
+export const WORKER_FLUSH = Symbol.for('spanprofiling.io/worker-flush');
 
 /** What a worker's preload is given, through worker_threads' environment data. */
 export interface WorkerProfilingSettings {
@@ -33,11 +48,14 @@ export interface WorkerProfilingSettings {
 
 export type WorkerMessage =
   | { kind: 'hello'; threadId: number }
-  | { kind: 'profile'; threadId: number; pprofs: Uint8Array[]; fromMs: number; untilMs: number; cpuNanos: number };
+  /** A thread's time profile as the native profiler gave it (encoded, unshaped), for the process's next upload. */
+  | { kind: 'profile'; threadId: number; threadName: string; pprof: Uint8Array; fromMs: number; untilMs: number; cpuNanos: number; final: boolean }
+  | { kind: 'bye'; threadId: number };
 
 export interface TaskMarker {
   [TASK_MARKER]: 1;
-  labels: Record<string, string>;
+  /** The posting span's labels; null when no profiled span posts. */
+  labels: Record<string, string> | null;
 }
 
 export function isTaskMarker(data: unknown): data is TaskMarker {
@@ -45,15 +63,20 @@ export function isTaskMarker(data: unknown): data is TaskMarker {
 }
 
 export interface WorkerProfileSink {
-  /** A worker's profile, encoded (not compressed), with its window. */
-  upload(pprof: Uint8Array, fromMs: number, untilMs: number): void;
-  /** CPU a worker reported, which the main thread's profile also counts as "Non JS threads activity". */
-  workerCpu(nanos: number): void;
+  /**
+   * A thread's time profile (encoded, unshaped), to merge into the process's next upload; its CPU
+   * is also in the main thread's profile as "Non JS threads activity".
+   */
+  profile(pprof: Uint8Array, threadName: string, cpuNanos: number): void;
 }
 
 type PostMessage = (this: unknown, value: unknown, transfer?: readonly TransferListItem[] | { transfer?: readonly TransferListItem[] }) => void;
 
 const MAX_WAITING_THREADS = 256;
+/** Threads remembered as profiled; a thread that ended unseen is forgotten past this many. */
+const MAX_PROFILED_THREADS = 4096;
+/** How long a terminate waits for the thread's last interval, at most. */
+const TERMINATE_FLUSH_MS = 500;
 const INSTALLED = Symbol.for('spanprofiling.io/worker-dispatch');
 
 /**
@@ -62,8 +85,9 @@ const INSTALLED = Symbol.for('spanprofiling.io/worker-dispatch');
  */
 export class WorkerDispatch {
   private channel: BroadcastChannel | undefined;
-  /** Threads whose worker said hello: its own port and what was transferred to it filter markers. */
-  private readonly profiledThreads = new Set<number>();
+  /** Threads whose worker said hello (its own port and what was transferred to it filter markers), and when each last sent a profile. */
+  private readonly profiledThreads = new Map<number, number>();
+  private readonly inspector = new ThreadInspector();
   /** Ports kept here whose partner went to a thread not heard from yet, by thread id. */
   private readonly waitingPorts = new Map<number, MessagePort[]>();
   private readonly markablePorts = new WeakSet<MessagePort>();
@@ -94,11 +118,24 @@ export class WorkerDispatch {
     return true;
   }
 
+  /**
+   * Asks the profiled threads that sent nothing for `quietMs` (waiting in `Atomics.wait`, where their
+   * timer never fires), or all of them, for their profile; waits at most `timeoutMs` for the answers.
+   */
+  async flushThreads(quietMs: number, timeoutMs: number): Promise<void> {
+    const now = Date.now();
+    const quiet = [...this.profiledThreads].filter(([, last]) => now - last >= quietMs).map(([threadId]) => threadId);
+    if (quiet.length === 0) return;
+    for (const threadId of quiet) this.profiledThreads.set(threadId, now);
+    await Promise.all(quiet.map((threadId) => this.inspector.flush(threadId, false, timeoutMs)));
+  }
+
   /** Stops receiving and marking; workers created afterwards run without a profiler. */
   uninstall(): void {
     setEnvironmentData(WORKER_PROFILING_KEY, undefined as unknown as workerThreads.Serializable);
     this.channel?.close();
     this.channel = undefined;
+    this.inspector.close();
     for (const undo of this.restore.splice(0)) undo();
     delete (globalThis as { [INSTALLED]?: boolean })[INSTALLED];
   }
@@ -106,14 +143,18 @@ export class WorkerDispatch {
   private receive(message: WorkerMessage): void {
     try {
       if (message.kind === 'hello') {
-        this.profiledThreads.add(message.threadId);
+        if (this.profiledThreads.size >= MAX_PROFILED_THREADS) this.profiledThreads.delete(this.profiledThreads.keys().next().value!);
+        this.profiledThreads.set(message.threadId, Date.now());
         this.log?.debug(`worker thread ${message.threadId} is profiled`);
         for (const port of this.waitingPorts.get(message.threadId) ?? []) this.markablePorts.add(port);
         this.waitingPorts.delete(message.threadId);
       } else if (message.kind === 'profile') {
-        this.log?.debug(`worker thread ${message.threadId}: ${message.pprofs.length} profile(s), ${(message.cpuNanos / 1e6).toFixed(0)} ms of CPU`);
-        this.sink.workerCpu(message.cpuNanos);
-        for (const pprof of message.pprofs) this.sink.upload(pprof, message.fromMs, message.untilMs);
+        this.log?.debug(`worker thread ${message.threadId}: a profile, ${(message.cpuNanos / 1e6).toFixed(0)} ms of CPU${message.final ? ', its last' : ''}`);
+        if (message.final) this.profiledThreads.delete(message.threadId);
+        else if (this.profiledThreads.has(message.threadId)) this.profiledThreads.set(message.threadId, Date.now());
+        this.sink.profile(message.pprof, message.threadName, message.cpuNanos);
+      } else if (message.kind === 'bye') {
+        this.profiledThreads.delete(message.threadId);
       }
     } catch {
       // a malformed message loses one profile
@@ -151,6 +192,36 @@ export class WorkerDispatch {
     replace(moduleExports, 'MessageChannel', TrackedMessageChannel);
     if (global['MessageChannel'] === Original) replace(global, 'MessageChannel', TrackedMessageChannel);
 
+    // A thread created inside a span starts in it: the span's labels go in the environment data it is given.
+    const labelsNow = this.labelsNow;
+    class SpanWorker extends Worker {
+      constructor(...args: ConstructorParameters<typeof Worker>) {
+        let labels: Record<string, string> | undefined;
+        try {
+          labels = labelsNow();
+          if (labels !== undefined) setEnvironmentData(WORKER_SPAN_KEY, labels);
+        } catch {
+          labels = undefined;
+        }
+        try {
+          super(...args);
+        } finally {
+          if (labels !== undefined) setEnvironmentData(WORKER_SPAN_KEY, undefined as unknown as workerThreads.Serializable);
+        }
+      }
+    }
+    Object.defineProperty(SpanWorker, 'name', { value: 'Worker' });
+    replace(moduleExports, 'Worker', SpanWorker);
+
+    // A terminated thread runs no exit listener: it is asked for its last interval first.
+    const terminate = Worker.prototype.terminate;
+    Worker.prototype.terminate = function (this: Worker, ...args: unknown[]): Promise<number> {
+      const threadId = this.threadId;
+      if (!dispatch.profiledThreads.delete(threadId)) return (terminate as (...a: unknown[]) => Promise<number>).apply(this, args);
+      return dispatch.inspector.flush(threadId, true, TERMINATE_FLUSH_MS).then(() => (terminate as (...a: unknown[]) => Promise<number>).apply(this, args));
+    } as Worker['terminate'];
+    this.restore.push(() => (Worker.prototype.terminate = terminate));
+
     const workerPost = Worker.prototype.postMessage as unknown as PostMessage;
     const portPost = MessagePort.prototype.postMessage as unknown as PostMessage;
     Worker.prototype.postMessage = function (this: Worker, ...args: Parameters<PostMessage>) {
@@ -186,9 +257,8 @@ export class WorkerDispatch {
           this.waitingPorts.set(threadId, waiting);
         }
       }
-      if (!profiled) return;
-      const labels = this.labelsNow();
-      if (labels !== undefined) post({ [TASK_MARKER]: 1, labels });
+      // Always a marker, with labels or none: on a profiled thread, an unmarked message is one sent before it was known.
+      if (profiled) post({ [TASK_MARKER]: 1, labels: this.labelsNow() ?? null });
     } catch {
       // the app's message goes out unlabelled
     }
@@ -199,4 +269,98 @@ function transferList(option: Parameters<PostMessage>[1]): readonly TransferList
   if (Array.isArray(option)) return option;
   const nested = (option as { transfer?: unknown } | undefined)?.transfer;
   return Array.isArray(nested) ? (nested as TransferListItem[]) : [];
+}
+
+/**
+ * Runs a profiled thread's flush in that thread through an in-process
+ * inspector session (NodeWorker domain): an inspector message interrupts a
+ * thread that computes or waits in `Atomics.wait`, where nothing else reaches
+ * it. Opened at the first need; every failure means only a lost interval.
+ */
+class ThreadInspector {
+  private session: import('node:inspector').Session | undefined;
+  private enabled: Promise<boolean> | undefined;
+  /** Inspector session ids of the attached threads, by thread id. */
+  private readonly sessions = new Map<string, string>();
+  private readonly attachWaiters = new Map<string, () => void>();
+  private readonly replies = new Map<number, () => void>();
+  private nextId = 1;
+
+  async flush(threadId: number, final: boolean, timeoutMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, timeoutMs);
+      timer.unref();
+    });
+    try {
+      await Promise.race([this.run(String(threadId), final), deadline]);
+    } catch {
+      // the interval is lost
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async run(threadId: string, final: boolean): Promise<void> {
+    if (!(await this.enable())) return;
+    let sessionId = this.sessions.get(threadId);
+    if (sessionId === undefined) {
+      // A thread created after the session opened is attached as it starts.
+      await new Promise<void>((resolve) => this.attachWaiters.set(threadId, resolve));
+      sessionId = this.sessions.get(threadId);
+      if (sessionId === undefined) return;
+    }
+    const id = this.nextId++;
+    const expression = `globalThis[Symbol.for('spanprofiling.io/worker-flush')]?.(${final})`;
+    await new Promise<void>((resolve) => {
+      this.replies.set(id, resolve);
+      this.session!.post('NodeWorker.sendMessageToWorker', { sessionId, message: JSON.stringify({ id, method: 'Runtime.evaluate', params: { expression, silent: true } }) }, (err) => {
+        if (err) resolve();
+      });
+    }).finally(() => this.replies.delete(id));
+  }
+
+  private enable(): Promise<boolean> {
+    this.enabled ??= new Promise<boolean>((resolve) => {
+      try {
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        const inspector = require('node:inspector') as typeof import('node:inspector');
+        const session = new inspector.Session();
+        session.connect();
+        session.on('NodeWorker.attachedToWorker', (message: { params: { sessionId: string; workerInfo: { workerId: string } } }) => {
+          const threadId = String(message.params.workerInfo.workerId);
+          this.sessions.set(threadId, message.params.sessionId);
+          this.attachWaiters.get(threadId)?.();
+          this.attachWaiters.delete(threadId);
+        });
+        session.on('NodeWorker.detachedFromWorker', (message: { params: { sessionId: string } }) => {
+          for (const [threadId, sessionId] of this.sessions) if (sessionId === message.params.sessionId) this.sessions.delete(threadId);
+        });
+        session.on('NodeWorker.receivedMessageFromWorker', (message: { params: { message: string } }) => {
+          try {
+            const id = (JSON.parse(message.params.message) as { id?: number }).id;
+            if (id !== undefined) this.replies.get(id)?.();
+          } catch {
+            // not an answer of ours
+          }
+        });
+        this.session = session;
+        session.post('NodeWorker.enable', { waitForDebuggerOnStart: false }, (err) => resolve(err === null || err === undefined));
+      } catch {
+        resolve(false);
+      }
+    });
+    return this.enabled;
+  }
+
+  close(): void {
+    try {
+      this.session?.disconnect();
+    } catch {
+      // already gone
+    }
+    this.session = undefined;
+    this.enabled = Promise.resolve(false);
+    for (const resolve of [...this.attachWaiters.values(), ...this.replies.values()]) resolve();
+  }
 }
