@@ -188,14 +188,7 @@ class WorkerProfiling implements WorkerProfilingHandle {
   }
 
   stop(): void {
-    const profiler = this.profiler;
-    this.profiler = undefined;
-    clearInterval(this.timer);
-    try {
-      if (profiler?.running) this.ship(profiler.stop(), true);
-    } catch {
-      // the last interval lost
-    }
+    this.last();
     for (const undo of this.restore.splice(0)) undo();
   }
 

@@ -11,10 +11,10 @@
  */
 import { strict as assert } from 'node:assert';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { AppProcess, FIXTURES, load, testNodes, waitFor, type Exit } from './harness/app-process';
+import { blackHole, refusingUrl } from './harness/down-backends';
 
 const ENDS = path.join(FIXTURES, 'ends');
 const BOUND_MS = 1000;
@@ -43,14 +43,6 @@ interface Case {
   /** The end expected without the agent (a check on the fixture). */
   expect: Partial<Exit>;
   env?: () => Record<string, string>;
-}
-
-async function refusingUrl(): Promise<string> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => server.close(() => r()));
-  return `http://127.0.0.1:${port}`;
 }
 
 /** Runs one case with or without the agent and reports how it ended. */
@@ -175,22 +167,14 @@ for (const node of testNodes()) describe(`a process ends as it would without the
 describe("the agent's last flush on a signal is bounded when a backend never answers", function () {
   this.timeout(60_000);
   it('SIGTERM with no handler: dies of SIGTERM within the bound', async () => {
-    const sockets = new Set<net.Socket>();
-    const hole = net.createServer((s) => {
-      sockets.add(s);
-      s.on('error', () => undefined);
-      s.resume();
-    });
-    await new Promise<void>((r) => hole.listen(0, '127.0.0.1', r));
-    const url = `http://127.0.0.1:${(hole.address() as net.AddressInfo).port}`;
+    const hole = await blackHole();
     try {
-      const env = { OTEL_SERVICE_NAME: 'ends-test', OTEL_EXPORTER_OTLP_ENDPOINT: url, OTEL_LOG_LEVEL: 'none', PYROSCOPE_SERVER_ADDRESS: url, PYROSCOPE_SHUTDOWN_TIMEOUT_MS: String(BOUND_MS) };
+      const env = { OTEL_SERVICE_NAME: 'ends-test', OTEL_EXPORTER_OTLP_ENDPOINT: hole.url, OTEL_LOG_LEVEL: 'none', PYROSCOPE_SERVER_ADDRESS: hole.url, PYROSCOPE_SHUTDOWN_TIMEOUT_MS: String(BOUND_MS) };
       const ending = await runEnding({ script: 'plain.js', signal: 'SIGTERM', expect: {} }, true, env);
       assert.deepEqual({ code: ending.code, signal: ending.signal, killed: ending.killed }, { code: null, signal: 'SIGTERM', killed: false });
       assert.ok(ending.ms < BOUND_MS + SLACK_MS, `the end came ${ending.ms} ms after SIGTERM (bound ${BOUND_MS} ms)`);
     } finally {
-      for (const s of sockets) s.destroy();
-      hole.close();
+      await hole.close();
     }
   });
 });

@@ -7,44 +7,16 @@
  * process alive for 8-10 s (the OTLP timeout, 10 s by default; 30 s here).
  */
 import { strict as assert } from 'node:assert';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { AppProcess, FIXTURES } from './harness/app-process';
 import { OtlpReceiver } from './harness/otlp-receiver';
 import { PyroscopeReceiver } from './harness/pyroscope-receiver';
+import { blackHole, refusingUrl } from './harness/down-backends';
 
 const JOB = path.join(FIXTURES, 'short-job.js');
 const BOUND_MS = 1000;
 /** Slack over the bound for a busy machine; the fault it guards against costs 8 s or more. */
 const SLACK_MS = 3000;
-
-/** Accepts connections and never answers. */
-async function blackHole(): Promise<{ url: string; close: () => Promise<void> }> {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((s) => {
-    sockets.add(s);
-    s.on('error', () => undefined);
-    s.resume();
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
-    close: () =>
-      new Promise((r) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
-  };
-}
-
-/** A port nothing listens on. */
-async function refusingUrl(): Promise<string> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => server.close(() => r()));
-  return `http://127.0.0.1:${port}`;
-}
 
 describe('exit with a backend down', function () {
   this.timeout(60_000);
