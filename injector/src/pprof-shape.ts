@@ -313,7 +313,8 @@ function withSamples(profile: Profile, samples: Sample[]): Profile {
   });
 }
 
-function findSampleType(profile: Profile, type: string, unit: string): number | undefined {
+/** The index of a sample type (by name and unit), or undefined. */
+export function findSampleType(profile: Profile, type: string, unit: string): number | undefined {
   const s = profile.stringTable.strings;
   const index = profile.sampleType.findIndex((t) => s[Number(t.type)] === type && s[Number(t.unit)] === unit);
   return index < 0 ? undefined : index;

@@ -31,6 +31,7 @@
 import * as workerThreads from 'node:worker_threads';
 import { syncBuiltinESMExports } from 'node:module';
 import type { Profile } from 'pprof-format';
+import { findSampleType } from './pprof-shape';
 import { SpanProfiler } from './profiler';
 import type { NativeProfiler } from './profiling-loop';
 import { WORKER_FLUSH, WORKER_PROFILING_KEY, WORKER_SPAN_KEY, isTaskMarker, type WorkerMessage, type WorkerProfilingSettings } from './workers';
@@ -57,7 +58,6 @@ export function startWorkerProfiling(loadNativeProfiler: () => NativeProfiler): 
 class WorkerProfiling implements WorkerProfilingHandle {
   private profiler: SpanProfiler | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private windowStart = Date.now();
   private nextCollect = 0;
   /** The marker that arrived last on each port, for the message that follows it (null: no span). */
   private readonly pending = new WeakMap<object, Labels | null>();
@@ -81,8 +81,7 @@ class WorkerProfiling implements WorkerProfilingHandle {
     profiler.start();
     this.profiler = profiler;
     this.enter(creatingSpan());
-    this.windowStart = Date.now();
-    this.nextCollect = this.windowStart + this.settings.uploadIntervalMs;
+    this.nextCollect = Date.now() + this.settings.uploadIntervalMs;
     // What the main thread calls through the inspector before it terminates this thread, and at its own end.
     Object.defineProperty(globalThis, WORKER_FLUSH, { configurable: true, enumerable: false, writable: true, value: (final: boolean) => (final ? this.last() : this.flush()) });
     this.restore.push(() => delete (globalThis as Record<symbol, unknown>)[WORKER_FLUSH]);
@@ -193,19 +192,15 @@ class WorkerProfiling implements WorkerProfilingHandle {
   }
 
   private ship(time: Profile | undefined, final: boolean): void {
-    const untilMs = Date.now();
-    const fromMs = this.windowStart;
-    this.windowStart = untilMs;
-    this.nextCollect = untilMs + this.settings.uploadIntervalMs;
+    this.nextCollect = Date.now() + this.settings.uploadIntervalMs;
     if (time === undefined || time.sample.length === 0) {
       if (final) this.post({ kind: 'bye', threadId: workerThreads.threadId });
       return;
     }
-    const strings = time.stringTable.strings;
-    const cpuIndex = time.sampleType.findIndex((t) => strings[Number(t.type)] === 'cpu');
+    const cpuIndex = findSampleType(time, 'cpu', 'nanoseconds');
     let cpuNanos = 0;
-    if (cpuIndex >= 0) for (const sample of time.sample) cpuNanos += Number(sample.value[cpuIndex] ?? 0);
-    this.post({ kind: 'profile', threadId: workerThreads.threadId, threadName: this.threadName, pprof: time.encode(), fromMs, untilMs, cpuNanos, final });
+    if (cpuIndex !== undefined) for (const sample of time.sample) cpuNanos += Number(sample.value[cpuIndex] ?? 0);
+    this.post({ kind: 'profile', threadId: workerThreads.threadId, threadName: this.threadName, pprof: time.encode(), cpuNanos, final });
   }
 
   /**

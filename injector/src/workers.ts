@@ -49,7 +49,7 @@ export interface WorkerProfilingSettings {
 export type WorkerMessage =
   | { kind: 'hello'; threadId: number }
   /** A thread's time profile as the native profiler gave it (encoded, unshaped), for the process's next upload. */
-  | { kind: 'profile'; threadId: number; threadName: string; pprof: Uint8Array; fromMs: number; untilMs: number; cpuNanos: number; final: boolean }
+  | { kind: 'profile'; threadId: number; threadName: string; pprof: Uint8Array; cpuNanos: number; final: boolean }
   | { kind: 'bye'; threadId: number };
 
 export interface TaskMarker {
