@@ -327,8 +327,10 @@ class ThreadInspector {
         const inspector = require('node:inspector') as typeof import('node:inspector');
         const session = new inspector.Session();
         session.connect();
-        session.on('NodeWorker.attachedToWorker', (message: { params: { sessionId: string; workerInfo: { workerId: string } } }) => {
-          const threadId = String(message.params.workerInfo.workerId);
+        session.on('NodeWorker.attachedToWorker', (message: { params: { sessionId: string; workerInfo: { title?: string } } }) => {
+          // The inspector numbers workers its own way; the title names the thread: `[worker <threadId>]`.
+          const threadId = /\[worker (\d+)\]/.exec(message.params.workerInfo.title ?? '')?.[1];
+          if (threadId === undefined) return;
           this.sessions.set(threadId, message.params.sessionId);
           this.attachWaiters.get(threadId)?.();
           this.attachWaiters.delete(threadId);

@@ -104,7 +104,7 @@ for (const node of testNodes()) {
           process.stdout.write(
             `      ${c.pool}: ${got.toFixed(0)} of ${measured.cpuMs} ms in the profiles (${((100 * got) / measured.cpuMs).toFixed(0)}%), ` +
               `on a span ${(result.coverage * 100).toFixed(1)}%, on the dispatching span ${(result.accuracy * 100).toFixed(1)}%, ` +
-              `${cpuUploads} CPU uploads in ${(elapsedMs / 1000).toFixed(1)} s\n`,
+              `${cpuUploads} CPU uploads in ${(elapsedMs / 1000).toFixed(1)} s; all worker CPU ${hotMs(allSamples(pyroscope.cpuProfiles()).filter((s) => s.labels['thread_name'] !== undefined)).toFixed(0)} ms\n`,
           );
           assert.ok(samples.length > 0, "the workers' samples reach the profiles");
           for (const s of samples) assert.equal(s.labels['thread_name'], 'worker', 'every worker sample carries its thread label');
