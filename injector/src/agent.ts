@@ -11,7 +11,7 @@ import { ApiRegistryWatcher, apiRegistry, type ApiType } from './otel-global';
 import type { ProfilingDeps } from './profiling-loop';
 import { SpanProfilingRuntime, addSpanProcessor, providerName, sdkProvider } from './runtime';
 import { startTracing, type Tracing } from './tracing';
-import { isEsModuleEntry, registerEsmHooks } from './esm-hooks';
+import { esModulesReason, registerEsmHooks } from './esm-hooks';
 import { abortExports, endExports } from './bounded-retry';
 import { hookProcessEnd } from './process-end';
 
@@ -74,8 +74,9 @@ export function startAgent(deps: AgentDeps): AgentHandle {
         appWatcher(log, (registered) => joinApp(registered, 'registered after the agent')).install();
         log.info(`tracing: app's SDK (SPANPROFILING_TRACING=app; the agent waits for the app to register its tracer provider)`);
       } else {
-        const esm = config.esmHooks === 'auto' ? isEsModuleEntry(process.argv[1]) : config.esmHooks === 'true';
-        if (esm) registerEsmHooks(log);
+        const reason = config.esmHooks === 'auto' ? esModulesReason(process.argv[1]) : config.esmHooks === 'true' ? 'SPANPROFILING_ESM_HOOKS=true' : undefined;
+        const esm = reason !== undefined && registerEsmHooks(log);
+        if (esm) log.debug(`ES module instrumentation on: ${reason}`);
         const linker = profiling ? runtime.linker : undefined;
         if (config.tracing.mode === 'agent') {
           tracing = startTracing(deps.env, linker, (register) => register(), log, { lazy: !esm });

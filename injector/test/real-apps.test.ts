@@ -1,10 +1,13 @@
 /**
  * Real apps, driven as their users drive them, without and with the agent:
  * the same responses, server spans named with the route, the request's CPU in
- * the span profile of its span, and the same end on SIGTERM.
+ * the span profile of its span, and the same end on SIGTERM. Their packages
+ * come from the npm registry under their own names, installed once into a
+ * cache (injector/test/corpus.sh).
  */
 import { strict as assert } from 'node:assert';
 import { execFileSync } from 'node:child_process';
+import { copyFileSync } from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { AppProcess, FIXTURES, REPO_ROOT, testNodes, waitFor } from './harness/app-process';
@@ -29,6 +32,7 @@ function call(port: number, c: Call): Promise<Answer> {
     const req = http.request({ host: '127.0.0.1', port, method: c.method, path: c.path, headers: payload ? { 'content-type': 'application/json' } : {} }, (res) => {
       let body = '';
       res.on('data', (d: Buffer) => (body += d.toString()));
+      // The Date header and the like differ between runs; status, content type and body must not.
       res.on('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type'] ?? ''), body }));
     });
     req.on('error', reject);
@@ -36,51 +40,101 @@ function call(port: number, c: Call): Promise<Answer> {
   });
 }
 
-/** express 4 under its own name, from the corpus (injector/test/corpus.sh). */
-const corpus = (): string => execFileSync('bash', [path.join(REPO_ROOT, 'injector/test/corpus.sh')], { encoding: 'utf8' }).trim();
+/**
+ * A fixture app placed where its packages are installed (injector/test/corpus.sh, on first use),
+ * beside the package.json that lists them, as an app is deployed: returns the script's path.
+ */
+function deploy(corpus: string, fixture: string): string {
+  const dir = execFileSync('bash', [path.join(REPO_ROOT, 'injector/test/corpus.sh'), corpus], { encoding: 'utf8' }).trim();
+  const script = path.join(dir, `main-${fixture}`);
+  copyFileSync(path.join(FIXTURES, 'real', fixture), script);
+  return script;
+}
 
-const EXPRESS4_CALLS: Call[] = [
-  { method: 'GET', path: '/users/7' },
-  { method: 'POST', path: '/users', body: { name: 'ada' } },
-  { method: 'GET', path: '/report/daily?ms=30' },
-  { method: 'GET', path: '/fail' },
-  { method: 'GET', path: '/nowhere' },
+interface RealApp {
+  name: string;
+  minMajor: number;
+  /** Deploys the app, answering its script. */
+  script: () => string;
+  calls: Call[];
+  /** Server span names the app's routes must give. */
+  routes: string[];
+  /** The route whose handler burns hotAlpha. */
+  hotRoute: string;
+  /** How it ends on SIGTERM without the agent (a check on the fixture). */
+  sigterm: { code: number | null; signal: NodeJS.Signals | null };
+}
+
+const APPS: RealApp[] = [
+  {
+    name: 'Express 4',
+    minMajor: 18,
+    script: () => deploy('express4', 'express4.js'),
+    calls: [
+      { method: 'GET', path: '/users/7' },
+      { method: 'POST', path: '/users', body: { name: 'ada' } },
+      { method: 'GET', path: '/report/daily?ms=30' },
+      { method: 'GET', path: '/fail' },
+      { method: 'GET', path: '/nowhere' },
+    ],
+    routes: ['GET /users/:id', 'POST /users', 'GET /report/:kind'],
+    hotRoute: 'GET /report/:kind',
+    sigterm: { code: null, signal: 'SIGTERM' },
+  },
+  {
+    name: 'NestJS 12 (express platform, shutdown hooks on)',
+    minMajor: 20,
+    script: () => deploy('nestjs', 'nest.js'),
+    calls: [
+      { method: 'GET', path: '/users/7' },
+      { method: 'POST', path: '/users', body: { name: 'ada' } },
+      { method: 'GET', path: '/report/daily?ms=30' },
+      { method: 'GET', path: '/users/0' },
+      { method: 'GET', path: '/nowhere' },
+    ],
+    routes: ['GET /users/:id', 'POST /users', 'GET /report/:kind'],
+    hotRoute: 'GET /report/:kind',
+    sigterm: { code: null, signal: 'SIGTERM' },
+  },
 ];
 
 for (const node of testNodes()) {
-  describe(`a real Express 4 app on ${node.label}`, function () {
-    this.timeout(60_000);
-    it('answers the same with the agent, names its spans with the route, profiles each request on its span, and dies of SIGTERM the same', async () => {
-      const expressPath = path.join(corpus(), 'node_modules', 'express');
-      const runs: { answers: Answer[]; exit: unknown }[] = [];
-      const pyroscope = await new PyroscopeReceiver().start();
-      const otlp = await new OtlpReceiver().start();
-      try {
-        for (const agent of [false, true]) {
-          const app = await AppProcess.start({ script: path.join(FIXTURES, 'real', 'express4.js'), node: node.bin, agent, env: { ...agentEnv(pyroscope, otlp), EXPRESS_PATH: expressPath } });
-          const answers: Answer[] = [];
-          for (const c of EXPRESS4_CALLS) answers.push(await call(app.port, c));
-          if (agent) {
-            await waitFor('the spans', () => serverSpans(otlp.spans).length >= EXPRESS4_CALLS.length);
-            await waitFor('a profile of the report', () => allSamples(pyroscope.cpuProfiles()).some((s) => s.stack.includes('hotAlpha')));
+  for (const real of APPS.filter((a) => node.major >= a.minMajor)) {
+    describe(`a real ${real.name} app on ${node.label}`, function () {
+      this.timeout(120_000);
+      it('answers the same with the agent, names its spans with the route, profiles each request on its span, and ends on SIGTERM the same', async () => {
+        const script = real.script();
+        const runs: { answers: Answer[]; exit: unknown; stdout: string }[] = [];
+        const pyroscope = await new PyroscopeReceiver().start();
+        const otlp = await new OtlpReceiver().start();
+        try {
+          for (const agent of [false, true]) {
+            const app = await AppProcess.start({ script, node: node.bin, agent, env: agentEnv(pyroscope, otlp) });
+            const answers: Answer[] = [];
+            for (const c of real.calls) answers.push(await call(app.port, c));
+            if (agent) {
+              await waitFor('the spans', () => serverSpans(otlp.spans).length >= real.calls.length);
+              await waitFor('a profile of the hot route', () => allSamples(pyroscope.cpuProfiles()).some((s) => s.stack.includes('hotAlpha')));
+            }
+            runs.push({ answers, exit: await app.stop('SIGTERM'), stdout: app.stdout });
           }
-          runs.push({ answers, exit: await app.stop('SIGTERM') });
+          assert.deepEqual(runs[1]!.answers, runs[0]!.answers, 'the same status, content type and body for every request');
+          assert.deepEqual(runs[1]!.stdout, runs[0]!.stdout.replace(/listening \d+/, runs[1]!.stdout.match(/listening \d+/)![0]), 'the same output');
+          assert.deepEqual(runs[0]!.exit, real.sigterm, 'the fixture ends on SIGTERM as expected without the agent');
+          assert.deepEqual(runs[1]!.exit, runs[0]!.exit, 'the same end on SIGTERM with the agent');
+          const names = serverSpans(otlp.spans).map((s) => s.name);
+          for (const route of real.routes) assert.ok(names.includes(route), `a server span named ${route} (got ${names.join(', ')})`);
+          const hot = serverSpans(otlp.spans).find((s) => s.name === real.hotRoute)!;
+          assert.equal(hot.attributes['pyroscope.profile.id'], hot.spanId);
+          const hotSamples = allSamples(pyroscope.cpuProfiles()).filter((s) => s.stack.includes('hotAlpha'));
+          const onSpan = hotSamples.filter((s) => s.labels['span_id'] === hot.spanId);
+          assert.ok(onSpan.length > 0 && onSpan.length >= 0.9 * hotSamples.length, `the hot route's CPU is on its span (${onSpan.length} of ${hotSamples.length} samples)`);
+          assert.equal(onSpan[0]!.labels['span_name'], real.hotRoute);
+        } finally {
+          await pyroscope.close();
+          await otlp.close();
         }
-        assert.deepEqual(runs[1]!.answers, runs[0]!.answers, 'the same status, content type and body for every request');
-        assert.deepEqual(runs[1]!.exit, runs[0]!.exit);
-        assert.deepEqual(runs[0]!.exit, { code: null, signal: 'SIGTERM' });
-        const names = serverSpans(otlp.spans).map((s) => s.name);
-        for (const route of ['GET /users/:id', 'POST /users', 'GET /report/:kind']) assert.ok(names.includes(route), `a server span named ${route} (got ${names.join(', ')})`);
-        const report = serverSpans(otlp.spans).find((s) => s.name === 'GET /report/:kind')!;
-        assert.equal(report.attributes['pyroscope.profile.id'], report.spanId);
-        const hotOnSpan = allSamples(pyroscope.cpuProfiles()).filter((s) => s.stack.includes('hotAlpha'));
-        const onSpan = hotOnSpan.filter((s) => s.labels['span_id'] === report.spanId);
-        assert.ok(onSpan.length > 0 && onSpan.length >= 0.9 * hotOnSpan.length, `the report's CPU is on its span (${onSpan.length} of ${hotOnSpan.length} samples)`);
-        assert.equal(onSpan[0]!.labels['span_name'], 'GET /report/:kind');
-      } finally {
-        await pyroscope.close();
-        await otlp.close();
-      }
+      });
     });
-  });
+  }
 }

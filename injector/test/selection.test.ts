@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { selectInstrumentations, INSTRUMENTATIONS } from '../src/instrumentations';
-import { isEsModuleEntry } from '../src/esm-hooks';
+import { esModulesReason, isEsModuleEntry } from '../src/esm-hooks';
 
 describe('instrumentation selection from env', () => {
   it('turns on every instrumentation but fs and router by default (router: see instrumentations.ts)', () => {
@@ -60,4 +60,29 @@ describe('ES module entry detection', () => {
   for (const [entry, esm] of cases) {
     it(`${entry ?? '(no entry: -e or REPL)'} is ${esm ? '' : 'not '}an ES module`, () => assert.equal(isEsModuleEntry(entry, read), esm));
   }
+});
+
+describe('whether a CommonJS app loads ES modules', () => {
+  const files: Record<string, string> = {
+    '/srv/nest/package.json': '{"dependencies":{"reflect-metadata":"^0.2.2","@nestjs/core":"^12.6.3"}}',
+    '/srv/nest/node_modules/reflect-metadata/package.json': '{"name":"reflect-metadata"}',
+    // Hoisted to a workspace root, as npm workspaces do.
+    '/node_modules/@nestjs/core/package.json': '{"name":"@nestjs/core","type":"module"}',
+    '/srv/plain/package.json': '{"dependencies":{"express":"^4"}}',
+    '/srv/plain/node_modules/express/package.json': '{"name":"express"}',
+    '/srv/missing/package.json': '{"dependencies":{"not-installed":"^1"}}',
+    '/srv/esm/package.json': '{"type":"module"}',
+  };
+  const read = (f: string): string => {
+    if (f in files) return files[f]!;
+    throw new Error('ENOENT');
+  };
+  it('says so for an app whose dependency is an ES module package (found up the node_modules chain)', () =>
+    assert.equal(esModulesReason('/srv/nest/main.js', read), 'its dependency @nestjs/core is an ES module package'));
+  it('says so for an ES module entry', () => assert.equal(esModulesReason('/srv/esm/main.js', read), 'its entry is an ES module'));
+  it('says nothing for a CommonJS app of CommonJS packages, or whose dependencies are not installed', () => {
+    assert.equal(esModulesReason('/srv/plain/main.js', read), undefined);
+    assert.equal(esModulesReason('/srv/missing/main.js', read), undefined);
+    assert.equal(esModulesReason(undefined, read), undefined);
+  });
 });
