@@ -5,7 +5,7 @@
  * same id. Grafana's "Profiles for this span" link is built from the attribute
  * and resolved by Pyroscope from the label.
  */
-import { type Context, type Span as ApiSpan, TraceFlags, isSpanContextValid, trace } from '@opentelemetry/api';
+import { type Context, type Span as ApiSpan, SpanKind, TraceFlags, isSpanContextValid, trace } from '@opentelemetry/api';
 import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace-base';
 
 export const PROFILE_ID_ATTRIBUTE = 'pyroscope.profile.id';
@@ -37,7 +37,10 @@ type HttpRpcMetadata = { type?: unknown; span?: unknown; route?: unknown };
  * instrumentation renames it `GET /orders/:id` from the route the framework's
  * instrumentation (express, koa's router) left in the request's RPC metadata;
  * a request still running at a collection gets that same name from the
- * metadata.
+ * metadata. A framework that reports its route on a server span of its own
+ * (Next.js: `GET /api/users/[id]`, a child of the HTTP span) hands it over the
+ * same way: the `http.route` it is given becomes the request's route (and the
+ * HTTP span's name when it ends), where no framework instrumentation set one.
  */
 export class SpanLabels {
   /** The request's RPC metadata, once a context carrying it for this span was seen. */
@@ -49,9 +52,12 @@ export class SpanLabels {
     readonly span: ApiSpan,
   ) {}
 
+  /** A route a framework's own server span reported, for a request whose metadata has none. */
+  childRoute: string | undefined;
+
   get spanName(): string {
     const name = (this.span as unknown as { name?: unknown }).name as string;
-    const route = this.rpc?.route;
+    const route = this.rpc?.route ?? this.childRoute;
     // Not yet renamed (a bare method): the name the span will have when it ends.
     if (typeof route === 'string' && route !== '' && typeof name === 'string' && name !== '' && !name.includes(' ')) return `${name} ${route}`;
     return name;
@@ -105,11 +111,46 @@ export class SpanProfileLinker implements SpanProcessor {
       span.setAttribute(PROFILE_ID_ATTRIBUTE, own.spanId);
     } else if (parent !== undefined) {
       labels = this.labelsBySpan.get(parent);
+      if (labels !== undefined && span.kind === SpanKind.SERVER) {
+        this.noteRpc(labels, parentContext);
+        this.followRoute(span, labels);
+      }
     }
     if (labels !== undefined) this.labelsBySpan.set(span, labels);
   }
 
   onEnd(_span: ReadableSpan): void {}
+
+  /**
+   * A framework's own server span inside a request (Next.js names it with the route and gives it
+   * `http.route` once the route is known, before the request ends): the route is the request's.
+   */
+  private followRoute(span: Span, labels: SpanLabels): void {
+    const take = (route: unknown): void => {
+      if (typeof route !== 'string' || route === '') return;
+      if (labels.rpc !== undefined && labels.rpc.route === undefined) labels.rpc.route = route;
+      labels.childRoute ??= route;
+    };
+    take(span.attributes?.['http.route']);
+    const own = span as unknown as { setAttribute: Span['setAttribute']; setAttributes: Span['setAttributes'] };
+    const setAttribute = own.setAttribute;
+    const setAttributes = own.setAttributes;
+    own.setAttribute = function (this: Span, key, value) {
+      if (key === 'http.route') take(value);
+      return setAttribute.call(this, key, value);
+    };
+    own.setAttributes = function (this: Span, attributes) {
+      take(attributes?.['http.route']);
+      return setAttributes.call(this, attributes);
+    };
+  }
+
+  /** Keeps the request's RPC metadata (the HTTP instrumentation's, a key shared by every copy) with its labels. */
+  private noteRpc(labels: SpanLabels, context: Context): void {
+    if (labels.rpc !== undefined) return;
+    const rpc = context.getValue(RPC_METADATA_KEY) as HttpRpcMetadata | undefined;
+    if (rpc !== undefined && rpc.type === 'http' && rpc.span === labels.span) labels.rpc = rpc;
+  }
 
   forceFlush(): Promise<void> {
     return Promise.resolve();
@@ -124,11 +165,7 @@ export class SpanProfileLinker implements SpanProcessor {
     const span = trace.getSpan(context);
     if (span === undefined) return undefined;
     const labels = this.labelsBySpan.get(span);
-    if (labels !== undefined && labels.rpc === undefined) {
-      // The HTTP instrumentation runs the request's handlers in a context with the metadata (a key shared by every copy).
-      const rpc = context.getValue(RPC_METADATA_KEY) as HttpRpcMetadata | undefined;
-      if (rpc !== undefined && rpc.type === 'http' && rpc.span === labels.span) labels.rpc = rpc;
-    }
+    if (labels !== undefined) this.noteRpc(labels, context);
     return labels;
   }
 
