@@ -15,6 +15,14 @@
  * MessageChannel port transferred to such a worker makes the port kept here
  * markable too (piscina's task port is one).
  *
+ * A pool that queues tasks posts a queued one when another finishes, in that
+ * one's context. Pools that follow Node's pattern for task queues (an
+ * AsyncResource per task, as piscina and tinypool make one when a task is
+ * submitted) carry the submission: the agent's AsyncResource notes the span
+ * that was active when each task resource was made, against the objects the
+ * resource holds (the task's payload), and a message that carries such an
+ * object (itself, or as a property or array element) is marked with that span.
+ *
  * Threads come and go (pools end idle threads; apps create one per task). A
  * thread's profile is sent from the thread on its own schedule and when it
  * exits by itself; `worker.terminate()` runs nothing in the thread, so before
@@ -27,6 +35,7 @@
 import { BroadcastChannel, MessageChannel, MessagePort, Worker, setEnvironmentData, type TransferListItem } from 'node:worker_threads';
 import * as workerThreads from 'node:worker_threads';
 import { syncBuiltinESMExports } from 'node:module';
+import type { AsyncResource } from 'node:async_hooks';
 
 /** The environment data key a worker's preload reads (present: the main thread profiles). */
 export const WORKER_PROFILING_KEY = 'spanprofiling.io/worker-profiling';
@@ -93,6 +102,8 @@ export class WorkerDispatch {
   private readonly markablePorts = new WeakSet<MessagePort>();
   private readonly partners = new WeakMap<MessagePort, MessagePort>();
   private readonly restore: (() => void)[] = [];
+  /** Objects held by a task resource (an AsyncResource) made while a span was active: that span's labels. */
+  private readonly submitted = new WeakMap<object, Record<string, string>>();
 
   constructor(
     private readonly settings: Omit<WorkerProfilingSettings, 'version' | 'channel'>,
@@ -213,6 +224,37 @@ export class WorkerDispatch {
     Object.defineProperty(SpanWorker, 'name', { value: 'Worker' });
     replace(moduleExports, 'Worker', SpanWorker);
 
+    // Task resources note the span they were made in, against what they hold (see the file's comment).
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const asyncHooks = require('node:async_hooks') as Record<string, unknown>;
+    const OriginalResource = asyncHooks['AsyncResource'] as typeof AsyncResource;
+    const submitted = this.submitted;
+    class TaskAsyncResource extends OriginalResource {
+      constructor(...args: ConstructorParameters<typeof AsyncResource>) {
+        super(...args);
+        let labels: Record<string, string> | undefined;
+        try {
+          labels = labelsNow();
+        } catch {
+          labels = undefined;
+        }
+        if (labels === undefined) return;
+        // The subclass (a pool's TaskInfo) sets its fields after this constructor returns.
+        queueMicrotask(() => {
+          try {
+            for (const value of Object.values(this)) if (value !== null && typeof value === 'object' && !submitted.has(value)) submitted.set(value, labels);
+          } catch {
+            // nothing noted
+          }
+        });
+      }
+      static [Symbol.hasInstance](value: unknown): boolean {
+        return value instanceof OriginalResource;
+      }
+    }
+    Object.defineProperty(TaskAsyncResource, 'name', { value: 'AsyncResource' });
+    replace(asyncHooks, 'AsyncResource', TaskAsyncResource);
+
     // A terminated thread runs no exit listener: it is asked for its last interval first.
     const terminate = Worker.prototype.terminate;
     Worker.prototype.terminate = function (this: Worker, ...args: unknown[]): Promise<number> {
@@ -240,6 +282,19 @@ export class WorkerDispatch {
     this.restore.push(() => syncBuiltinESMExports());
   }
 
+  /** The span a message's task was submitted in, when a task resource noted it: for the message, a property of it, or an element of an array property. */
+  private submittedLabels(message: unknown): Record<string, string> | undefined {
+    if (message === null || typeof message !== 'object') return undefined;
+    const own = this.submitted.get(message);
+    if (own !== undefined) return own;
+    for (const value of Object.values(message)) {
+      if (value === null || typeof value !== 'object') continue;
+      const labels = this.submitted.get(value) ?? (Array.isArray(value) ? firstNoted(value, this.submitted) : undefined);
+      if (labels !== undefined) return labels;
+    }
+    return undefined;
+  }
+
   /** Before the app's message goes out: note transferred ports, and post the span's marker first. */
   private beforePost(threadId: number | undefined, port: MessagePort | undefined, args: Parameters<PostMessage>, post: (marker: TaskMarker) => void): void {
     try {
@@ -258,11 +313,21 @@ export class WorkerDispatch {
         }
       }
       // Always a marker, with labels or none: on a profiled thread, an unmarked message is one sent before it was known.
-      if (profiled) post({ [TASK_MARKER]: 1, labels: this.labelsNow() ?? null });
+      if (profiled) post({ [TASK_MARKER]: 1, labels: this.submittedLabels(args[0]) ?? this.labelsNow() ?? null });
     } catch {
       // the app's message goes out unlabelled
     }
   }
+}
+
+function firstNoted(values: unknown[], noted: WeakMap<object, Record<string, string>>): Record<string, string> | undefined {
+  for (const value of values.slice(0, 8)) {
+    if (value !== null && typeof value === 'object') {
+      const labels = noted.get(value);
+      if (labels !== undefined) return labels;
+    }
+  }
+  return undefined;
 }
 
 function transferList(option: Parameters<PostMessage>[1]): readonly TransferListItem[] {

@@ -44,32 +44,30 @@ interface PoolCase {
   ms: number;
   concurrency: number;
   /**
-   * Which of the 90% targets hold on a busy machine. `span`: the labelled CPU is on the dispatching
-   * span (measured 100%) and nearly all of it carries a span; the share of the CPU that reaches the
-   * profiles is 87-108% there, so it is listed as pending. `none`: pools that reuse threads and
-   * queue tasks (a queued task is posted when another one finishes, in the finishing task's
-   * context; an idle thread's last interval can be late) and a thread terminated mid-task (82-91%
-   * in the profiles): their figures are printed and everything else is checked.
+   * Whether the worker CPU is on the dispatching span. Not for workerpool: it posts a queued task
+   * when another one finishes, in that one's context, and binds no context to its tasks (piscina
+   * and tinypool make an AsyncResource per task, which the agent follows); that target is listed
+   * as pending, and the figure printed.
    */
-  meetsTargets: 'span' | 'none';
+  attributed: boolean;
 }
 
 const POOLS: PoolCase[] = [
-  { pool: 'piscina', minMajor: 20, ms: 25, concurrency: 4, meetsTargets: 'none' },
-  { pool: 'piscina-idle', minMajor: 20, ms: 25, concurrency: 4, meetsTargets: 'none' },
-  { pool: 'tinypool', minMajor: 20, ms: 25, concurrency: 4, meetsTargets: 'none' },
-  { pool: 'workerpool', minMajor: 18, ms: 25, concurrency: 4, meetsTargets: 'none' },
-  { pool: 'per-request', minMajor: 18, ms: 40, concurrency: 2, meetsTargets: 'span' },
-  { pool: 'exit', minMajor: 18, ms: 40, concurrency: 2, meetsTargets: 'span' },
-  { pool: 'terminate', minMajor: 18, ms: 60, concurrency: 2, meetsTargets: 'none' },
+  { pool: 'piscina', minMajor: 20, ms: 25, concurrency: 4, attributed: true },
+  { pool: 'piscina-idle', minMajor: 20, ms: 25, concurrency: 4, attributed: true },
+  { pool: 'tinypool', minMajor: 20, ms: 25, concurrency: 4, attributed: true },
+  { pool: 'workerpool', minMajor: 18, ms: 25, concurrency: 4, attributed: false },
+  { pool: 'per-request', minMajor: 18, ms: 40, concurrency: 2, attributed: true },
+  { pool: 'exit', minMajor: 18, ms: 40, concurrency: 2, attributed: true },
+  { pool: 'terminate', minMajor: 18, ms: 60, concurrency: 2, attributed: true },
 ];
 
 for (const node of testNodes()) {
   describe(`worker pools as apps run them on ${node.label}`, function () {
     this.timeout(120_000);
     for (const c of POOLS.filter((p) => node.major >= p.minMajor)) {
-      it(`${c.pool}: 90% of the workers' hot CPU in the profiles${c.meetsTargets === 'none' ? ', 90% of it on the dispatching span' : ''}`);
-      const title = c.meetsTargets === 'span' ? `90% of the workers' labelled hot CPU on the dispatching span, one upload per interval` : 'the app works, worker samples carry their thread, one upload per interval (coverage and attribution printed)';
+      if (!c.attributed) it(`${c.pool}: 90% of the workers' hot CPU on the dispatching span`);
+      const title = `90% of the workers' hot CPU in the profiles${c.attributed ? ', 90% of it on the dispatching span' : ''}, one upload per interval`;
       it(`${c.pool}: ${title}`, async () => {
         const pyroscope = await new PyroscopeReceiver().start();
         const otlp = await new OtlpReceiver().start();
@@ -84,7 +82,7 @@ for (const node of testNodes()) {
           const results = await load(app.port, paths, c.concurrency);
           assert.equal(results.filter((r) => r.status !== 200).length, 0, `every request succeeds with the agent loaded; the app's stderr:\n${app.stderr.slice(-3000)}`);
           const measured = await getJson<{ cpuMs: number }>(app.port, '/cpu');
-          assert.ok(measured.cpuMs >= 0.5 * REQUESTS * c.ms, `the tasks measured ${measured.cpuMs} ms of hot CPU`);
+          assert.ok(measured.cpuMs >= 0.5 * REQUESTS * c.ms, `the tasks measured ${measured.cpuMs.toFixed(0)} ms of hot CPU`);
           await waitFor('server spans', () => serverSpans(otlp.spans).filter((s) => s.name.startsWith('GET')).length >= REQUESTS);
 
           const got = await waitFor(
@@ -93,7 +91,7 @@ for (const node of testNodes()) {
               const ms = hotMs(workerHot(allSamples(pyroscope.cpuProfiles())));
               return ms >= 0.9 * measured.cpuMs ? ms : false;
             },
-            c.meetsTargets === 'span' ? 20_000 : 6_000,
+            20_000,
           ).catch(() => hotMs(workerHot(allSamples(pyroscope.cpuProfiles()))));
           const samples = workerHot(allSamples(pyroscope.cpuProfiles()));
           const routeBySpan = new Map(serverSpans(otlp.spans).map((s) => [s.spanId, requestQuery(s).get('fn') ?? '']));
@@ -102,15 +100,15 @@ for (const node of testNodes()) {
           const cpuUploads = pyroscope.cpuProfiles().length;
           const wallUploads = pyroscope.profiles.length - cpuUploads;
           process.stdout.write(
-            `      ${c.pool}: ${got.toFixed(0)} of ${measured.cpuMs} ms in the profiles (${((100 * got) / measured.cpuMs).toFixed(0)}%), ` +
+            `      ${c.pool}: ${got.toFixed(0)} of ${measured.cpuMs.toFixed(0)} ms in the profiles (${((100 * got) / measured.cpuMs).toFixed(0)}%), ` +
               `on a span ${(result.coverage * 100).toFixed(1)}%, on the dispatching span ${(result.accuracy * 100).toFixed(1)}%, ` +
               `${cpuUploads} CPU uploads in ${(elapsedMs / 1000).toFixed(1)} s; all worker CPU ${hotMs(allSamples(pyroscope.cpuProfiles()).filter((s) => s.labels['thread_name'] !== undefined)).toFixed(0)} ms\n`,
           );
           assert.ok(samples.length > 0, "the workers' samples reach the profiles");
           for (const s of samples) assert.equal(s.labels['thread_name'], 'worker', 'every worker sample carries its thread label');
-          if (c.meetsTargets === 'span') {
-            assert.ok(got >= 0.5 * measured.cpuMs, `${got.toFixed(0)} ms of the ${measured.cpuMs} ms of hot CPU the workers measured is in the profiles`);
-            assert.ok(result.coverage >= 0.9, `${(result.coverage * 100).toFixed(1)}% of the workers' hot CPU carries a span (${result.unlabelled} unlabelled samples)`);
+          assert.ok(got >= 0.9 * measured.cpuMs, `${got.toFixed(0)} ms of the ${measured.cpuMs.toFixed(0)} ms of hot CPU the workers measured is in the profiles`);
+          assert.ok(result.coverage >= 0.9, `${(result.coverage * 100).toFixed(1)}% of the workers' hot CPU carries a span (${result.unlabelled} unlabelled samples)`);
+          if (c.attributed) {
             assert.ok(result.accuracy >= 0.9, `${(result.accuracy * 100).toFixed(1)}% of it is on the span of the request that dispatched it (${result.correct}/${result.hotSamples})`);
           }
           // One per interval, plus the partial first and last: never one per thread.
