@@ -205,8 +205,11 @@ export class WorkerDispatch {
 
     // A thread created inside a span starts in it: the span's labels go in the environment data it is given.
     const labelsNow = this.labelsNow;
+    // Task resources are noted only once the app has made a worker: apps without threads pay one check per resource.
+    let threads = false;
     class SpanWorker extends Worker {
       constructor(...args: ConstructorParameters<typeof Worker>) {
+        threads = true;
         let labels: Record<string, string> | undefined;
         try {
           labels = labelsNow();
@@ -232,6 +235,7 @@ export class WorkerDispatch {
     class TaskAsyncResource extends OriginalResource {
       constructor(...args: ConstructorParameters<typeof AsyncResource>) {
         super(...args);
+        if (!threads) return;
         let labels: Record<string, string> | undefined;
         try {
           labels = labelsNow();
