@@ -24,7 +24,7 @@
  */
 import type { Logger } from './log';
 
-export const HANDLED_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
+const HANDLED_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
 type Signal = (typeof HANDLED_SIGNALS)[number];
 
 const INSTALLED = Symbol.for('spanprofiling.io/process-end');
