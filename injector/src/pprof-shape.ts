@@ -379,32 +379,39 @@ export function mergeTimeProfile(into: Profile, other: Profile, labels: Record<s
   const intoTypes = into.sampleType.map((t) => `${table.strings[Number(t.type)]}/${table.strings[Number(t.unit)]}`);
   const otherTypes = other.sampleType.map((t) => `${from[Number(t.type)]}/${from[Number(t.unit)]}`);
   const valueIndex = intoTypes.map((key) => otherTypes.indexOf(key));
-  const nextId = (items: { id: Numeric }[]): number => items.reduce((max, item) => Math.max(max, Number(item.id)), 0) + 1;
+  // Threads run the same code: functions and locations already in `into` are reused, not copied.
+  const known = tablesOf(into);
 
   const mappingIds = new Map<number, number>();
-  let mappingId = nextId(into.mapping);
   for (const m of other.mapping) {
-    mappingIds.set(Number(m.id), mappingId);
-    into.mapping.push(new Mapping({ ...m, id: mappingId++, filename: str(m.filename), buildId: str(m.buildId) }));
+    const id = known.nextMapping++;
+    mappingIds.set(Number(m.id), id);
+    into.mapping.push(new Mapping({ ...m, id, filename: str(m.filename), buildId: str(m.buildId) }));
   }
   const functionIds = new Map<number, number>();
-  let functionId = nextId(into.function);
   for (const f of other.function) {
-    functionIds.set(Number(f.id), functionId);
-    into.function.push(new PprofFunction({ id: functionId++, name: str(f.name), systemName: str(f.systemName), filename: str(f.filename), startLine: f.startLine }));
+    const fields = { name: str(f.name), systemName: str(f.systemName), filename: str(f.filename), startLine: f.startLine };
+    const key = `${fields.name}/${fields.systemName}/${fields.filename}/${fields.startLine}`;
+    let id = known.functions.get(key);
+    if (id === undefined) {
+      id = known.nextFunction++;
+      known.functions.set(key, id);
+      into.function.push(new PprofFunction({ id, ...fields }));
+    }
+    functionIds.set(Number(f.id), id);
   }
   const locationIds = new Map<number, number>();
-  let locationId = nextId(into.location);
   for (const l of other.location) {
-    locationIds.set(Number(l.id), locationId);
-    into.location.push(
-      new Location({
-        id: locationId++,
-        mappingId: Number(l.mappingId) === 0 ? 0 : (mappingIds.get(Number(l.mappingId)) ?? 0),
-        address: l.address,
-        line: l.line.map((line) => new Line({ functionId: functionIds.get(Number(line.functionId)) ?? 0, line: line.line })),
-      }),
-    );
+    const mappingId = Number(l.mappingId) === 0 ? 0 : (mappingIds.get(Number(l.mappingId)) ?? 0);
+    const lines = l.line.map((line) => ({ functionId: functionIds.get(Number(line.functionId)) ?? 0, line: line.line }));
+    const key = `${mappingId}/${String(l.address)}/${lines.map((line) => `${line.functionId}:${String(line.line)}`).join(',')}`;
+    let id = known.locations.get(key);
+    if (id === undefined) {
+      id = known.nextLocation++;
+      known.locations.set(key, id);
+      into.location.push(new Location({ id, mappingId, address: l.address, line: lines.map((line) => new Line(line)) }));
+    }
+    locationIds.set(Number(l.id), id);
   }
   const extra = Object.entries(labels).map(([key, value]) => new Label({ key: table.dedup(key), str: table.dedup(value) }));
   for (const s of other.sample) {
@@ -419,6 +426,28 @@ export function mergeTimeProfile(into: Profile, other: Profile, labels: Record<s
       }),
     );
   }
+}
+
+interface MergeTables {
+  functions: Map<string, number>;
+  locations: Map<string, number>;
+  nextFunction: number;
+  nextLocation: number;
+  nextMapping: number;
+}
+const mergeTables = new WeakMap<Profile, MergeTables>();
+
+/** The functions and locations of a profile that others are merged into, by content (built once per profile). */
+function tablesOf(into: Profile): MergeTables {
+  let known = mergeTables.get(into);
+  if (known === undefined) {
+    const nextId = (items: { id: Numeric }[]): number => items.reduce((max, item) => Math.max(max, Number(item.id)), 0) + 1;
+    known = { functions: new Map(), locations: new Map(), nextFunction: nextId(into.function), nextLocation: nextId(into.location), nextMapping: nextId(into.mapping) };
+    for (const f of into.function) known.functions.set(`${Number(f.name)}/${Number(f.systemName)}/${Number(f.filename)}/${f.startLine}`, Number(f.id));
+    for (const l of into.location) known.locations.set(`${Number(l.mappingId)}/${String(l.address)}/${l.line.map((line) => `${Number(line.functionId)}:${String(line.line)}`).join(',')}`, Number(l.id));
+    mergeTables.set(into, known);
+  }
+  return known;
 }
 
 /** A time profile with no samples, of the same types as `like`: the base when only worker threads were sampled. */

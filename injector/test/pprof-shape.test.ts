@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { gzipSync } from 'node:zlib';
 import { Function as PprofFunction, Label, Line, Location, Profile, Sample, StringTable, ValueType } from 'pprof-format';
-import { AGENT_FRAME, shapeTimeProfile } from '../src/pprof-shape';
+import { AGENT_FRAME, emptyTimeProfile, mergeTimeProfile, shapeTimeProfile } from '../src/pprof-shape';
 import { decodePprof, readSamples } from './harness/pyroscope-receiver';
 
 /** A time profile as the native profiler writes it: sample/count, wall/ns, cpu/ns, one sample per labelled hit. */
@@ -190,5 +190,31 @@ describe('pprof size bound', () => {
         assert.equal(parts.reduce((k, p) => k + p.sample.length, 0), n);
       }
     }
+  });
+});
+
+describe("merging worker threads' profiles into the process's", () => {
+  const span = { span_id: '00f067aa0ba902b7', span_name: 'GET /report' };
+  it('adds every sample with its thread label, sharing the functions and locations both have', () => {
+    const main = timeProfile([{ stack: ['handler', 'main'], cpu: 5_000_000, labels: span }]);
+    const worker = () => timeProfile([{ stack: ['hot', 'task', 'main'], cpu: 7_000_000, labels: span }, { stack: ['main'], cpu: 1_000_000 }]);
+    mergeTimeProfile(main, worker(), { thread_name: 'worker' });
+    mergeTimeProfile(main, worker(), { thread_name: 'worker' });
+    // `main` is known to both; `hot` and `task` come once, however many threads ran them.
+    assert.deepEqual(main.function.map((f) => main.stringTable.strings[Number(f.name)]).sort(), ['handler', 'hot', 'main', 'task']);
+    assert.equal(main.location.length, 4);
+    const samples = roundTrip(shapeTimeProfile(main).cpu[0]!).samples;
+    assert.deepEqual(samples, [
+      { stack: ['handler', 'main'], values: [5_000_000], labels: span },
+      { stack: ['hot', 'task', 'main'], values: [14_000_000], labels: { ...span, thread_name: 'worker' } },
+      { stack: ['main'], values: [2_000_000], labels: { thread_name: 'worker' } },
+    ]);
+  });
+
+  it('starts from an empty profile of the same types when only workers were sampled', () => {
+    const worker = timeProfile([{ stack: ['hot'], cpu: 3_000_000 }]);
+    const base = emptyTimeProfile(worker);
+    mergeTimeProfile(base, worker, { thread_name: 'pool' });
+    assert.deepEqual(roundTrip(shapeTimeProfile(base).cpu[0]!).samples, [{ stack: ['hot'], values: [3_000_000], labels: { thread_name: 'pool' } }]);
   });
 });
