@@ -252,8 +252,9 @@ export class WorkerDispatch {
           }
         });
       }
-      static [Symbol.hasInstance](value: unknown): boolean {
-        return value instanceof OriginalResource;
+      // Resources made from Node's own class are still AsyncResources; a subclass (a pool's TaskInfo) checks as usual.
+      static [Symbol.hasInstance](this: unknown, value: unknown): boolean {
+        return this === TaskAsyncResource ? value instanceof OriginalResource : (Function.prototype[Symbol.hasInstance] as (v: unknown) => boolean).call(this, value);
       }
     }
     Object.defineProperty(TaskAsyncResource, 'name', { value: 'AsyncResource' });

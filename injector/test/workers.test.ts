@@ -113,6 +113,20 @@ for (const node of testNodes()) {
   });
 }
 
+describe('AsyncResource as the app knows it', function () {
+  this.timeout(30_000);
+  it('answers instanceof, name, static helpers and runInAsyncScope the same with the agent (which notes task resources)', async () => {
+    const outputs: string[] = [];
+    for (const agent of [false, true]) {
+      const app = await AppProcess.start({ script: path.join(FIXTURES, 'async-resource.js'), agent, waitForPort: false, env: { PYROSCOPE_SERVER_ADDRESS: 'http://127.0.0.1:9', OTEL_TRACES_EXPORTER: 'none' } });
+      assert.deepEqual(await app.exited, { code: 0, signal: null }, app.stderr);
+      outputs.push(app.stdout);
+    }
+    assert.equal(outputs[1], outputs[0]);
+    assert.match(outputs[0]!, /"t_is_TaskInfo":true,"r_is_TaskInfo":false,"r_is_AR":true/);
+  });
+});
+
 describe("Node's own threads", function () {
   this.timeout(60_000);
   it('leaves the ES module loader thread alone: no worker profiler there', async () => {
