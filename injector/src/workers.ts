@@ -22,6 +22,8 @@
  * that was active when each task resource was made, against the objects the
  * resource holds (the task's payload), and a message that carries such an
  * object (itself, or as a property or array element) is marked with that span.
+ * workerpool binds no context to its tasks: its `exec(method, params)` notes
+ * the span against `params`, which its message to the worker carries.
  *
  * Threads come and go (pools end idle threads; apps create one per task). A
  * thread's profile is sent from the thread on its own schedule and when it
@@ -259,6 +261,47 @@ export class WorkerDispatch {
     }
     Object.defineProperty(TaskAsyncResource, 'name', { value: 'AsyncResource' });
     replace(asyncHooks, 'AsyncResource', TaskAsyncResource);
+
+    // workerpool binds no context to its tasks: its pools' exec() notes the span against the params it posts.
+    const ModuleProto = (require('node:module') as { prototype: { require: (this: unknown, id: string) => unknown } }).prototype;
+    const moduleRequire = ModuleProto.require;
+    const notedPools = new WeakSet<object>();
+    const notePool = (pool: unknown): void => {
+      const proto = pool !== null && typeof pool === 'object' ? (Object.getPrototypeOf(pool) as { exec?: unknown } | null) : null;
+      if (proto === null || typeof proto.exec !== 'function' || notedPools.has(proto)) return;
+      notedPools.add(proto);
+      const exec = proto.exec as (this: unknown, method: unknown, params: unknown, ...rest: unknown[]) => unknown;
+      proto.exec = function (this: unknown, method: unknown, params: unknown, ...rest: unknown[]): unknown {
+        try {
+          const labels = Array.isArray(params) ? labelsNow() : undefined;
+          if (labels !== undefined && !submitted.has(params as object)) submitted.set(params as object, labels);
+        } catch {
+          // the task goes out with the posting context
+        }
+        return exec.call(this, method, params, ...rest);
+      };
+    };
+    const noting = function require(this: unknown, id: string): unknown {
+      const exported = moduleRequire.call(this, id) as { pool?: unknown } | undefined;
+      if (id === 'workerpool' && exported !== null && typeof exported === 'object' && typeof exported.pool === 'function' && !notedPools.has(exported)) {
+        notedPools.add(exported);
+        const pool = exported.pool as (...args: unknown[]) => unknown;
+        try {
+          exported.pool = function (this: unknown, ...args: unknown[]): unknown {
+            const made = pool.apply(this, args);
+            notePool(made);
+            return made;
+          };
+        } catch {
+          // not writable: its queued tasks go out with the posting context
+        }
+      }
+      return exported;
+    };
+    ModuleProto.require = noting;
+    this.restore.push(() => {
+      if (ModuleProto.require === noting) ModuleProto.require = moduleRequire;
+    });
 
     // A terminated thread runs no exit listener: it is asked for its last interval first.
     const terminate = Worker.prototype.terminate;
