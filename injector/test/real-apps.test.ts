@@ -8,7 +8,6 @@
 import { strict as assert } from 'node:assert';
 import { execFileSync } from 'node:child_process';
 import { cpSync, copyFileSync, existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import * as net from 'node:net';
 import { createHash } from 'node:crypto';
 import * as http from 'node:http';
 import * as path from 'node:path';
@@ -16,6 +15,7 @@ import { AppProcess, FIXTURES, REPO_ROOT, testNodes, waitFor } from './harness/a
 import { OtlpReceiver } from './harness/otlp-receiver';
 import { PyroscopeReceiver } from './harness/pyroscope-receiver';
 import { agentEnv, allSamples, serverSpans } from './harness/agent-env';
+import { freePort } from './harness/down-backends';
 
 interface Call {
   method: string;
@@ -85,13 +85,6 @@ function deployNext(): string {
   return script;
 }
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
 
 interface RealApp {
   name: string;

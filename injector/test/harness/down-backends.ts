@@ -1,4 +1,4 @@
-/** Backends that are down, for tests of what the agent does during an outage. */
+/** Backends that are down, for tests of what the agent does during an outage; free ports. */
 import * as net from 'node:net';
 
 /** Accepts connections and never answers. */
@@ -20,11 +20,16 @@ export async function blackHole(): Promise<{ url: string; close: () => Promise<v
   };
 }
 
-/** A port nothing listens on. */
-export async function refusingUrl(): Promise<string> {
+/** A port of 127.0.0.1 that was free a moment ago (nothing listens on it now). */
+export async function freePort(): Promise<number> {
   const server = net.createServer();
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as net.AddressInfo).port;
   await new Promise<void>((r) => server.close(() => r()));
-  return `http://127.0.0.1:${port}`;
+  return port;
+}
+
+/** A port nothing listens on. */
+export async function refusingUrl(): Promise<string> {
+  return `http://127.0.0.1:${await freePort()}`;
 }
