@@ -740,6 +740,49 @@ describe('operator against a real kube-apiserver', function () {
     });
   });
 
+  describe('a namespace that enforces Pod Security restricted', () => {
+    const NS = 'psa-restricted';
+    // A pod the restricted level admits, as hardened teams write them.
+    const restrictedPod = (name: string) => ({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name },
+      spec: {
+        securityContext: { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },
+        containers: [{ name: 'app', image: 'node:24', securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, runAsUser: 1000 } }],
+      },
+    });
+
+    type AgentInit = { securityContext?: { runAsUser?: number; allowPrivilegeEscalation?: boolean; capabilities?: unknown } } | undefined;
+    const agentInit = (pod: Pod): AgentInit => pod.spec.initContainers?.[0] as AgentInit;
+
+    before(async () => {
+      await cp.kubectl('create', 'namespace', NS);
+      await cp.kubectl('label', 'namespace', NS, 'pod-security.kubernetes.io/enforce=restricted');
+      await cp.kubectl('annotate', 'namespace', NS, 'spanprofiling.io/inject=true');
+      await until(`namespace ${NS} labelled for the webhook`, async () => ((await cp.api<{ metadata: { labels?: Record<string, string> } }>('GET', `/api/v1/namespaces/${NS}`)).body.metadata.labels?.['spanprofiling.io/injection'] === 'enabled' ? true : undefined));
+    });
+
+    for (const [what, securityContext] of [
+      ['the default agent security context', undefined],
+      ['an agent.securityContext that sets only runAsUser', { runAsUser: 1000 }],
+      ['an agent.securityContext that sets runAsGroup and readOnlyRootFilesystem', { runAsGroup: 2000, readOnlyRootFilesystem: false }],
+    ] as const) {
+      it(`admits and injects a restricted pod with ${what}`, async () => {
+        const r = await apply(spanProfiling('default', securityContext === undefined ? {} : { agent: { securityContext } }), NS);
+        assert.equal(r.code, 0, r.stderr);
+        const created = await until('an injected pod (the webhook sees the new SpanProfiling)', async () => {
+          const res = await cp.api<Pod & { message?: string }>('POST', `/api/v1/namespaces/${NS}/pods?dryRun=All`, restrictedPod('web'));
+          assert.equal(res.status, 201, `the API server admits the pod: ${res.body.message ?? ''}`);
+          const want = (securityContext as { runAsUser?: number } | undefined)?.runAsUser ?? 65532;
+          return res.body.metadata.annotations?.['spanprofiling.io/status'] === 'injected' && agentInit(res.body)?.securityContext?.runAsUser === want ? res.body : undefined;
+        });
+        assert.equal(agentInit(created)?.securityContext?.allowPrivilegeEscalation, false);
+        assert.deepEqual(agentInit(created)?.securityContext?.capabilities, { drop: ['ALL'] });
+      });
+    }
+  });
+
   describe('operator.js uninstall (the chart\'s pre-delete hook)', () => {
     it('stops the operator, removes the namespace labels, its Lease and its certificate Secret; a second run finds nothing to do', async () => {
       for (const op of operators) await op.stop();

@@ -79,6 +79,29 @@ describe('pod mutation', () => {
     assert.deepEqual(noCredentials.warnings, []);
   });
 
+  it("lays the SpanProfiling's agent.securityContext over the secure default field by field (so Pod Security restricted still admits it)", () => {
+    const initOf = (securityContext: Record<string, unknown>) =>
+      mutatePod(input(pod(), { ns: { [INJECT]: 'true' }, sps: [sp('default', 'shop', { agent: { securityContext } as never })] })).pod.spec!.initContainers![0]!.securityContext;
+    assert.deepEqual(initOf({ runAsUser: 1000 }), {
+      runAsNonRoot: true,
+      runAsUser: 1000,
+      runAsGroup: 65532,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    assert.deepEqual(initOf({ capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] } })?.capabilities, { drop: ['ALL'], add: ['NET_BIND_SERVICE'] }, 'a field set replaces that field');
+    // Defaults that would contradict what is set are left out, so the pod stays valid and startable.
+    const privileged = initOf({ privileged: true });
+    assert.equal(privileged?.privileged, true);
+    assert.equal(privileged?.allowPrivilegeEscalation, undefined, 'the API server rejects privileged with allowPrivilegeEscalation=false');
+    const root = initOf({ runAsUser: 0 });
+    assert.equal(root?.runAsUser, 0);
+    assert.equal(root?.runAsNonRoot, undefined, 'the kubelet would refuse runAsNonRoot with user 0');
+    assert.equal(initOf({ runAsUser: 0, runAsNonRoot: true })?.runAsNonRoot, true, 'what the user sets is kept, even so');
+  });
+
   it('injects the first container of a pod in an opted-in namespace', () => {
     const r = mutatePod(input(pod(), { ns: { [INJECT]: 'true' } }));
     assert.equal(r.status, 'injected');

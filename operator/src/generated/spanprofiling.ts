@@ -140,7 +140,7 @@ export interface SpanProfilingSpec {
       /** Requests, by resource name (cpu, memory, ephemeral-storage), as quantities (100m, 64Mi). */
       requests?: Record<string, number | string>;
     };
-    /** Security context of the init container (restricted Pod Security by default). */
+    /** Security context of the init container. Each field set here replaces that field of the default, which meets the restricted Pod Security level (runAsNonRoot, runAsUser 65532, no privilege escalation, all capabilities dropped, read-only root filesystem, RuntimeDefault seccomp); the fields not set keep their defaults. */
     securityContext?: {
       runAsUser?: number;
       runAsGroup?: number;

@@ -67,6 +67,22 @@ const DEFAULT_SECURITY_CONTEXT = {
   seccompProfile: { type: 'RuntimeDefault' },
 };
 
+/**
+ * The agent container's security context: what the SpanProfiling sets, field by field over the
+ * secure default (a context that sets only runAsUser keeps allowPrivilegeEscalation=false, drop
+ * ALL, runAsNonRoot and the seccomp profile, so the restricted Pod Security level still admits
+ * it). Defaults that would contradict what is set are left out: allowPrivilegeEscalation=false for
+ * a privileged container (the API server rejects the pair), runAsNonRoot for runAsUser 0 (the
+ * kubelet would refuse to start it).
+ */
+export function agentSecurityContext(given: V1Container['securityContext'] | undefined): V1Container['securityContext'] {
+  if (given === undefined || given === null) return DEFAULT_SECURITY_CONTEXT;
+  const merged: Record<string, unknown> = { ...DEFAULT_SECURITY_CONTEXT, ...given };
+  if (given.privileged === true && given.allowPrivilegeEscalation === undefined) delete merged['allowPrivilegeEscalation'];
+  if (given.runAsUser === 0 && given.runAsNonRoot === undefined) delete merged['runAsNonRoot'];
+  return merged as V1Container['securityContext'];
+}
+
 export function mutatePod(input: MutationInput): MutationResult {
   const pod = structuredClone(input.pod);
   const annotations = pod.metadata?.annotations ?? {};
@@ -164,7 +180,7 @@ export function mutatePod(input: MutationInput): MutationResult {
     command: ['cp', '-R', '/agent/.', `${AGENT_MOUNT_PATH}/`],
     volumeMounts: [{ name: AGENT_VOLUME, mountPath: AGENT_MOUNT_PATH }],
     resources: (agent.resources as V1Container['resources']) ?? DEFAULT_RESOURCES,
-    securityContext: (agent.securityContext as V1Container['securityContext']) ?? DEFAULT_SECURITY_CONTEXT,
+    securityContext: agentSecurityContext(agent.securityContext as V1Container['securityContext']),
     ...(agent.imagePullPolicy ?? input.defaults.imagePullPolicy ? { imagePullPolicy: agent.imagePullPolicy ?? input.defaults.imagePullPolicy } : {}),
   };
   pod.spec = { ...pod.spec!, containers: newContainers, volumes: [...volumes, volume], initContainers: [init, ...newInitContainers] };
