@@ -181,6 +181,7 @@ export async function runOperator(config: OperatorConfig): Promise<RunningOperat
         context: {
           namespaceAnnotations: (ns) => effectiveNamespaceAnnotations(caches.namespaces.get(undefined, ns) ?? { metadata: { name: ns } }, config.optInNamespaces),
           spanProfilings: () => caches.spanProfilings.list(),
+          limitRanges: (ns) => caches.limitRangesOf(ns),
           defaults: { agentImage: config.agentImage, ...(config.agentImagePullPolicy ? { imagePullPolicy: config.agentImagePullPolicy } : {}) },
         },
         metrics,

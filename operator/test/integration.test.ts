@@ -783,6 +783,68 @@ describe('operator against a real kube-apiserver', function () {
     }
   });
 
+  describe('namespaces with LimitRanges (LimitRanger runs after the webhook)', () => {
+    type Res = { requests?: Record<string, string>; limits?: Record<string, string> };
+    type Admitted = Pod & { message?: string; spec: Pod['spec'] & { initContainers?: { name: string; resources?: Res }[] } };
+    const cases: { ns: string; limits: Record<string, unknown>; app: Res; expect: 'injected' | 'skipped'; check?: (r: Res) => void }[] = [
+      {
+        ns: 'lr-min',
+        limits: { min: { cpu: '50m', memory: '32Mi' } },
+        app: { requests: { cpu: '100m', memory: '64Mi' }, limits: { cpu: '200m', memory: '128Mi' } },
+        expect: 'injected',
+        check: (r) => assert.deepEqual(r.requests, { cpu: '50m', memory: '32Mi' }),
+      },
+      {
+        ns: 'lr-max',
+        limits: { max: { cpu: '100m', memory: '48Mi' } },
+        app: { requests: { cpu: '50m', memory: '32Mi' }, limits: { cpu: '100m', memory: '48Mi' } },
+        expect: 'injected',
+        check: (r) => assert.deepEqual(r.limits, { cpu: '100m', memory: '48Mi' }),
+      },
+      {
+        ns: 'lr-ratio',
+        limits: { maxLimitRequestRatio: { cpu: '2' } },
+        app: { requests: { cpu: '100m', memory: '64Mi' }, limits: { cpu: '200m', memory: '64Mi' } },
+        expect: 'injected',
+        check: (r) => assert.equal(r.requests?.['cpu'], '100m'),
+      },
+      {
+        ns: 'lr-tiny',
+        limits: { max: { memory: '4Mi' } },
+        app: { requests: { cpu: '10m', memory: '4Mi' }, limits: { cpu: '10m', memory: '4Mi' } },
+        expect: 'skipped',
+      },
+    ];
+
+    before(async () => {
+      for (const c of cases) {
+        await cp.kubectl('create', 'namespace', c.ns);
+        const lr = await apply({ apiVersion: 'v1', kind: 'LimitRange', metadata: { name: 'hardened' }, spec: { limits: [{ type: 'Container', ...c.limits }] } }, c.ns);
+        assert.equal(lr.code, 0, lr.stderr);
+        const r = await apply(spanProfiling('default'), c.ns);
+        assert.equal(r.code, 0, r.stderr);
+        await cp.kubectl('annotate', 'namespace', c.ns, 'spanprofiling.io/inject=true');
+      }
+    });
+
+    for (const c of cases) {
+      it(`${c.expect === 'injected' ? 'admits and injects' : 'admits untouched, with the reason,'} a pod that fits ${JSON.stringify(c.limits)}`, async () => {
+        const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web' }, spec: { containers: [{ name: 'app', image: 'node:24', resources: c.app }] } };
+        const admitted = await until(`the webhook to see ${c.ns}'s LimitRange`, async () => {
+          const res = await cp.api<Admitted>('POST', `/api/v1/namespaces/${c.ns}/pods?dryRun=All`, pod);
+          assert.equal(res.status, 201, `the API server admits the pod: ${res.body.message ?? ''}`);
+          const status = res.body.metadata.annotations?.['spanprofiling.io/status'];
+          return status === c.expect ? res.body : undefined;
+        });
+        if (c.expect === 'injected') c.check?.(admitted.spec.initContainers![0]!.resources ?? {});
+        else {
+          assert.equal(admitted.spec.initContainers, undefined);
+          assert.match(admitted.metadata.annotations?.['spanprofiling.io/reason'] ?? '', /LimitRange hardened allows memory up to 4Mi/);
+        }
+      });
+    }
+  });
+
   describe('operator.js uninstall (the chart\'s pre-delete hook)', () => {
     it('stops the operator, removes the namespace labels, its Lease and its certificate Secret; a second run finds nothing to do', async () => {
       for (const op of operators) await op.stop();

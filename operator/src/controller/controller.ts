@@ -16,6 +16,7 @@ import { parseInject } from '../inject/annotations';
 import type { Kube } from '../kube/client';
 import { isForbidden, isNotFound } from '../kube/client';
 import { Reflector, type KubeObject } from '../kube/reflector';
+import type { LimitRangeLike } from '../inject/resources';
 import type { Log } from '../log';
 import { errorMessage } from '../log';
 import type { OperatorMetrics } from '../metrics';
@@ -51,18 +52,29 @@ export class Caches {
   readonly spanProfilings: Reflector<SpanProfiling & KubeObject>;
   readonly namespaces: Reflector<NamespaceLike & KubeObject>;
   readonly injectedPods: Reflector<Pod>;
+  /** LimitRanges, for the webhook to fit the agent container to its namespace's. */
+  readonly limitRanges: Reflector<LimitRangeLike & KubeObject>;
 
   constructor(kube: Kube, log: Log) {
     this.spanProfilings = new Reflector(kube, `/apis/${GROUP}/${VERSION}/${PLURAL}`, log);
     this.namespaces = new Reflector(kube, '/api/v1/namespaces', log);
     this.injectedPods = new Reflector(kube, '/api/v1/pods', log, { query: `labelSelector=${encodeURIComponent(`${LABEL_INJECTED}=true`)}`, transform: slimPod });
+    this.limitRanges = new Reflector(kube, '/api/v1/limitranges', log);
   }
 
   async start(): Promise<void> {
+    // Not waited for: without it (not yet synced, or no RBAC for it) the webhook injects as it did before.
+    void this.limitRanges.start();
     await Promise.all([this.spanProfilings.start(), this.namespaces.start(), this.injectedPods.start()]);
   }
 
+  /** The LimitRanges of a namespace. */
+  limitRangesOf(namespace: string): LimitRangeLike[] {
+    return this.limitRanges.list().filter((l) => l.metadata?.namespace === namespace);
+  }
+
   stop(): void {
+    this.limitRanges.stop();
     this.spanProfilings.stop();
     this.namespaces.stop();
     this.injectedPods.stop();

@@ -7,6 +7,7 @@
  * Idempotent: a pod it already injected comes back unchanged, so webhook
  * reinvocation never injects twice.
  */
+import { fitAgentResources, type AgentResources, type LimitRangeLike } from './resources';
 import type { V1Container, V1EnvVar, V1Pod, V1Volume } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
 import { ANNOTATION_AGENT_IMAGE, ANNOTATION_CONFIG, ANNOTATION_GENERATION, ANNOTATION_REASON, ANNOTATION_SPANPROFILING, ANNOTATION_STATUS, LABEL_INJECTED, ref, type InjectionStatus, type SpanProfiling } from '../api';
 import { agentImageFor, podConfigDigest } from './fingerprint';
@@ -40,9 +41,11 @@ export interface MutationInput {
   namespaceAnnotations: Readonly<Record<string, string>> | undefined;
   spanProfilings: readonly SpanProfiling[];
   defaults: OperatorDefaults;
+  /** The LimitRanges of the pod's namespace (the shell's cache), which the agent container must fit. */
+  limitRanges?: readonly LimitRangeLike[];
 }
 
-export type MutationCode = ReasonCode | 'injected' | 'already-injected' | 'no-injectable-container' | 'volume-conflict' | 'invalid-spanprofiling' | 'windows-pod';
+export type MutationCode = ReasonCode | 'injected' | 'already-injected' | 'no-injectable-container' | 'volume-conflict' | 'invalid-spanprofiling' | 'windows-pod' | 'limit-range';
 
 /** kubectl's choice of container for logs and exec, honoured before "the first container". */
 export const ANNOTATION_DEFAULT_CONTAINER = 'kubectl.kubernetes.io/default-container';
@@ -173,13 +176,19 @@ export function mutatePod(input: MutationInput): MutationResult {
   }
 
   const agent = sp.spec.agent ?? {};
+  const fitted = fitAgentResources((agent.resources as AgentResources | undefined) ?? DEFAULT_RESOURCES, input.limitRanges ?? []);
+  if ('problem' in fitted) {
+    const reason = `not injected: ${fitted.problem}`;
+    return annotate(pod, { status: 'skipped', code: 'limit-range', reason, warnings: [reason] }, sp);
+  }
+  if (fitted.changed.length > 0) warnings.push(`the agent's init container fits the namespace's LimitRange with ${fitted.changed.join(', ')}`);
   const volume: V1Volume = { name: AGENT_VOLUME, emptyDir: { sizeLimit: String(agent.volumeSizeLimit ?? '64Mi') } };
   const init: V1Container = {
     name: INIT_CONTAINER,
     image: agentImageFor(sp, input.defaults.agentImage),
     command: ['cp', '-R', '/agent/.', `${AGENT_MOUNT_PATH}/`],
     volumeMounts: [{ name: AGENT_VOLUME, mountPath: AGENT_MOUNT_PATH }],
-    resources: (agent.resources as V1Container['resources']) ?? DEFAULT_RESOURCES,
+    resources: { ...(agent.resources as V1Container['resources']), ...fitted.resources },
     securityContext: agentSecurityContext(agent.securityContext as V1Container['securityContext']),
     ...(agent.imagePullPolicy ?? input.defaults.imagePullPolicy ? { imagePullPolicy: agent.imagePullPolicy ?? input.defaults.imagePullPolicy } : {}),
   };

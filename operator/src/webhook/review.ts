@@ -4,6 +4,7 @@
  * allowed (failure must never block a pod); a request that is not an
  * AdmissionReview at all gets a 400.
  */
+import type { LimitRangeLike } from '../inject/resources';
 import { compare, type Operation } from 'fast-json-patch';
 import type { V1Pod } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
 import type { SpanProfiling } from '../api';
@@ -13,6 +14,8 @@ export interface ReviewContext {
   namespaceAnnotations(namespace: string): Readonly<Record<string, string>> | undefined;
   spanProfilings(): readonly SpanProfiling[];
   defaults: OperatorDefaults;
+  /** The namespace's LimitRanges, from the shell's cache (none while it is not synced). */
+  limitRanges?(namespace: string): readonly LimitRangeLike[];
 }
 
 export interface ReviewOutcome {
@@ -69,6 +72,7 @@ export function review(body: unknown, ctx: ReviewContext): ReviewOutcome {
       pod,
       namespace,
       namespaceAnnotations: ctx.namespaceAnnotations(namespace),
+      limitRanges: ctx.limitRanges?.(namespace) ?? [],
       spanProfilings: ctx.spanProfilings(),
       defaults: ctx.defaults,
     });
