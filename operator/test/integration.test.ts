@@ -781,6 +781,18 @@ describe('operator against a real kube-apiserver', function () {
         assert.deepEqual(agentInit(created)?.securityContext?.capabilities, { drop: ['ALL'] });
       });
     }
+
+    it('admits a restricted pod untouched, with the reason, when agent.securityContext would break the level (privileged)', async () => {
+      const r = await apply(spanProfiling('default', { agent: { securityContext: { privileged: true } } }), NS);
+      assert.equal(r.code, 0, r.stderr);
+      const admitted = await until('the webhook to see the new SpanProfiling', async () => {
+        const res = await cp.api<Pod & { message?: string }>('POST', `/api/v1/namespaces/${NS}/pods?dryRun=All`, restrictedPod('web'));
+        assert.equal(res.status, 201, `the API server admits the pod: ${res.body.message ?? ''}`);
+        return res.body.metadata.annotations?.['spanprofiling.io/status'] === 'skipped' ? res.body : undefined;
+      });
+      assert.equal(admitted.spec.initContainers, undefined);
+      assert.match(admitted.metadata.annotations?.['spanprofiling.io/reason'] ?? '', /enforces the restricted Pod Security level/);
+    });
   });
 
   describe('namespaces with LimitRanges (LimitRanger runs after the webhook)', () => {

@@ -102,6 +102,22 @@ describe('pod mutation', () => {
     assert.equal(initOf({ runAsUser: 0, runAsNonRoot: true })?.runAsNonRoot, true, 'what the user sets is kept, even so');
   });
 
+  it("leaves a pod untouched, with the reason, where the agent's security context would break the namespace's Pod Security level", () => {
+    const run = (level: string, securityContext: Record<string, unknown>) =>
+      mutatePod({ ...input(pod(), { ns: { [INJECT]: 'true' }, sps: [sp('default', 'shop', { agent: { securityContext } as never })] }), podSecurityLevel: level });
+    const privileged = run('restricted', { privileged: true });
+    assert.equal(privileged.status, 'skipped');
+    assert.equal(privileged.code, 'pod-security');
+    assert.equal(privileged.pod.spec!.initContainers, undefined);
+    assert.match(privileged.reason, /enforces the restricted Pod Security level, which the agent's init container would break \(privileged\)/);
+    assert.equal(run('baseline', { capabilities: { add: ['NET_ADMIN'] } }).code, 'pod-security');
+    assert.equal(run('restricted', { allowPrivilegeEscalation: true }).code, 'pod-security');
+    assert.equal(run('restricted', { runAsUser: 0 }).code, 'pod-security', 'root breaks restricted');
+    assert.equal(run('baseline', { runAsUser: 0 }).status, 'injected', 'baseline allows root');
+    assert.equal(run('restricted', { runAsUser: 1000 }).status, 'injected');
+    assert.equal(run('privileged', { privileged: true }).status, 'injected');
+  });
+
   it('injects the first container of a pod in an opted-in namespace', () => {
     const r = mutatePod(input(pod(), { ns: { [INJECT]: 'true' } }));
     assert.equal(r.status, 'injected');

@@ -175,6 +175,23 @@ export class Rollouts {
   }
 
   /**
+   * When a workload was last restarted: by this process, or else as its pod template says
+   * (kubectl.kubernetes.io/restartedAt), so that a replica that just took the lead, or a process
+   * that restarted, does not restart again what another restart already replaces.
+   */
+  private async lastRestart(w: WorkloadRef): Promise<number | undefined> {
+    const key = workloadKey(w);
+    const known = this.restartedAt.get(key);
+    if (known !== undefined) return known;
+    const live = await this.kube.get<Workload>(workloadPath(w));
+    const at = Date.parse(live?.spec?.template?.metadata?.annotations?.[RESTARTED_AT] ?? '');
+    if (!Number.isFinite(at)) return undefined;
+    if (this.restartedAt.size > 10_000) this.restartedAt.clear();
+    this.restartedAt.set(key, at);
+    return at;
+  }
+
+  /**
    * One step for a SpanProfiling: restarts at most one workload. `stale` are
    * its outdated and missed pods.
    */
@@ -221,7 +238,7 @@ export class Rollouts {
       for (const pod of stale) {
         const owner = await ownerOf(pod, (ns, name) => this.replicaSetOwner(ns, name));
         if (typeof owner === 'string') skipped.push(`pod ${pod.metadata.namespace}/${pod.metadata.name}: ${owner}`);
-        else if (!state.pass?.has(workloadKey(owner)) && !predatesRestart(pod, this.restartedAt.get(workloadKey(owner)))) candidates.set(workloadKey(owner), owner);
+        else if (!state.pass?.has(workloadKey(owner)) && !predatesRestart(pod, await this.lastRestart(owner))) candidates.set(workloadKey(owner), owner);
       }
       const ordered = [...candidates.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([, w]) => w);
       const notes = (): string => (skipped.length === 0 ? '' : `; not restarted: ${skipped.slice(0, 5).join('; ')}${skipped.length > 5 ? `; and ${skipped.length - 5} more` : ''}`);

@@ -8,7 +8,7 @@
  * reinvocation never injects twice.
  */
 import { fitAgentResources, type AgentResources, type LimitRangeLike } from './resources';
-import type { V1Container, V1EnvVar, V1Pod, V1Volume } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
+import type { V1Container, V1EnvVar, V1Pod, V1PodSecurityContext, V1Volume } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
 import { ANNOTATION_AGENT_IMAGE, ANNOTATION_CONFIG, ANNOTATION_GENERATION, ANNOTATION_REASON, ANNOTATION_SPANPROFILING, ANNOTATION_STATUS, LABEL_INJECTED, ref, type InjectionStatus, type SpanProfiling } from '../api';
 import { agentImageFor, podConfigDigest } from './fingerprint';
 import { parseContainerNames } from './annotations';
@@ -43,9 +43,11 @@ export interface MutationInput {
   defaults: OperatorDefaults;
   /** The LimitRanges of the pod's namespace (the shell's cache), which the agent container must fit. */
   limitRanges?: readonly LimitRangeLike[];
+  /** The Pod Security level the namespace enforces (its pod-security.kubernetes.io/enforce label). */
+  podSecurityLevel?: string;
 }
 
-export type MutationCode = ReasonCode | 'injected' | 'already-injected' | 'no-injectable-container' | 'volume-conflict' | 'invalid-spanprofiling' | 'windows-pod' | 'limit-range';
+export type MutationCode = ReasonCode | 'injected' | 'already-injected' | 'no-injectable-container' | 'volume-conflict' | 'invalid-spanprofiling' | 'windows-pod' | 'limit-range' | 'pod-security';
 
 /** kubectl's choice of container for logs and exec, honoured before "the first container". */
 export const ANNOTATION_DEFAULT_CONTAINER = 'kubectl.kubernetes.io/default-container';
@@ -84,6 +86,32 @@ export function agentSecurityContext(given: V1Container['securityContext'] | und
   if (given.privileged === true && given.allowPrivilegeEscalation === undefined) delete merged['allowPrivilegeEscalation'];
   if (given.runAsUser === 0 && given.runAsNonRoot === undefined) delete merged['runAsNonRoot'];
   return merged as V1Container['securityContext'];
+}
+
+/** Capabilities the baseline Pod Security level lets a container add. */
+const BASELINE_CAPABILITIES = new Set(['AUDIT_WRITE', 'CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'KILL', 'MKNOD', 'NET_BIND_SERVICE', 'SETFCAP', 'SETGID', 'SETPCAP', 'SETUID', 'SYS_CHROOT']);
+
+/**
+ * What of a container's security context the namespace's Pod Security level (baseline or
+ * restricted, as Pod Security admission checks them) refuses, or undefined. The pod's own
+ * context counts where the level lets it (runAsNonRoot, seccompProfile).
+ */
+export function podSecurityProblem(sc: V1Container['securityContext'], podSc: V1PodSecurityContext | undefined, level: string | undefined): string | undefined {
+  if (level !== 'baseline' && level !== 'restricted') return undefined;
+  const c = sc ?? {};
+  if (c.privileged === true) return 'privileged';
+  const added = c.capabilities?.add ?? [];
+  const seccomp = c.seccompProfile?.type ?? podSc?.seccompProfile?.type;
+  if (added.some((cap) => !BASELINE_CAPABILITIES.has(cap))) return `capabilities.add ${added.join(', ')}`;
+  if (seccomp === 'Unconfined') return 'seccompProfile Unconfined';
+  if (level === 'baseline') return undefined;
+  if (c.allowPrivilegeEscalation !== false) return 'allowPrivilegeEscalation is not false';
+  if (!(c.capabilities?.drop ?? []).includes('ALL')) return 'capabilities.drop does not include ALL';
+  if (added.some((cap) => cap !== 'NET_BIND_SERVICE')) return `capabilities.add ${added.join(', ')}`;
+  if ((c.runAsNonRoot ?? podSc?.runAsNonRoot) !== true) return 'runAsNonRoot is not true';
+  if ((c.runAsUser ?? podSc?.runAsUser) === 0) return 'runAsUser 0';
+  if (seccomp !== 'RuntimeDefault' && seccomp !== 'Localhost') return 'no RuntimeDefault or Localhost seccompProfile';
+  return undefined;
 }
 
 export function mutatePod(input: MutationInput): MutationResult {
@@ -181,6 +209,12 @@ export function mutatePod(input: MutationInput): MutationResult {
     const reason = `not injected: ${fitted.problem}`;
     return annotate(pod, { status: 'skipped', code: 'limit-range', reason, warnings: [reason] }, sp);
   }
+  const securityContext = agentSecurityContext(agent.securityContext as V1Container['securityContext']);
+  const insecure = podSecurityProblem(securityContext, pod.spec?.securityContext, input.podSecurityLevel);
+  if (insecure !== undefined) {
+    const reason = `not injected: the namespace enforces the ${input.podSecurityLevel} Pod Security level, which the agent's init container would break (${insecure}); change the SpanProfiling's agent.securityContext`;
+    return annotate(pod, { status: 'skipped', code: 'pod-security', reason, warnings: [reason] }, sp);
+  }
   if (fitted.changed.length > 0) warnings.push(`the agent's init container fits the namespace's LimitRange with ${fitted.changed.join(', ')}`);
   const volume: V1Volume = { name: AGENT_VOLUME, emptyDir: { sizeLimit: String(agent.volumeSizeLimit ?? '64Mi') } };
   const init: V1Container = {
@@ -189,7 +223,7 @@ export function mutatePod(input: MutationInput): MutationResult {
     command: ['cp', '-R', '/agent/.', `${AGENT_MOUNT_PATH}/`],
     volumeMounts: [{ name: AGENT_VOLUME, mountPath: AGENT_MOUNT_PATH }],
     resources: { ...(agent.resources as V1Container['resources']), ...fitted.resources },
-    securityContext: agentSecurityContext(agent.securityContext as V1Container['securityContext']),
+    securityContext,
     ...(agent.imagePullPolicy ?? input.defaults.imagePullPolicy ? { imagePullPolicy: agent.imagePullPolicy ?? input.defaults.imagePullPolicy } : {}),
   };
   pod.spec = { ...pod.spec!, containers: newContainers, volumes: [...volumes, volume], initContainers: [init, ...newInitContainers] };

@@ -16,6 +16,8 @@ export interface ReviewContext {
   defaults: OperatorDefaults;
   /** The namespace's LimitRanges, from the shell's cache (none while it is not synced). */
   limitRanges?(namespace: string): readonly LimitRangeLike[];
+  /** The Pod Security level the namespace enforces (its pod-security.kubernetes.io/enforce label). */
+  podSecurityLevel?(namespace: string): string | undefined;
 }
 
 export interface ReviewOutcome {
@@ -73,6 +75,7 @@ export function review(body: unknown, ctx: ReviewContext): ReviewOutcome {
       namespace,
       namespaceAnnotations: ctx.namespaceAnnotations(namespace),
       limitRanges: ctx.limitRanges?.(namespace) ?? [],
+      podSecurityLevel: ctx.podSecurityLevel?.(namespace),
       spanProfilings: ctx.spanProfilings(),
       defaults: ctx.defaults,
     });
