@@ -154,7 +154,8 @@ const APPS: RealApp[] = [
 for (const node of testNodes()) {
   for (const real of APPS.filter((a) => node.major >= a.minMajor)) {
     describe(`a real ${real.name} app on ${node.label}`, function () {
-      this.timeout(120_000);
+      // The first run installs the app from the npm registry (and builds Next.js): minutes, once.
+      this.timeout(600_000);
       it('answers the same with the agent, names its spans with the route, profiles each request on its span, and ends on SIGTERM the same', async () => {
         const script = real.script();
         const runs: { answers: Answer[]; exit: unknown; stdout: string }[] = [];
