@@ -82,7 +82,16 @@ yarn_install() {
   YARN_REGISTRY="$(npm config get registry)"
   export YARN_REGISTRY YARN_CACHE_FOLDER="$CACHE/yarn" CYPRESS_INSTALL_BINARY=0 PUPPETEER_SKIP_DOWNLOAD=1 HUSKY=0 npm_config_yes=true
   # The first pass settles the one changed lock entry; the second checks that nothing else moved.
-  nice -n 10 npx --yes "$YARN" install --ignore-scripts --non-interactive --network-timeout 600000
+  # yarn 1 can fail to copy a file out of a package cache it is filling in the same run (ENOENT
+  # copyfile, seen on a cold cache): the first pass is tried once more, from the module's own
+  # lockfile, with the cache the failed try filled. Never without the lockfile: resolved afresh,
+  # today's releases need a newer Node than the build runs on.
+  nice -n 10 npx --yes "$YARN" install --ignore-scripts --non-interactive --network-timeout 600000 || {
+    echo "yarn install failed; once more with the package cache it filled" >&2
+    cp "$src_dir/yarn.lock" yarn.lock && chmod u+w yarn.lock
+    nice -n 10 npx --yes "$YARN" install --ignore-scripts --non-interactive --network-timeout 600000
+  } || return 1
+  [[ -f yarn.lock ]] || { echo "yarn.lock is gone" >&2; return 1; }
   nice -n 10 npx --yes "$YARN" install --ignore-scripts --non-interactive --frozen-lockfile --network-timeout 600000
 }
 
