@@ -177,6 +177,34 @@ describe('Helm chart charts/span-profiling-operator', function () {
       });
     }
 
+    it('may create pods only as dry runs (the admission check), and not at all with admissionCheck.enabled false', async () => {
+      const pod = (name: string) => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name }, spec: { containers: [{ name: 'app', image: 'node:24' }] } });
+      const create = async (query: string): Promise<{ code: number; message: string }> => {
+        const r = await cp.api<{ message?: string }>('POST', `/api/v1/namespaces/fenced/pods${query}`, pod('checked'), 'application/json', { 'Impersonate-User': SA });
+        return { code: r.status, message: r.body.message ?? '' };
+      };
+      const dry = await create('?dryRun=All');
+      assert.equal(dry.code, 201, dry.message);
+      // The policy is loaded asynchronously: until it refuses a real create, that create may have gone through.
+      const deadline = Date.now() + 60_000;
+      for (;;) {
+        const real = await create('');
+        if (real.code === 422 || real.code === 403) {
+          assert.match(real.message, /may create pods only as dry runs/);
+          break;
+        }
+        if (real.code === 201) await cp.kubectl('delete', 'pod', '-n', 'fenced', 'checked', '--wait=false');
+        assert.ok(Date.now() < deadline, `the dry-run-only policy never took effect: ${real.code} ${real.message}`);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      const admin = await cp.api<{ message?: string }>('POST', '/api/v1/namespaces/fenced/pods?dryRun=All', pod('admin'));
+      assert.equal(admin.status, 201, 'other users are not fenced');
+      await applyFence({ admissionCheck: { enabled: false } });
+      assert.equal(await canI('create', 'pods', '-n', 'fenced'), 'no');
+      await applyFence({});
+      assert.equal(await canI('create', 'pods', '-n', 'fenced'), 'yes');
+    });
+
     it('may set and remove the injection label of a namespace; other users are not fenced', async () => {
       const set = await asOperator(...patchNamespace({ metadata: { labels: { 'spanprofiling.io/injection': 'enabled' } } }));
       assert.equal(set.code, 200, set.message);

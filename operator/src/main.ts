@@ -19,6 +19,10 @@
  *   EXCLUDED_NAMESPACES    never labelled for injection (default: kube-system and OPERATOR_NAMESPACE)
  *   OPT_IN_NAMESPACES      opted in as if annotated spanprofiling.io/inject=true (comma-separated)
  *   WEBHOOK_EXTRA_SANS     extra names/IPs in the self-made certificate (for a webhook reached by URL)
+ *   ADMISSION_CHECK        dry-run (default): the API server judges each mutated pod in a dry run
+ *                          before it is answered (webhook/admission-check.ts); off: it does not
+ *   ADMISSION_CHECK_TIMEOUT_MS   how long that dry run may take (2500; keep it under the webhook's timeoutSeconds)
+ *   ADMISSION_CHECK_CACHE_SECONDS  how long a verdict is reused for the same pod of the same template (30)
  *   LOG_LEVEL              debug, info, warn, error
  *   KUBECONFIG             outside a cluster: which kubeconfig to use
  *
@@ -39,6 +43,10 @@ import { operatorMetrics } from './metrics';
 import { answerProbe, type Readiness } from './probes';
 import { uninstall } from './uninstall';
 import { WebhookServer } from './webhook/server';
+import { AdmissionCheck } from './webhook/admission-check';
+
+/** Pods left without the agent for a policy of their namespace: their Events say so (reason AdmissionPolicy). */
+const POLICY_CODES = new Set(['limit-range', 'pod-security', 'resource-quota', 'admission-refused']);
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -57,6 +65,7 @@ export interface OperatorConfig {
   excludedNamespaces: Set<string>;
   optInNamespaces: Set<string>;
   extraSans: string[];
+  admissionCheck: { timeoutMs: number; cacheMs: number } | undefined;
   logLevel: Level;
   kubeconfig: string | undefined;
 }
@@ -76,6 +85,13 @@ export function readOperatorConfig(env: Env): OperatorConfig {
   const certMode = env['CERT_MODE'] ?? 'self';
   if (certMode !== 'self' && certMode !== 'external') throw new Error(`CERT_MODE=${certMode} is not "self" or "external"`);
   const level = (env['LOG_LEVEL'] ?? 'info') as Level;
+  const check = env['ADMISSION_CHECK'] ?? 'dry-run';
+  if (check !== 'dry-run' && check !== 'off') throw new Error(`ADMISSION_CHECK=${check} is not "dry-run" or "off"`);
+  const positive = (name: string, fallback: number): number => {
+    const v = Number(env[name] ?? fallback);
+    if (!Number.isFinite(v) || v <= 0) throw new Error(`${name}=${env[name]} is not a positive number`);
+    return v;
+  };
   if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new Error(`LOG_LEVEL=${level} is not debug, info, warn or error`);
   return {
     namespace,
@@ -92,6 +108,7 @@ export function readOperatorConfig(env: Env): OperatorConfig {
     excludedNamespaces: new Set((env['EXCLUDED_NAMESPACES'] ?? `kube-system,${namespace}`).split(',').map((s) => s.trim()).filter(Boolean)),
     optInNamespaces: new Set((env['OPT_IN_NAMESPACES'] ?? '').split(',').map((s) => s.trim()).filter(Boolean)),
     extraSans: (env['WEBHOOK_EXTRA_SANS'] ?? '').split(',').map((s) => s.trim()).filter(Boolean),
+    admissionCheck: check === 'off' ? undefined : { timeoutMs: positive('ADMISSION_CHECK_TIMEOUT_MS', 2500), cacheMs: positive('ADMISSION_CHECK_CACHE_SECONDS', 30) * 1000 },
     logLevel: level,
     kubeconfig: env['KUBECONFIG'],
   };
@@ -188,7 +205,8 @@ export async function runOperator(config: OperatorConfig): Promise<RunningOperat
         metrics,
         log,
         ready,
-        onWarnings: (sp, message) => events.warnOnce(sp, 'PodWarning', message),
+        onWarnings: (sp, message, code) => events.warnOnce(sp, POLICY_CODES.has(code) ? 'AdmissionPolicy' : 'PodWarning', message),
+        ...(config.admissionCheck !== undefined ? { admissionCheck: new AdmissionCheck(kube, config.admissionCheck) } : {}),
       });
       webhookPort = await webhook.start();
       served = cert;

@@ -857,6 +857,83 @@ describe('operator against a real kube-apiserver', function () {
     }
   });
 
+  describe('policies the operator cannot read: the API server judges the mutated pod first (a dry run)', () => {
+    const NS = 'images-only';
+    const ALLOWED = 'images.shop.internal/';
+    type Admitted = Pod & { message?: string };
+    const pod = (name: string, image = `${ALLOWED}web:1`) => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name }, spec: { containers: [{ name: 'app', image }] } });
+
+    before(async () => {
+      await cp.kubectl('create', 'namespace', NS);
+      await cp.kubectl('label', 'namespace', NS, 'policy=images-only');
+      // The most common policy there is (Kyverno's and Gatekeeper's libraries both ship it): images from the company's registry only.
+      const policy = {
+        apiVersion: 'admissionregistration.k8s.io/v1',
+        kind: 'ValidatingAdmissionPolicy',
+        metadata: { name: 'images-from-our-registry' },
+        spec: {
+          failurePolicy: 'Fail',
+          matchConstraints: { resourceRules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['pods'] }] },
+          validations: [
+            {
+              expression: `object.spec.containers.all(c, c.image.startsWith('${ALLOWED}')) && object.spec.?initContainers.orValue([]).all(c, c.image.startsWith('${ALLOWED}'))`,
+              messageExpression: `'images must come from ${ALLOWED}: ' + object.spec.?initContainers.orValue([]).map(c, c.image).filter(i, !i.startsWith('${ALLOWED}')).join(', ')`,
+            },
+          ],
+        },
+      };
+      const binding = {
+        apiVersion: 'admissionregistration.k8s.io/v1',
+        kind: 'ValidatingAdmissionPolicyBinding',
+        metadata: { name: 'images-from-our-registry' },
+        spec: { policyName: 'images-from-our-registry', validationActions: ['Deny'], matchResources: { namespaceSelector: { matchLabels: { policy: 'images-only' } } } },
+      };
+      for (const o of [policy, binding]) assert.equal((await apply(o)).code, 0);
+      // The API server loads a policy asynchronously: wait until it refuses a pod it should.
+      await until('the image policy in force', async () => (await cp.api('POST', `/api/v1/namespaces/${NS}/pods?dryRun=All`, pod('probe', 'node:24'))).status >= 400 || undefined);
+      assert.equal((await apply(spanProfiling('default'), NS)).code, 0);
+      await cp.kubectl('annotate', 'namespace', NS, 'spanprofiling.io/inject=true');
+      await until(`namespace ${NS} labelled for the webhook`, async () => ((await cp.api<{ metadata: { labels?: Record<string, string> } }>('GET', `/api/v1/namespaces/${NS}`)).body.metadata.labels?.['spanprofiling.io/injection'] === 'enabled' ? true : undefined));
+    });
+
+    it('admits the pod without the agent, saying which policy refused it and what to change, with an Event on the SpanProfiling', async () => {
+      const created = await until('the webhook to see the namespace', async () => {
+        const res = await cp.api<Admitted>('POST', `/api/v1/namespaces/${NS}/pods`, pod(`web-${Date.now()}`));
+        assert.equal(res.status, 201, `the API server admits the pod: ${res.body.message ?? ''}`);
+        return res.body.metadata.annotations?.['spanprofiling.io/status'] !== undefined ? res.body : undefined;
+      });
+      assert.equal(created.metadata.annotations?.['spanprofiling.io/status'], 'skipped');
+      assert.equal(created.spec.initContainers, undefined);
+      assert.equal(created.spec.volumes, undefined);
+      const reason = created.metadata.annotations?.['spanprofiling.io/reason'] ?? '';
+      assert.match(reason, /images-from-our-registry/);
+      assert.match(reason, /span-profiling-agent:test/);
+      assert.match(reason, /mirror the agent image span-profiling-agent:test .*set the SpanProfiling's agent.image/);
+      const event = await until('an AdmissionPolicy Event on the SpanProfiling', async () => {
+        const list = await cp.api<{ items: { reason: string; message: string; involvedObject: { kind: string; name: string } }[] }>('GET', `/api/v1/namespaces/${NS}/events`);
+        return list.body.items.find((e) => e.reason === 'AdmissionPolicy' && e.involvedObject.kind === 'SpanProfiling');
+      });
+      assert.match(event.message, /images-from-our-registry/);
+    });
+
+    it('injects once the SpanProfiling names a mirrored agent image the policy allows', async () => {
+      assert.equal((await apply(spanProfiling('default', { agent: { image: `${ALLOWED}span-profiling-agent:test` } }), NS)).code, 0);
+      const created = await until('an injected pod', async () => {
+        const res = await cp.api<Admitted>('POST', `/api/v1/namespaces/${NS}/pods`, pod(`web-${Date.now()}`));
+        assert.equal(res.status, 201, `the API server admits the pod: ${res.body.message ?? ''}`);
+        return res.body.metadata.annotations?.['spanprofiling.io/status'] === 'injected' ? res.body : undefined;
+      });
+      assert.equal(created.spec.initContainers?.[0]?.image, `${ALLOWED}span-profiling-agent:test`);
+    });
+
+    it('answers the check\'s own dry run untouched (no recursion), and counts it apart in its metrics', async () => {
+      const res = await cp.api<Admitted>('POST', `/api/v1/namespaces/${NS}/pods?dryRun=All&fieldManager=spanprofiling.io-admission-check`, pod('marked'));
+      assert.equal(res.status, 201, res.body.message);
+      assert.equal(res.body.metadata.annotations?.['spanprofiling.io/status'], undefined);
+      assert.equal(res.body.spec.initContainers, undefined);
+    });
+  });
+
   describe('operator.js uninstall (the chart\'s pre-delete hook)', () => {
     it('stops the operator, removes the namespace labels, its Lease and its certificate Secret; a second run finds nothing to do', async () => {
       for (const op of operators) await op.stop();

@@ -27,3 +27,5 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "spo.certSecret" -}}{{ default (printf "%s-webhook-tls" (include "spo.fullname" .)) .Values.certificates.secretName }}{{- end -}}
 {{- define "spo.image" -}}{{ .Values.image.repository }}:{{ default .Chart.AppVersion .Values.image.tag }}{{- end -}}
 {{- define "spo.agentImage" -}}{{ .Values.agent.image.repository }}:{{ default .Chart.AppVersion .Values.agent.image.tag }}{{- end -}}
+{{- /* The admission check runs only where the chart can fence the operator's create permission to dry runs (a ValidatingAdmissionPolicy, Kubernetes 1.30+). */ -}}
+{{- define "spo.admissionCheck" -}}{{ if and .Values.admissionCheck.enabled .Values.admissionPolicy.enabled (semverCompare ">=1.30-0" .Capabilities.KubeVersion.Version) }}true{{ end }}{{- end -}}

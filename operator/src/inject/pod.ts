@@ -47,7 +47,7 @@ export interface MutationInput {
   podSecurityLevel?: string;
 }
 
-export type MutationCode = ReasonCode | 'injected' | 'already-injected' | 'no-injectable-container' | 'volume-conflict' | 'invalid-spanprofiling' | 'windows-pod' | 'limit-range' | 'pod-security';
+export type MutationCode = ReasonCode | 'injected' | 'already-injected' | 'no-injectable-container' | 'volume-conflict' | 'invalid-spanprofiling' | 'windows-pod' | 'limit-range' | 'pod-security' | 'admission-refused';
 
 /** kubectl's choice of container for logs and exec, honoured before "the first container". */
 export const ANNOTATION_DEFAULT_CONTAINER = 'kubectl.kubernetes.io/default-container';
@@ -241,6 +241,16 @@ export function mutatePod(input: MutationInput): MutationResult {
   // Controller-made pods show no admission warnings to anyone: the reason annotation carries them.
   const reason = `injected ${injectedNames.join(', ')} with SpanProfiling ${ref(sp)}${warnings.length > 0 ? `; ${warnings.join('; ')}` : ''}`;
   return { ...annotate(pod, { status: 'injected', code: 'injected', reason, warnings }, sp), spanProfiling: sp };
+}
+
+/**
+ * The pod as it came, with the reason it goes in without the agent: the API
+ * server would refuse it with the agent (a policy the webhook cannot read,
+ * found by the admission check).
+ */
+export function refusedByAdmission(pod: V1Pod, sp: SpanProfiling | undefined, reason: string): MutationResult {
+  const result = annotate(structuredClone(pod), { status: 'skipped', code: 'admission-refused', reason, warnings: [reason] }, sp);
+  return sp === undefined ? result : { ...result, spanProfiling: sp };
 }
 
 /**

@@ -29,13 +29,17 @@ export class KubeError extends Error {
   }
 }
 
+/** A request that had no answer in its time. */
+export class KubeTimeout extends Error {}
+
 export interface WatchEvent<T> {
   type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
   object: T;
 }
 
 export interface Kube {
-  request<T>(method: string, path: string, body?: unknown, contentType?: string): Promise<T>;
+  /** `timeoutMs`: give up (and reject) when no answer came within it (default 30 s). */
+  request<T>(method: string, path: string, body?: unknown, contentType?: string, timeoutMs?: number): Promise<T>;
   /** GET that answers undefined for 404. */
   get<T>(path: string): Promise<T | undefined>;
   /** Streams watch events until the server closes, abort() is called, or an error occurs. */
@@ -69,10 +73,13 @@ export async function kubeFromEnvironment(kubeconfigPath?: string): Promise<Kube
 }
 
 export class HttpKube implements Kube {
+  /** Requests reuse their connections (a TLS handshake per call cost the webhook's admission check most of its time); watches keep their own. */
+  private readonly agent = new https.Agent({ keepAlive: true, maxSockets: 32 });
+
   constructor(private readonly auth: AuthProvider) {}
 
-  async request<T>(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<T> {
-    const { res, text } = await this.send(method, path, body, contentType);
+  async request<T>(method: string, path: string, body?: unknown, contentType = 'application/json', timeoutMs = 30_000): Promise<T> {
+    const { res, text } = await this.send(method, path, body, contentType, timeoutMs);
     if ((res.statusCode ?? 0) >= 400) throw statusError(res.statusCode ?? 0, text, `${method} ${path}`);
     return (text === '' ? undefined : JSON.parse(text)) as T;
   }
@@ -134,17 +141,18 @@ export class HttpKube implements Kube {
     };
   }
 
-  private async send(method: string, path: string, body: unknown, contentType: string): Promise<{ res: http.IncomingMessage; text: string }> {
+  private async send(method: string, path: string, body: unknown, contentType: string, timeoutMs: number): Promise<{ res: http.IncomingMessage; text: string }> {
     const o = await this.auth();
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     return new Promise((resolve, reject) => {
       const req = https.request(`${o.server}${path}`, {
         ...o.https,
+        agent: o.https.agent ?? this.agent,
         method,
-        timeout: 30_000,
+        timeout: timeoutMs,
         headers: { ...o.headers, accept: 'application/json', ...(payload ? { 'content-type': contentType, 'content-length': String(payload.length) } : {}) },
       });
-      req.on('timeout', () => req.destroy(new Error(`${method} ${path}: no answer within 30s`)));
+      req.on('timeout', () => req.destroy(new KubeTimeout(`${method} ${path}: no answer within ${timeoutMs / 1000}s`)));
       req.on('error', reject);
       req.on('response', (res) => {
         let text = '';

@@ -8,7 +8,8 @@ import type { LimitRangeLike } from '../inject/resources';
 import { compare, type Operation } from 'fast-json-patch';
 import type { V1Pod } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
 import type { SpanProfiling } from '../api';
-import { mutatePod, type MutationResult, type OperatorDefaults } from '../inject/pod';
+import { INIT_CONTAINER, mutatePod, refusedByAdmission, type MutationResult, type OperatorDefaults } from '../inject/pod';
+import { CHECK_FIELD_MANAGER, type Verdict } from './admission-check';
 
 export interface ReviewContext {
   namespaceAnnotations(namespace: string): Readonly<Record<string, string>> | undefined;
@@ -26,7 +27,7 @@ export interface ReviewOutcome {
   /** For metrics and logs. */
   result?: {
     status: MutationResult['status'] | 'internal-error';
-    code: string;
+    code: MutationResult['code'] | 'internal-error' | 'not-a-pod-creation' | 'admission-check' | 'pod-refused';
     reason: string;
     namespace: string;
     /** The pod's name, or its generateName when the API server has not named it yet (pods a controller makes). */
@@ -45,28 +46,96 @@ interface AdmissionRequest {
   namespace?: string;
   object?: unknown;
   dryRun?: boolean;
+  options?: { fieldManager?: string };
 }
 
 const MAX_WARNING_LENGTH = 256;
 
+/** What review() decided, before it is encoded: the mutated pod, for the admission check. */
+interface Decision {
+  outcome: ReviewOutcome;
+  /** Present when the answer changes the pod. */
+  mutation?: { original: V1Pod; result: MutationResult; respond: (result: MutationResult) => ReviewOutcome };
+}
+
+/** The decision alone, synchronous and pure: what the webhook answers when no admission check is configured. */
 export function review(body: unknown, ctx: ReviewContext): ReviewOutcome {
+  return decide(body, ctx).outcome;
+}
+
+/**
+ * The decision, then the API server's verdict on the mutated pod (a dry run
+ * of it, admission-check.ts): a pod it would refuse gets the outcome's
+ * annotations only, with the reason, or, when it refuses even those,
+ * nothing at all.
+ */
+export async function reviewChecked(body: unknown, ctx: ReviewContext, check: (namespace: string, pod: V1Pod) => Promise<Verdict>): Promise<ReviewOutcome> {
+  const { outcome, mutation } = decide(body, ctx);
+  if (mutation === undefined || outcome.result === undefined) return outcome;
+  const namespace = outcome.result.namespace;
+  const verdict = await check(namespace, mutation.result.pod);
+  if (verdict.admitted) return outcome;
+  const injecting = mutation.result.status === 'injected';
+  // Only annotations, and no verdict in time: they go in (a policy on annotations is rarer than a slow API server).
+  if (!injecting && verdict.kind === 'unknown') return outcome;
+  const fallback = injecting ? refusedByAdmission(mutation.original, mutation.result.spanProfiling, refusalReason(verdict, mutation.result)) : undefined;
+  if (fallback !== undefined && verdict.kind === 'unknown') return mutation.respond(fallback);
+  const second = fallback !== undefined ? await check(namespace, fallback.pod) : verdict;
+  if (fallback !== undefined && second.admitted) return mutation.respond(fallback);
+  // Refused even without the agent: the pod's own business; our annotations are not worth a refusal either.
+  const reason = `the API server refuses this pod${fallback !== undefined ? ' even without the agent' : ' with the webhook\'s annotations'}, so nothing was changed: ${second.admitted ? verdict.message : second.message}`;
+  const untouched = { ...outcome.result, status: 'skipped' as const, code: 'pod-refused' as const, reason };
+  delete untouched.warnings;
+  return { httpStatus: 200, body: encode(outcome.body, []), result: untouched };
+}
+
+/** The reason a pod goes in without the agent because the API server would refuse it with it, and what to change. */
+function refusalReason(verdict: Verdict & { admitted: false }, result: MutationResult): string {
+  if (verdict.kind === 'unknown') return `not injected: ${verdict.message}, so the agent was left out rather than risk a refusal`;
+  const image = result.pod.spec?.initContainers?.find((c) => c.name === INIT_CONTAINER)?.image ?? '';
+  const advice =
+    image !== '' && verdict.message.includes(image.split(/[:@]/)[0]!)
+      ? `mirror the agent image ${image} into a registry the policy allows and set the SpanProfiling's agent.image to it`
+      : `let the policy admit the agent's init container ${INIT_CONTAINER} (or fit agent.resources and agent.securityContext to it), or opt the namespace out`;
+  return `not injected: the API server would refuse the pod with the agent: ${verdict.message}; ${advice}`;
+}
+
+/** The AdmissionReview's answer with `patch` and `warnings`, keeping the rest of `body`. */
+function encode(body: unknown, patch: Operation[], warnings: string[] = []): unknown {
+  const b = body as { response: Record<string, unknown> };
+  const { patchType: _t, patch: _p, warnings: _w, ...response } = b.response;
+  return {
+    ...b,
+    response: {
+      ...response,
+      ...(patch.length > 0 ? { patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(patch)).toString('base64') } : {}),
+      ...(warnings.length > 0 ? { warnings: warnings.map((w) => `span-profiling: ${w}`) } : {}),
+    },
+  };
+}
+
+function decide(body: unknown, ctx: ReviewContext): Decision {
   const request = (body as { request?: AdmissionRequest } | null)?.request;
   const apiVersion = (body as { apiVersion?: unknown } | null)?.apiVersion;
   if (typeof body !== 'object' || body === null || typeof request?.uid !== 'string' || request.uid === '') {
-    return { httpStatus: 400, body: { error: 'expected an AdmissionReview (admission.k8s.io/v1) with request.uid' } };
+    return { outcome: { httpStatus: 400, body: { error: 'expected an AdmissionReview (admission.k8s.io/v1) with request.uid' } } };
   }
-  const respond = (extra: Record<string, unknown>): Record<string, unknown> => ({
+  const envelope = {
     apiVersion: typeof apiVersion === 'string' ? apiVersion : 'admission.k8s.io/v1',
     kind: 'AdmissionReview',
-    response: { uid: request.uid, allowed: true, ...extra },
-  });
+    response: { uid: request.uid, allowed: true },
+  };
 
   const namespace = request.namespace ?? '';
   const dryRun = request.dryRun === true;
   const pod = request.object as V1Pod | undefined;
   const podName = pod?.metadata?.name ?? pod?.metadata?.generateName ?? '';
   if (request.kind?.kind !== 'Pod' || (request.operation !== undefined && request.operation !== 'CREATE') || typeof pod !== 'object' || pod === null) {
-    return { httpStatus: 200, body: respond({}), result: { status: 'skipped', code: 'not-a-pod-creation', reason: 'not a pod creation', namespace, pod: podName, dryRun } };
+    return { outcome: { httpStatus: 200, body: envelope, result: { status: 'skipped', code: 'not-a-pod-creation', reason: 'not a pod creation', namespace, pod: podName, dryRun } } };
+  }
+  // The admission check's own dry run of a pod this webhook already mutated: let it through as it is.
+  if (dryRun && request.options?.fieldManager === CHECK_FIELD_MANAGER) {
+    return { outcome: { httpStatus: 200, body: envelope, result: { status: 'skipped', code: 'admission-check', reason: "the admission check's dry run", namespace, pod: podName, dryRun } } };
   }
 
   try {
@@ -79,27 +148,28 @@ export function review(body: unknown, ctx: ReviewContext): ReviewOutcome {
       spanProfilings: ctx.spanProfilings(),
       defaults: ctx.defaults,
     });
-    const patch: Operation[] = compare(pod, result.pod);
-    const warnings = result.warnings.map((w) => (w.length > MAX_WARNING_LENGTH ? `${w.slice(0, MAX_WARNING_LENGTH - 3)}...` : w));
-    return {
-      httpStatus: 200,
-      body: respond({
-        ...(patch.length > 0 ? { patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(patch)).toString('base64') } : {}),
-        ...(warnings.length > 0 ? { warnings: warnings.map((w) => `span-profiling: ${w}`) } : {}),
-      }),
-      result: {
-        status: result.status,
-        code: result.code,
-        reason: result.reason,
-        namespace,
-        pod: podName,
-        dryRun,
-        ...(result.warnings.length > 0 ? { warnings: result.warnings } : {}),
-        ...(result.spanProfiling !== undefined ? { spanProfiling: result.spanProfiling } : {}),
-      },
+    const respond = (r: MutationResult): ReviewOutcome => {
+      const warnings = r.warnings.map((w) => (w.length > MAX_WARNING_LENGTH ? `${w.slice(0, MAX_WARNING_LENGTH - 3)}...` : w));
+      return {
+        httpStatus: 200,
+        body: encode(envelope, compare(pod, r.pod), warnings),
+        result: {
+          status: r.status,
+          code: r.code,
+          reason: r.reason,
+          namespace,
+          pod: podName,
+          dryRun,
+          ...(r.warnings.length > 0 ? { warnings: r.warnings } : {}),
+          ...(r.spanProfiling !== undefined ? { spanProfiling: r.spanProfiling } : {}),
+        },
+      };
     };
+    const outcome = respond(result);
+    const changes = (outcome.body as { response: { patch?: string } }).response.patch !== undefined;
+    return { outcome, ...(changes ? { mutation: { original: pod, result, respond } } : {}) };
   } catch (err) {
     const reason = `internal error, pod admitted untouched: ${err instanceof Error ? err.message : String(err)}`;
-    return { httpStatus: 200, body: respond({ warnings: [`span-profiling: ${reason}`.slice(0, MAX_WARNING_LENGTH)] }), result: { status: 'internal-error', code: 'internal-error', reason, namespace, pod: podName, dryRun } };
+    return { outcome: { httpStatus: 200, body: encode(envelope, [], [reason.slice(0, MAX_WARNING_LENGTH - 'span-profiling: '.length)]), result: { status: 'internal-error', code: 'internal-error', reason, namespace, pod: podName, dryRun } } };
   }
 }

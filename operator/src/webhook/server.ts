@@ -6,7 +6,8 @@
 import * as https from 'node:https';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { review, type ReviewContext } from './review';
+import { review, reviewChecked, type ReviewContext, type ReviewOutcome } from './review';
+import type { AdmissionCheck } from './admission-check';
 import type { OperatorMetrics } from '../metrics';
 import { answerProbe, type Readiness } from '../probes';
 import type { Log } from '../log';
@@ -24,8 +25,10 @@ export interface ServerOptions {
   log: Log;
   /** Readiness: true once caches are synced and a certificate is in place, else why not. */
   ready: Readiness;
-  /** Called after answering a (not dry-run) pod creation whose mutation warned about a SpanProfiling's pod. */
-  onWarnings?: (sp: SpanProfiling, message: string) => void;
+  /** Called after answering a (not dry-run) pod creation whose mutation warned about a SpanProfiling's pod; `code` says why (mutation codes). */
+  onWarnings?: (sp: SpanProfiling, message: string, code: string) => void;
+  /** The API server's verdict on each mutated pod before it is answered (admission-check.ts); none: the mutation is answered as it is. */
+  admissionCheck?: AdmissionCheck;
 }
 
 export class WebhookServer {
@@ -79,27 +82,44 @@ export class WebhookServer {
       } catch {
         return this.text(res, 400, 'body is not JSON');
       }
-      const outcome = review(body, this.options.context);
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      try {
-        this.options.metrics.latency.observe(seconds);
-        if (outcome.result !== undefined) {
-          const r = outcome.result;
-          this.options.metrics.mutations.inc({ status: r.status, reason: r.code });
-          const level = r.status === 'error' || r.status === 'internal-error' ? 'warn' : 'info';
-          this.options.log[level]('admission', { namespace: r.namespace, pod: r.pod, status: r.status, code: r.code, reason: r.reason, ms: Math.round(seconds * 1e4) / 10 });
-          // A dry run has no side effects (the webhook is registered with sideEffects: NoneOnDryRun).
-          if (r.spanProfiling !== undefined && r.warnings !== undefined && !r.dryRun) {
-            this.options.onWarnings?.(r.spanProfiling, `pod ${r.pod} in namespace ${r.namespace} (${r.status}): ${r.warnings.join('; ')}`);
-          }
-        }
-      } catch {
-        // Metrics and logs never stand between a pod and its answer.
-      }
-      res.writeHead(outcome.httpStatus, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(outcome.body));
+      void this.answer(body).then((outcome) => this.respond(res, outcome, started));
     });
     req.on('error', () => res.destroy());
+  }
+
+  private async answer(body: unknown): Promise<ReviewOutcome> {
+    const check = this.options.admissionCheck;
+    try {
+      return check === undefined ? review(body, this.options.context) : await reviewChecked(body, this.options.context, (ns, pod) => check.check(ns, pod));
+    } catch (err) {
+      // Never reached by design (both catch inside); if it is, the pod still goes in, untouched.
+      const uid = (body as { request?: { uid?: unknown } } | null)?.request?.uid;
+      if (typeof uid !== 'string') return { httpStatus: 400, body: { error: 'expected an AdmissionReview (admission.k8s.io/v1) with request.uid' } };
+      this.options.log.error('admission failed, pod admitted untouched', { error: err instanceof Error ? err.message : String(err) });
+      return { httpStatus: 200, body: { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid, allowed: true } } };
+    }
+  }
+
+  private respond(res: http.ServerResponse, outcome: ReviewOutcome, started: bigint): void {
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    try {
+      this.options.metrics.latency.observe(seconds);
+      if (outcome.result !== undefined) {
+        const r = outcome.result;
+        this.options.metrics.mutations.inc({ status: r.status, reason: r.code });
+        const level = r.status === 'error' || r.status === 'internal-error' ? 'warn' : r.code === 'admission-check' ? 'debug' : 'info';
+        this.options.log[level]('admission', { namespace: r.namespace, pod: r.pod, status: r.status, code: r.code, reason: r.reason, ms: Math.round(seconds * 1e4) / 10 });
+        // A dry run has no side effects (the webhook is registered with sideEffects: NoneOnDryRun).
+        if (r.spanProfiling !== undefined && r.warnings !== undefined && !r.dryRun) {
+          this.options.onWarnings?.(r.spanProfiling, `pod ${r.pod} in namespace ${r.namespace} (${r.status}): ${r.warnings.join('; ')}`, r.code);
+        }
+      }
+    } catch {
+      // Metrics and logs never stand between a pod and its answer.
+    }
+    if (res.destroyed) return;
+    res.writeHead(outcome.httpStatus, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(outcome.body));
   }
 
   private text(res: http.ServerResponse, status: number, body: string, type = 'text/plain'): void {
