@@ -199,6 +199,7 @@ export async function runOperator(config: OperatorConfig): Promise<RunningOperat
           namespaceAnnotations: (ns) => effectiveNamespaceAnnotations(caches.namespaces.get(undefined, ns) ?? { metadata: { name: ns } }, config.optInNamespaces),
           spanProfilings: () => caches.spanProfilings.list(),
           limitRanges: (ns) => caches.limitRangesOf(ns),
+          resourceQuotas: (ns) => caches.resourceQuotasOf(ns),
           podSecurityLevel: (ns) => (caches.namespaces.get(undefined, ns)?.metadata as { labels?: Record<string, string> } | undefined)?.labels?.['pod-security.kubernetes.io/enforce'],
           defaults: { agentImage: config.agentImage, ...(config.agentImagePullPolicy ? { imagePullPolicy: config.agentImagePullPolicy } : {}) },
         },

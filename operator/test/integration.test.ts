@@ -857,6 +857,63 @@ describe('operator against a real kube-apiserver', function () {
     }
   });
 
+  describe('namespaces with ResourceQuotas (quota admission runs last)', () => {
+    type Res = { requests?: Record<string, string>; limits?: Record<string, string> };
+    type Admitted = Pod & { message?: string; spec: Pod['spec'] & { initContainers?: { name: string; resources?: Res }[] } };
+    const cases: { ns: string; hard: Record<string, string>; app: Res; expect: 'injected' | 'skipped'; check: (admitted: Admitted) => void }[] = [
+      {
+        // Every container must state its ephemeral storage limit: the agent's did not, and every pod was refused.
+        ns: 'quota-storage',
+        hard: { 'limits.ephemeral-storage': '1Gi', 'requests.cpu': '1' },
+        app: { requests: { cpu: '5m' }, limits: { 'ephemeral-storage': '100Mi' } },
+        expect: 'injected',
+        check: (a) => {
+          assert.equal(a.spec.initContainers?.[0]?.resources?.limits?.['ephemeral-storage'], '64Mi');
+          assert.equal(a.spec.initContainers?.[0]?.resources?.requests?.['cpu'], '5m', 'no more than the pod asks');
+        },
+      },
+      {
+        // The agent needs 8Mi at least, more than the pod asks and more than the quota has left: the check sees it.
+        ns: 'quota-full',
+        hard: { 'requests.memory': '6Mi' },
+        app: { requests: { memory: '4Mi' } },
+        expect: 'skipped',
+        check: (a) => {
+          assert.equal(a.spec.initContainers, undefined);
+          assert.match(a.metadata.annotations?.['spanprofiling.io/reason'] ?? '', /would refuse the pod with the agent: exceeded quota: team/);
+        },
+      },
+    ];
+
+    before(async () => {
+      for (const c of cases) {
+        await cp.kubectl('create', 'namespace', c.ns);
+        const created = await cp.api<{ metadata: { resourceVersion: string } }>('POST', `/api/v1/namespaces/${c.ns}/resourcequotas`, { apiVersion: 'v1', kind: 'ResourceQuota', metadata: { name: 'team' }, spec: { hard: c.hard } });
+        assert.equal(created.status, 201);
+        // No controller manager here: its quota controller's first status, as it writes it.
+        const used = Object.fromEntries(Object.keys(c.hard).map((k) => [k, '0']));
+        const status = await cp.api('PUT', `/api/v1/namespaces/${c.ns}/resourcequotas/team/status`, { ...created.body, status: { hard: c.hard, used } });
+        assert.equal(status.status, 200, JSON.stringify(status.body));
+        assert.equal((await apply(spanProfiling('default'), c.ns)).code, 0);
+        await cp.kubectl('annotate', 'namespace', c.ns, 'spanprofiling.io/inject=true');
+      }
+    });
+
+    for (const c of cases) {
+      it(`${c.expect === 'injected' ? 'admits and injects' : 'admits untouched, with the reason,'} a pod under a quota on ${Object.keys(c.hard).join(', ')}`, async () => {
+        const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web' }, spec: { containers: [{ name: 'app', image: 'node:24', resources: c.app }] } };
+        const plain = await cp.api<Admitted>('POST', `/api/v1/namespaces/${c.ns}/pods?dryRun=All`, { ...pod, metadata: { name: 'web', annotations: { 'spanprofiling.io/inject': 'false' } } });
+        assert.equal(plain.status, 201, `admitted without the agent: ${plain.body.message ?? ''}`);
+        const admitted = await until(`the webhook to see ${c.ns}'s quota`, async () => {
+          const res = await cp.api<Admitted>('POST', `/api/v1/namespaces/${c.ns}/pods?dryRun=All`, pod);
+          assert.equal(res.status, 201, `the API server admits the pod: ${res.body.message ?? ''}`);
+          return res.body.metadata.annotations?.['spanprofiling.io/status'] === c.expect ? res.body : undefined;
+        });
+        c.check(admitted);
+      });
+    }
+  });
+
   describe('policies the operator cannot read: the API server judges the mutated pod first (a dry run)', () => {
     const NS = 'images-only';
     const ALLOWED = 'images.shop.internal/';

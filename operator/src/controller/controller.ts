@@ -16,7 +16,7 @@ import { parseInject } from '../inject/annotations';
 import type { Kube } from '../kube/client';
 import { isForbidden, isNotFound } from '../kube/client';
 import { Reflector, type KubeObject } from '../kube/reflector';
-import type { LimitRangeLike } from '../inject/resources';
+import type { LimitRangeLike, ResourceQuotaLike } from '../inject/resources';
 import type { Log } from '../log';
 import { errorMessage } from '../log';
 import type { OperatorMetrics } from '../metrics';
@@ -54,17 +54,24 @@ export class Caches {
   readonly injectedPods: Reflector<Pod>;
   /** LimitRanges, for the webhook to fit the agent container to its namespace's. */
   readonly limitRanges: Reflector<LimitRangeLike & KubeObject>;
+  /** ResourceQuotas, for the webhook to state what they track in the agent container. */
+  readonly resourceQuotas: Reflector<ResourceQuotaLike & KubeObject>;
 
   constructor(kube: Kube, log: Log) {
     this.spanProfilings = new Reflector(kube, `/apis/${GROUP}/${VERSION}/${PLURAL}`, log);
     this.namespaces = new Reflector(kube, '/api/v1/namespaces', log);
     this.injectedPods = new Reflector(kube, '/api/v1/pods', log, { query: `labelSelector=${encodeURIComponent(`${LABEL_INJECTED}=true`)}`, transform: slimPod });
     this.limitRanges = new Reflector(kube, '/api/v1/limitranges', log);
+    // Their status changes with every pod of the namespace; only the tracked keys are kept.
+    this.resourceQuotas = new Reflector(kube, '/api/v1/resourcequotas', log, {
+      transform: ({ metadata, spec }) => ({ metadata: { name: metadata?.name, namespace: metadata?.namespace, resourceVersion: metadata?.resourceVersion }, spec: { hard: spec?.hard ?? {} } }),
+    });
   }
 
   async start(): Promise<void> {
     // Not waited for: without it (not yet synced, or no RBAC for it) the webhook injects as it did before.
     void this.limitRanges.start();
+    void this.resourceQuotas.start();
     await Promise.all([this.spanProfilings.start(), this.namespaces.start(), this.injectedPods.start()]);
   }
 
@@ -73,8 +80,14 @@ export class Caches {
     return this.limitRanges.list().filter((l) => l.metadata?.namespace === namespace);
   }
 
+  /** The ResourceQuotas of a namespace. */
+  resourceQuotasOf(namespace: string): ResourceQuotaLike[] {
+    return this.resourceQuotas.list().filter((q) => q.metadata?.namespace === namespace);
+  }
+
   stop(): void {
     this.limitRanges.stop();
+    this.resourceQuotas.stop();
     this.spanProfilings.stop();
     this.namespaces.stop();
     this.injectedPods.stop();

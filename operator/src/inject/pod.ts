@@ -7,7 +7,7 @@
  * Idempotent: a pod it already injected comes back unchanged, so webhook
  * reinvocation never injects twice.
  */
-import { fitAgentResources, type AgentResources, type LimitRangeLike } from './resources';
+import { fitAgentResources, type AgentResources, type LimitRangeLike, type ResourceQuotaLike } from './resources';
 import type { V1Container, V1EnvVar, V1Pod, V1PodSecurityContext, V1Volume } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
 import { ANNOTATION_AGENT_IMAGE, ANNOTATION_CONFIG, ANNOTATION_GENERATION, ANNOTATION_REASON, ANNOTATION_SPANPROFILING, ANNOTATION_STATUS, LABEL_INJECTED, ref, type InjectionStatus, type SpanProfiling } from '../api';
 import { agentImageFor, podConfigDigest } from './fingerprint';
@@ -43,6 +43,8 @@ export interface MutationInput {
   defaults: OperatorDefaults;
   /** The LimitRanges of the pod's namespace (the shell's cache), which the agent container must fit. */
   limitRanges?: readonly LimitRangeLike[];
+  /** The ResourceQuotas of the pod's namespace (the shell's cache): the agent states what they track, within what the pod asks. */
+  resourceQuotas?: readonly ResourceQuotaLike[];
   /** The Pod Security level the namespace enforces (its pod-security.kubernetes.io/enforce label). */
   podSecurityLevel?: string;
 }
@@ -204,10 +206,10 @@ export function mutatePod(input: MutationInput): MutationResult {
   }
 
   const agent = sp.spec.agent ?? {};
-  const fitted = fitAgentResources((agent.resources as AgentResources | undefined) ?? DEFAULT_RESOURCES, input.limitRanges ?? []);
+  const fitted = fitAgentResources((agent.resources as AgentResources | undefined) ?? DEFAULT_RESOURCES, input.limitRanges ?? [], input.resourceQuotas ?? [], { containers, initContainers });
   if ('problem' in fitted) {
     const reason = `not injected: ${fitted.problem}`;
-    return annotate(pod, { status: 'skipped', code: 'limit-range', reason, warnings: [reason] }, sp);
+    return annotate(pod, { status: 'skipped', code: fitted.code, reason, warnings: [reason] }, sp);
   }
   const securityContext = agentSecurityContext(agent.securityContext as V1Container['securityContext']);
   const insecure = podSecurityProblem(securityContext, pod.spec?.securityContext, input.podSecurityLevel);
@@ -215,7 +217,7 @@ export function mutatePod(input: MutationInput): MutationResult {
     const reason = `not injected: the namespace enforces the ${input.podSecurityLevel} Pod Security level, which the agent's init container would break (${insecure}); change the SpanProfiling's agent.securityContext`;
     return annotate(pod, { status: 'skipped', code: 'pod-security', reason, warnings: [reason] }, sp);
   }
-  if (fitted.changed.length > 0) warnings.push(`the agent's init container fits the namespace's LimitRange with ${fitted.changed.join(', ')}`);
+  if (fitted.changed.length > 0) warnings.push(`the agent's init container fits the namespace's LimitRanges and ResourceQuotas with ${fitted.changed.join(', ')}`);
   const volume: V1Volume = { name: AGENT_VOLUME, emptyDir: { sizeLimit: String(agent.volumeSizeLimit ?? '64Mi') } };
   const init: V1Container = {
     name: INIT_CONTAINER,

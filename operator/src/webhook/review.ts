@@ -4,7 +4,7 @@
  * allowed (failure must never block a pod); a request that is not an
  * AdmissionReview at all gets a 400.
  */
-import type { LimitRangeLike } from '../inject/resources';
+import type { LimitRangeLike, ResourceQuotaLike } from '../inject/resources';
 import { compare, type Operation } from 'fast-json-patch';
 import type { V1Pod } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
 import type { SpanProfiling } from '../api';
@@ -17,6 +17,8 @@ export interface ReviewContext {
   defaults: OperatorDefaults;
   /** The namespace's LimitRanges, from the shell's cache (none while it is not synced). */
   limitRanges?(namespace: string): readonly LimitRangeLike[];
+  /** The namespace's ResourceQuotas, from the shell's cache (none while it is not synced). */
+  resourceQuotas?(namespace: string): readonly ResourceQuotaLike[];
   /** The Pod Security level the namespace enforces (its pod-security.kubernetes.io/enforce label). */
   podSecurityLevel?(namespace: string): string | undefined;
 }
@@ -144,6 +146,7 @@ function decide(body: unknown, ctx: ReviewContext): Decision {
       namespace,
       namespaceAnnotations: ctx.namespaceAnnotations(namespace),
       limitRanges: ctx.limitRanges?.(namespace) ?? [],
+      resourceQuotas: ctx.resourceQuotas?.(namespace) ?? [],
       podSecurityLevel: ctx.podSecurityLevel?.(namespace),
       spanProfilings: ctx.spanProfilings(),
       defaults: ctx.defaults,
