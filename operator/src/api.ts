@@ -30,6 +30,13 @@ export const ANNOTATION_AGENT_IMAGE = 'spanprofiling.io/agent-image';
 export const ANNOTATION_CONFIG = 'spanprofiling.io/config';
 /** On a SpanProfiling: "now" asks for one rollout pass (spec.rollout); the operator removes it when done. */
 export const ANNOTATION_ROLLOUT = 'spanprofiling.io/rollout';
+/**
+ * On a pod left without the agent because a policy of its namespace would refuse it: which
+ * (`LimitRange/<name>`, `PodSecurity/<level>`, `ResourceQuota/<name>`,
+ * `ValidatingAdmissionPolicy/<name>`, `ValidatingWebhook/<name>`, or `admission`). Counted in the
+ * SpanProfiling's status (refusedPods, the PodsRefused condition).
+ */
+export const ANNOTATION_REFUSED_BY = 'spanprofiling.io/refused-by';
 /** Label on injected pods, so the controller can count them. */
 export const LABEL_INJECTED = 'spanprofiling.io/injected';
 /**

@@ -7,7 +7,7 @@
 import { strict as assert } from 'node:assert';
 import { applyPatch, type Operation } from 'fast-json-patch';
 import type { V1Pod } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
-import { AdmissionCheck, CHECK_FIELD_MANAGER, dryRunBody, type Verdict } from '../src/webhook/admission-check';
+import { AdmissionCheck, CHECK_FIELD_MANAGER, dryRunBody, policyOf, type Verdict } from '../src/webhook/admission-check';
 import { review, reviewChecked } from '../src/webhook/review';
 import { KubeError, KubeTimeout, type Kube } from '../src/kube/client';
 import { admissionReview, reviewContext } from './webhook.test';
@@ -53,6 +53,7 @@ describe('admission check: what the webhook answers for each verdict', () => {
     assert.equal(after.metadata?.annotations?.['spanprofiling.io/status'], 'skipped');
     assert.match(after.metadata?.annotations?.['spanprofiling.io/reason'] ?? '', /would refuse the pod with the agent: ValidatingAdmissionPolicy 'images'.*mirror the agent image agent:test/);
     assert.equal(out.result?.code, 'admission-refused');
+    assert.equal(after.metadata?.annotations?.['spanprofiling.io/refused-by'], 'ValidatingAdmissionPolicy/images');
     assert.ok(out.result?.warnings?.some((w) => w.includes("ValidatingAdmissionPolicy 'images'")), 'a warning, for the Event');
     assert.equal(judged.length, 2, 'the pod without the agent is judged too');
     assert.equal(judged[1]!.spec?.initContainers, undefined);
@@ -77,6 +78,7 @@ describe('admission check: what the webhook answers for each verdict', () => {
     const after = patched(pod(), out.body);
     assert.equal(after.spec?.initContainers, undefined);
     assert.match(after.metadata?.annotations?.['spanprofiling.io/reason'] ?? '', /within 2500 ms, so the agent was left out/);
+    assert.equal(after.metadata?.annotations?.['spanprofiling.io/refused-by'], undefined, 'no policy refused it: not counted as refused');
   });
 
   it('asks nothing for a pod it does not change (reinvocation of an injected pod), and lets its own dry run through untouched', async () => {
@@ -163,4 +165,18 @@ describe('admission check: asking the API server', () => {
     await check.check('shop', pod());
     assert.equal(kube.calls.length, 3);
   });
+});
+
+describe('admission check: which policy a refusal names (spanprofiling.io/refused-by)', () => {
+  // Messages as the API server words them (kube-apiserver 1.33).
+  const cases: [string, string][] = [
+    ["ValidatingAdmissionPolicy 'images-from-our-registry' with binding 'images-from-our-registry' denied request: images must come from x/", 'ValidatingAdmissionPolicy/images-from-our-registry'],
+    ['admission webhook "validate.kyverno.svc-fail" denied the request: resource Pod/shop/web was blocked', 'ValidatingWebhook/validate.kyverno.svc-fail'],
+    ['exceeded quota: team, requested: requests.memory=8Mi, used: requests.memory=4Mi, limited: requests.memory=6Mi', 'ResourceQuota/team'],
+    ['failed quota: team: must specify limits.ephemeral-storage for: spanprofiling-agent', 'ResourceQuota'],
+    ['violates PodSecurity "restricted:latest": allowPrivilegeEscalation != false', 'PodSecurity/restricted'],
+    ['[maximum memory usage per Container is 4Mi, but limit is 64Mi]', 'LimitRange'],
+    ['something else', 'admission'],
+  ];
+  for (const [message, policy] of cases) it(`${policy} from "${message.slice(0, 40)}..."`, () => assert.equal(policyOf(message), policy));
 });

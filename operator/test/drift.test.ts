@@ -4,7 +4,7 @@
  * when a workload must not be restarted.
  */
 import { strict as assert } from 'node:assert';
-import { mutatePod } from '../src/inject/pod';
+import { mutatePod, refusedByAdmission } from '../src/inject/pod';
 import type { SpanProfiling } from '../src/api';
 import { drift, standing, type DriftContext, type PodView } from '../src/controller/drift';
 import { blocker, ownerOf, predatesRestart, restartPatch, Rollouts, type Workload } from '../src/controller/rollout';
@@ -110,10 +110,35 @@ describe('drift: which pods are current, outdated or missed', () => {
     const d = drift([...pods, pods[0]!, pods[3]!], profile, ctx([profile], { shop: 'true', cart: 'shop/default' }));
     assert.deepEqual({ injected: d.injectedPods, outdated: d.outdatedPods, missed: d.missedPods }, { injected: 3, outdated: 2, missed: 2 });
     assert.deepEqual(d.namespaces, [
-      { namespace: 'cart', injectedPods: 1, outdatedPods: 1, missedPods: 1 },
-      { namespace: 'shop', injectedPods: 2, outdatedPods: 1, missedPods: 1 },
+      { namespace: 'cart', injectedPods: 1, outdatedPods: 1, missedPods: 1, refusedPods: 0 },
+      { namespace: 'shop', injectedPods: 2, outdatedPods: 1, missedPods: 1, refusedPods: 0 },
     ]);
     assert.deepEqual(d.stale.map((p) => p.metadata.name).sort(), ['b', 'c', 'd', 'e']);
+  });
+
+  it("counts pods a policy kept from the agent apart, per policy, and as missed once the configuration changes (a restart may inject them)", () => {
+    const profile = sp();
+    const tiny = [{ metadata: { name: 'hardened' }, spec: { limits: [{ type: 'Container', max: { memory: '4Mi' } }] } }];
+    const limited = mutatePod({ pod: { metadata: { name: 'lr', namespace: 'shop', uid: 'u-lr' }, spec: { containers: [{ name: 'app', image: 'node:24' }] } }, namespace: 'shop', namespaceAnnotations: { 'spanprofiling.io/inject': 'true' }, spanProfilings: [profile], defaults: { agentImage: IMAGE }, limitRanges: tiny });
+    assert.equal(limited.pod.metadata?.annotations?.['spanprofiling.io/refused-by'], 'LimitRange/hardened');
+    const imaged = (name: string) => slimPod(refusedByAdmission({ metadata: { name, namespace: 'shop', uid: `u-${name}` }, spec: { containers: [{ name: 'app', image: 'node:24' }] } }, profile, 'not injected: ...', 'ValidatingAdmissionPolicy/images').pod as never);
+    const pods = [slimPod(limited.pod as never), imaged('v1'), imaged('v2'), admitted(profile, undefined, { name: 'ok' })].map((p) => ({ ...p, status: { phase: 'Running' } }));
+    const d = drift(pods, profile, ctx([profile]));
+    assert.deepEqual({ injected: d.injectedPods, missed: d.missedPods, refused: d.refusedPods }, { injected: 1, missed: 0, refused: 3 });
+    assert.deepEqual(d.refusals, [
+      { policy: 'ValidatingAdmissionPolicy/images', namespace: 'shop', pods: 2 },
+      { policy: 'LimitRange/hardened', namespace: 'shop', pods: 1 },
+    ]);
+    assert.deepEqual(d.stale, [], 'nothing to restart: a restart would be refused again');
+    const edited = sp({ profiling: { sampleRateHz: 30 } }, 2);
+    const after = drift(pods, edited, ctx([edited]));
+    assert.deepEqual({ refused: after.refusedPods, missed: after.missedPods, outdated: after.outdatedPods }, { refused: 0, missed: 3, outdated: 1 });
+    const status = desiredStatus(profile, { secrets: [], injectedPods: 1, drift: d, now: new Date('2026-12-05T00:00:00Z') });
+    assert.equal(status.refusedPods, 3);
+    const refused = status.conditions?.find((c) => c.type === 'PodsRefused');
+    assert.equal(refused?.status, 'True');
+    assert.match(refused?.message ?? '', /^3 pods run without the agent because a policy of their namespace would refuse them with it: ValidatingAdmissionPolicy\/images in shop \(2\), LimitRange\/hardened in shop \(1\)\. .*mirror the agent image and set spec.agent.image/);
+    assert.equal(desiredStatus(profile, { secrets: [], injectedPods: 1, now: new Date() }).conditions?.find((c) => c.type === 'PodsRefused')?.status, 'False');
   });
 });
 

@@ -517,7 +517,7 @@ describe('operator against a real kube-apiserver', function () {
       assert.match((sp.status as { rollout?: { message?: string } }).rollout?.message ?? '', /^Manual: 2 out-of-date or missed pods wait/);
       assert.equal(await restartedAt(), undefined);
       const out = (await cp.kubectl('get', '-n', NS, 'sprof', '-o', 'wide')).stdout;
-      assert.match(out, /default\s+True\s+\S+\s+0\s+0\s+2\s+Manual\s/);
+      assert.match(out, /default\s+True\s+\S+\s+0\s+0\s+2\s+0\s+Manual\s/);
     });
 
     it('restarts the Deployment once when annotated spanprofiling.io/rollout=now, never the bare pod, waits for the rollout, then ends the pass', async () => {
@@ -971,6 +971,13 @@ describe('operator against a real kube-apiserver', function () {
         return list.body.items.find((e) => e.reason === 'AdmissionPolicy' && e.involvedObject.kind === 'SpanProfiling');
       });
       assert.match(event.message, /images-from-our-registry/);
+      const counted = await until('the SpanProfiling to count the refused pod', async () => {
+        const got = await getSp(NS, 'default');
+        return ((got.status as { refusedPods?: number } | undefined)?.refusedPods ?? 0) >= 1 ? got : undefined;
+      });
+      assert.equal(condition(counted, 'PodsRefused')?.status, 'True');
+      assert.match(condition(counted, 'PodsRefused')?.message ?? '', /ValidatingAdmissionPolicy\/images-from-our-registry in images-only/);
+      assert.equal(condition(counted, 'Ready')?.status, 'True', 'the operator works; the policy is the namespace owner\'s to change');
     });
 
     it('injects once the SpanProfiling names a mirrored agent image the policy allows', async () => {

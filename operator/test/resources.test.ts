@@ -41,7 +41,7 @@ describe("the agent container's resources in a namespace's LimitRanges", () => {
 
   it('says why when nothing fits', () => {
     const r = fitAgentResources(DEFAULTS, range({ max: { memory: '4Mi' } }));
-    assert.deepEqual(r, { code: 'limit-range', problem: "the namespace's LimitRange hardened allows memory up to 4Mi, below what the agent's init container needs at least (8Mi)" });
+    assert.deepEqual(r, { code: 'limit-range', policy: 'LimitRange/hardened', problem: "the namespace's LimitRange hardened allows memory up to 4Mi, below what the agent's init container needs at least (8Mi)" });
   });
 });
 

@@ -12,7 +12,7 @@
  *   configuration (a pod skipped for its own reasons, say a Windows pod or
  *   NODE_OPTIONS from a Secret, would be skipped again: it is not missed).
  */
-import { ANNOTATION_AGENT_IMAGE, ANNOTATION_CONFIG, ANNOTATION_SPANPROFILING, LABEL_INJECTED, ref, type SpanProfiling } from '../api';
+import { ANNOTATION_AGENT_IMAGE, ANNOTATION_CONFIG, ANNOTATION_REFUSED_BY, ANNOTATION_SPANPROFILING, LABEL_INJECTED, ref, type SpanProfiling } from '../api';
 import { agentImageFor, podConfigDigest } from '../inject/fingerprint';
 import { selectSpanProfiling } from '../inject/select';
 
@@ -78,11 +78,22 @@ export interface PodCounts {
   injectedPods: number;
   outdatedPods: number;
   missedPods: number;
+  /** Running without the agent because a policy of their namespace refuses it (under this configuration). */
+  refusedPods: number;
+}
+
+/** Pods a policy kept from the agent, per policy and namespace. */
+export interface Refusal {
+  policy: string;
+  namespace: string;
+  pods: number;
 }
 
 export interface Drift extends PodCounts {
   /** Per namespace, sorted by name. */
   namespaces: ({ namespace: string } & PodCounts)[];
+  /** The policies that kept pods from the agent, most pods first. */
+  refusals: Refusal[];
   /** The outdated and missed pods, to roll out. */
   stale: PodView[];
 }
@@ -92,15 +103,30 @@ export function drift(pods: Iterable<PodView>, sp: SpanProfiling, ctx: DriftCont
   const seen = new Set<string>();
   const byNamespace = new Map<string, PodCounts>();
   const stale: PodView[] = [];
-  const total: PodCounts = { injectedPods: 0, outdatedPods: 0, missedPods: 0 };
+  const zero = (): PodCounts => ({ injectedPods: 0, outdatedPods: 0, missedPods: 0, refusedPods: 0 });
+  const total = zero();
+  const refusals = new Map<string, Refusal>();
   const digest = podConfigDigest(sp);
+  const key = ref(sp);
   for (const pod of pods) {
     const id = pod.metadata.uid ?? `${pod.metadata.namespace}/${pod.metadata.name}`;
     if (seen.has(id)) continue;
     seen.add(id);
+    const a = pod.metadata.annotations ?? {};
+    const policy = a[ANNOTATION_REFUSED_BY];
+    if (policy !== undefined && isLive(pod) && !isInjected(pod) && a[ANNOTATION_SPANPROFILING] === key && a[ANNOTATION_CONFIG] === digest) {
+      const counts = byNamespace.get(pod.metadata.namespace) ?? zero();
+      byNamespace.set(pod.metadata.namespace, counts);
+      counts.refusedPods++;
+      total.refusedPods++;
+      const r = refusals.get(`${policy}\n${pod.metadata.namespace}`) ?? { policy, namespace: pod.metadata.namespace, pods: 0 };
+      refusals.set(`${policy}\n${pod.metadata.namespace}`, r);
+      r.pods++;
+      continue;
+    }
     const s = standing(pod, sp, ctx, digest);
     if (s === undefined) continue;
-    const counts = byNamespace.get(pod.metadata.namespace) ?? { injectedPods: 0, outdatedPods: 0, missedPods: 0 };
+    const counts = byNamespace.get(pod.metadata.namespace) ?? zero();
     byNamespace.set(pod.metadata.namespace, counts);
     for (const c of [counts, total]) {
       if (s !== 'missed') c.injectedPods++;
@@ -110,5 +136,6 @@ export function drift(pods: Iterable<PodView>, sp: SpanProfiling, ctx: DriftCont
     if (s !== 'current') stale.push(pod);
   }
   const namespaces = [...byNamespace.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([namespace, c]) => ({ namespace, ...c }));
-  return { ...total, namespaces, stale };
+  const ranked = [...refusals.values()].sort((x, y) => y.pods - x.pods || (x.policy < y.policy ? -1 : 1));
+  return { ...total, namespaces, refusals: ranked, stale };
 }

@@ -7,7 +7,9 @@ import { ANNOTATION_ROLLOUT } from '../api';
 import { podSpecProblems } from '../inject/validate';
 import { credentialRefs } from '../inject/env';
 import { canonical } from '../inject/fingerprint';
-import type { PodCounts } from './drift';
+import type { PodCounts, Refusal } from './drift';
+
+type Counts = Omit<PodCounts, 'refusedPods'> & { refusedPods?: number };
 
 export interface SecretLookup {
   /** The namespace it was looked for in: the SpanProfiling's, or one where pods it injected run (they read it there). */
@@ -25,7 +27,7 @@ export interface Observed {
   secrets: readonly SecretLookup[];
   injectedPods: number;
   /** Outdated and missed pods, in all and per namespace (drift.ts); none when absent. */
-  drift?: PodCounts & { namespaces: ({ namespace: string } & PodCounts)[] };
+  drift?: Counts & { namespaces: ({ namespace: string } & Counts)[]; refusals?: readonly Refusal[] };
   /** What the rollout did last and is doing (rollout.ts). */
   rollout?: SpanProfilingStatus['rollout'];
   now: Date;
@@ -40,6 +42,17 @@ export function staleAdvice(sp: SpanProfiling, outdated: number, missed: number)
   ].filter((x) => x !== '').join(' and ');
   if (sp.spec.rollout?.policy === 'Auto') return `${what}: the operator restarts their workloads one at a time (spec.rollout.policy: Auto)`;
   return `${what}: restart their workloads (kubectl rollout restart), or have the operator do it once with kubectl annotate spanprofiling -n ${sp.metadata.namespace} ${sp.metadata.name} ${ANNOTATION_ROLLOUT}=now, or always with spec.rollout.policy: Auto`;
+}
+
+/** What the PodsRefused condition says: which policies keep how many pods from the agent, and what to do. */
+export function refusalMessage(refused: number, refusals: readonly Refusal[]): string | undefined {
+  if (refused === 0) return undefined;
+  const shown = refusals.slice(0, 5).map((r) => `${r.policy} in ${r.namespace} (${r.pods})`);
+  const more = refusals.length > 5 ? ` and ${refusals.length - 5} more` : '';
+  return (
+    `${refused} ${refused === 1 ? 'pod runs' : 'pods run'} without the agent because a policy of ${refused === 1 ? 'its' : 'their'} namespace would refuse ${refused === 1 ? 'it' : 'them'} with it: ${shown.join(', ')}${more}. ` +
+    "Each pod's spanprofiling.io/reason says what to change (for an image policy: mirror the agent image and set spec.agent.image); restart the workloads once the policy admits the agent"
+  );
 }
 
 export interface CredentialCheck {
@@ -76,6 +89,8 @@ export function desiredStatus(sp: SpanProfiling, observed: Observed): SpanProfil
   const outdated = observed.drift?.outdatedPods ?? 0;
   const missed = observed.drift?.missedPods ?? 0;
   const advice = staleAdvice(sp, outdated, missed);
+  const refusedPods = observed.drift?.refusedPods ?? 0;
+  const refusal = refusalMessage(refusedPods, observed.drift?.refusals ?? []);
   const wanted: Omit<Condition, 'lastTransitionTime'>[] = [
     invalid.length > 0
       ? { type: 'Ready', status: 'False', observedGeneration: generation, reason: 'InvalidSpec', message: `pods are admitted without the agent until this is fixed: ${invalid.join('; ')}` }
@@ -105,6 +120,9 @@ export function desiredStatus(sp: SpanProfiling, observed: Observed): SpanProfil
     advice !== undefined
       ? { type: 'PodsOutOfDate', status: 'True', observedGeneration: generation, reason: outdated > 0 ? 'PodsOutdated' : 'PodsMissed', message: advice }
       : { type: 'PodsOutOfDate', status: 'False', observedGeneration: generation, reason: 'UpToDate', message: 'every running pod that opts in runs the agent with the current configuration' },
+    refusal !== undefined
+      ? { type: 'PodsRefused', status: 'True', observedGeneration: generation, reason: 'PolicyRefusesAgent', message: refusal }
+      : { type: 'PodsRefused', status: 'False', observedGeneration: generation, reason: 'NoneRefused', message: 'no policy keeps a pod that opts in from the agent' },
   ];
   const previous = sp.status?.conditions ?? [];
   const conditions = wanted.map((c): Condition => {
@@ -118,6 +136,7 @@ export function desiredStatus(sp: SpanProfiling, observed: Observed): SpanProfil
     injectedPods: observed.injectedPods,
     outdatedPods: outdated,
     missedPods: missed,
+    refusedPods,
     ...perNamespace,
     ...(observed.rollout !== undefined ? { rollout: observed.rollout } : {}),
     conditions,
@@ -137,6 +156,7 @@ function normalize(s: SpanProfilingStatus | undefined): string | undefined {
     injectedPods: s.injectedPods ?? 0,
     outdatedPods: s.outdatedPods ?? 0,
     missedPods: s.missedPods ?? 0,
+    refusedPods: s.refusedPods ?? 0,
     namespaces: s.namespaces ?? [],
     conditions: (s.conditions ?? []).map((c) => ({ ...c, observedGeneration: c.observedGeneration ?? 0 })).sort((x, y) => x.type.localeCompare(y.type)),
   });

@@ -190,12 +190,15 @@ export interface SpanProfilingStatus {
   outdatedPods?: number;
   /** Running pods that opt in to this SpanProfiling and match its selector but run without the agent: the webhook never saw them (it was down, or the namespace opted in after they started), or this SpanProfiling could not be injected when they were created. */
   missedPods?: number;
+  /** Running pods that opt in to this SpanProfiling but run without the agent because a policy of their namespace would refuse them with it (a LimitRange, ResourceQuota or Pod Security level no agent container fits, or a ValidatingAdmissionPolicy, Kyverno, Gatekeeper or other validating webhook the webhook's dry run found). The PodsRefused condition names the policies; each pod's spanprofiling.io/refused-by and spanprofiling.io/reason annotations say which and what to change. */
+  refusedPods?: number;
   /** The same counts per namespace, when the pods of this SpanProfiling run in several. */
   namespaces?: {
     namespace: string;
     injectedPods?: number;
     outdatedPods?: number;
     missedPods?: number;
+    refusedPods?: number;
   }[];
   /** The last restarts the operator made (spec.rollout). */
   rollout?: {

@@ -9,7 +9,7 @@
  */
 import { fitAgentResources, type AgentResources, type LimitRangeLike, type ResourceQuotaLike } from './resources';
 import type { V1Container, V1EnvVar, V1Pod, V1PodSecurityContext, V1Volume } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
-import { ANNOTATION_AGENT_IMAGE, ANNOTATION_CONFIG, ANNOTATION_GENERATION, ANNOTATION_REASON, ANNOTATION_SPANPROFILING, ANNOTATION_STATUS, LABEL_INJECTED, ref, type InjectionStatus, type SpanProfiling } from '../api';
+import { ANNOTATION_AGENT_IMAGE, ANNOTATION_CONFIG, ANNOTATION_GENERATION, ANNOTATION_REASON, ANNOTATION_REFUSED_BY, ANNOTATION_SPANPROFILING, ANNOTATION_STATUS, LABEL_INJECTED, ref, type InjectionStatus, type SpanProfiling } from '../api';
 import { agentImageFor, podConfigDigest } from './fingerprint';
 import { parseContainerNames } from './annotations';
 import { generatedEnv, generatedResourceAttributes, imageTag, referencedSecrets, type EnvContext } from './env';
@@ -209,13 +209,13 @@ export function mutatePod(input: MutationInput): MutationResult {
   const fitted = fitAgentResources((agent.resources as AgentResources | undefined) ?? DEFAULT_RESOURCES, input.limitRanges ?? [], input.resourceQuotas ?? [], { containers, initContainers });
   if ('problem' in fitted) {
     const reason = `not injected: ${fitted.problem}`;
-    return annotate(pod, { status: 'skipped', code: fitted.code, reason, warnings: [reason] }, sp);
+    return annotate(pod, { status: 'skipped', code: fitted.code, reason, warnings: [reason], refusedBy: fitted.policy }, sp);
   }
   const securityContext = agentSecurityContext(agent.securityContext as V1Container['securityContext']);
   const insecure = podSecurityProblem(securityContext, pod.spec?.securityContext, input.podSecurityLevel);
   if (insecure !== undefined) {
     const reason = `not injected: the namespace enforces the ${input.podSecurityLevel} Pod Security level, which the agent's init container would break (${insecure}); change the SpanProfiling's agent.securityContext`;
-    return annotate(pod, { status: 'skipped', code: 'pod-security', reason, warnings: [reason] }, sp);
+    return annotate(pod, { status: 'skipped', code: 'pod-security', reason, warnings: [reason], refusedBy: `PodSecurity/${input.podSecurityLevel}` }, sp);
   }
   if (fitted.changed.length > 0) warnings.push(`the agent's init container fits the namespace's LimitRanges and ResourceQuotas with ${fitted.changed.join(', ')}`);
   const volume: V1Volume = { name: AGENT_VOLUME, emptyDir: { sizeLimit: String(agent.volumeSizeLimit ?? '64Mi') } };
@@ -250,8 +250,8 @@ export function mutatePod(input: MutationInput): MutationResult {
  * server would refuse it with the agent (a policy the webhook cannot read,
  * found by the admission check).
  */
-export function refusedByAdmission(pod: V1Pod, sp: SpanProfiling | undefined, reason: string): MutationResult {
-  const result = annotate(structuredClone(pod), { status: 'skipped', code: 'admission-refused', reason, warnings: [reason] }, sp);
+export function refusedByAdmission(pod: V1Pod, sp: SpanProfiling | undefined, reason: string, policy: string | undefined): MutationResult {
+  const result = annotate(structuredClone(pod), { status: 'skipped', code: 'admission-refused', reason, warnings: [reason], ...(policy !== undefined ? { refusedBy: policy } : {}) }, sp);
   return sp === undefined ? result : { ...result, spanProfiling: sp };
 }
 
@@ -262,11 +262,16 @@ export function refusedByAdmission(pod: V1Pod, sp: SpanProfiling | undefined, re
  * of date, or one skipped for its own reasons under the same configuration
  * (a restart would skip it again), from one the webhook never saw.
  */
-function annotate(pod: V1Pod, r: { status: InjectionStatus; code: MutationCode; reason: string; warnings: string[] }, sp?: SpanProfiling): MutationResult {
+function annotate(pod: V1Pod, r: { status: InjectionStatus; code: MutationCode; reason: string; warnings: string[]; refusedBy?: string }, sp?: SpanProfiling): MutationResult {
   const decidedBy: Record<string, string> =
     sp === undefined ? {} : { [ANNOTATION_SPANPROFILING]: ref(sp), [ANNOTATION_GENERATION]: String(sp.metadata.generation ?? 0), [ANNOTATION_CONFIG]: podConfigDigest(sp) };
-  pod.metadata = { ...pod.metadata, annotations: { ...pod.metadata?.annotations, ...decidedBy, [ANNOTATION_STATUS]: r.status, [ANNOTATION_REASON]: r.reason } };
-  return { pod, ...r };
+  const { refusedBy, ...result } = r;
+  const annotations: Record<string, string> = { ...pod.metadata?.annotations, ...decidedBy, [ANNOTATION_STATUS]: r.status, [ANNOTATION_REASON]: r.reason };
+  // A template may carry the annotation from a pod it was copied from: only this decision's stays.
+  delete annotations[ANNOTATION_REFUSED_BY];
+  if (refusedBy !== undefined) annotations[ANNOTATION_REFUSED_BY] = refusedBy;
+  pod.metadata = { ...pod.metadata, annotations };
+  return { pod, ...result };
 }
 
 /** Workload attributes that are known when the pod is admitted. */

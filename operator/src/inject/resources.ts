@@ -52,7 +52,7 @@ function format(resource: string, value: number, round: 'up' | 'down'): string {
   return bytes % (1024 * 1024) === 0 ? `${bytes / 1024 / 1024}Mi` : String(bytes);
 }
 
-export type Fitted = { resources: AgentResources; changed: string[] } | { problem: string; code: 'limit-range' };
+export type Fitted = { resources: AgentResources; changed: string[] } | { problem: string; code: 'limit-range'; policy: string };
 
 /** The pod's other containers, whose requests and limits the quota already counts. */
 export interface PodContainers {
@@ -132,7 +132,7 @@ export function fitAgentResources(wanted: AgentResources, ranges: readonly Limit
     const stated = requests[resource] !== undefined || limits[resource] !== undefined;
     if (!stated && !ranged && quota.requests.length + quota.limits.length === 0) continue;
     if (low > high) {
-      return { code: 'limit-range', problem: `the namespace's LimitRange ${[...new Set(names)].join(', ')} allows ${resource} up to ${format(resource, high, 'down')}, below what the agent's init container needs at least (${format(resource, low, 'up')})` };
+      return { code: 'limit-range', policy: `LimitRange/${[...new Set(names)].join(',')}`, problem: `the namespace's LimitRange ${[...new Set(names)].join(', ')} allows ${resource} up to ${format(resource, high, 'down')}, below what the agent's init container needs at least (${format(resource, low, 'up')})` };
     }
     const fallback = resource === 'ephemeral-storage' ? EPHEMERAL_DEFAULT : { request: low, limit: low };
     const wantRequest = parseQuantity(requests[resource]);

@@ -106,3 +106,20 @@ function apiMessage(err: KubeError): string {
   const text = err.message.replace(/^\S+ \S+: \d+ /, '');
   return text.replace(/^pods "[^"]*" is forbidden: /, '').replace(/^pods is forbidden: /, '');
 }
+
+/** Which policy an API server refusal names, as spanprofiling.io/refused-by says it. */
+export function policyOf(message: string): string {
+  const patterns: [RegExp, (m: RegExpExecArray) => string][] = [
+    [/ValidatingAdmissionPolicy '([^']+)'/, (m) => `ValidatingAdmissionPolicy/${m[1]}`],
+    [/admission webhook "([^"]+)"/, (m) => `ValidatingWebhook/${m[1]}`],
+    [/exceeded quota: ([^,\s]+)/, (m) => `ResourceQuota/${m[1]}`],
+    [/must specify [\w.,\- ]+/, () => 'ResourceQuota'],
+    [/violates PodSecurity "(\w+)/, (m) => `PodSecurity/${m[1]}`],
+    [/(?:minimum|maximum) [\w-]+ usage per Container|limit to request ratio per Container/, () => 'LimitRange'],
+  ];
+  for (const [re, name] of patterns) {
+    const m = re.exec(message);
+    if (m !== null) return name(m);
+  }
+  return 'admission';
+}

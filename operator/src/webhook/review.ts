@@ -9,7 +9,7 @@ import { compare, type Operation } from 'fast-json-patch';
 import type { V1Pod } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
 import type { SpanProfiling } from '../api';
 import { INIT_CONTAINER, mutatePod, refusedByAdmission, type MutationResult, type OperatorDefaults } from '../inject/pod';
-import { CHECK_FIELD_MANAGER, type Verdict } from './admission-check';
+import { CHECK_FIELD_MANAGER, policyOf, type Verdict } from './admission-check';
 
 export interface ReviewContext {
   namespaceAnnotations(namespace: string): Readonly<Record<string, string>> | undefined;
@@ -80,7 +80,9 @@ export async function reviewChecked(body: unknown, ctx: ReviewContext, check: (n
   const injecting = mutation.result.status === 'injected';
   // Only annotations, and no verdict in time: they go in (a policy on annotations is rarer than a slow API server).
   if (!injecting && verdict.kind === 'unknown') return outcome;
-  const fallback = injecting ? refusedByAdmission(mutation.original, mutation.result.spanProfiling, refusalReason(verdict, mutation.result)) : undefined;
+  // No verdict in time is no policy: the pod is not counted as refused (its reason says what happened).
+  const policy = verdict.kind === 'refused' ? policyOf(verdict.message) : undefined;
+  const fallback = injecting ? refusedByAdmission(mutation.original, mutation.result.spanProfiling, refusalReason(verdict, mutation.result), policy) : undefined;
   if (fallback !== undefined && verdict.kind === 'unknown') return mutation.respond(fallback);
   const second = fallback !== undefined ? await check(namespace, fallback.pod) : verdict;
   if (fallback !== undefined && second.admitted) return mutation.respond(fallback);
