@@ -740,6 +740,197 @@ describe('operator against a real kube-apiserver', function () {
     });
   });
 
+  describe('the API server as the oracle, in namespaces hardened with policies (twins with and without the webhook)', () => {
+    const PAIRS = Number(process.env['ORACLE_POLICY_PAIRS'] ?? 4000);
+    const TWINS = 12;
+    const CONCURRENCY = 8;
+    const ALLOWED = ['images.shop.internal/', 'mirror.shop.internal/'];
+    // Policies as platform teams write them (Kyverno's and Gatekeeper's libraries have each), as ValidatingAdmissionPolicies.
+    const POLICIES: Record<string, string> = {
+      'allowed-registry-0': `object.spec.containers.all(c, c.image.startsWith('${ALLOWED[0]}')) && object.spec.?initContainers.orValue([]).all(c, c.image.startsWith('${ALLOWED[0]}'))`,
+      'allowed-registry-1': `object.spec.containers.all(c, c.image.startsWith('${ALLOWED[1]}')) && object.spec.?initContainers.orValue([]).all(c, c.image.startsWith('${ALLOWED[1]}'))`,
+      'memory-limits-required': `object.spec.containers.all(c, has(c.resources) && has(c.resources.limits) && 'memory' in c.resources.limits) && object.spec.?initContainers.orValue([]).all(c, has(c.resources) && has(c.resources.limits) && 'memory' in c.resources.limits)`,
+      'run-as-non-root': `object.spec.?securityContext.?runAsNonRoot.orValue(false) || (object.spec.containers.all(c, c.?securityContext.?runAsNonRoot.orValue(false)) && object.spec.?initContainers.orValue([]).all(c, c.?securityContext.?runAsNonRoot.orValue(false)))`,
+      'at-most-one-init-container': `size(object.spec.?initContainers.orValue([])) <= 1`,
+      'persistent-volume-types-only': `object.spec.?volumes.orValue([]).all(v, has(v.configMap) || has(v.secret) || has(v.projected) || has(v.persistentVolumeClaim))`,
+      'team-label-required': `'team' in object.metadata.?labels.orValue({})`,
+    };
+    type Twin = { id: number; psa?: string; limits?: Record<string, Record<string, string>>; quota?: Record<string, string>; policies: string[]; agent: Record<string, unknown> };
+    const twins: Twin[] = [];
+    const plainNs = (t: Twin): string => `hardened-${t.id}-plain`;
+    const hookedNs = (t: Twin): string => `hardened-${t.id}`;
+    const bytes = (q: string): number => Number(/^\d+/.exec(q)![0]) * ({ m: 1e-3, Mi: 1 << 20, Gi: 1 << 30 }[q.replace(/^\d+/, '')] ?? 1);
+
+    before(async function () {
+      this.timeout(300_000);
+      const { default: fc } = await import('fast-check');
+      const quantity = (r: string) => (r === 'cpu' ? fc.constantFrom('5m', '20m', '50m', '100m', '250m') : r === 'memory' ? fc.constantFrom('4Mi', '16Mi', '32Mi', '48Mi', '128Mi') : fc.constantFrom('2Mi', '50Mi', '1Gi'));
+      const twin = fc.record({
+        psa: fc.option(fc.constantFrom('baseline', 'restricted'), { nil: undefined }),
+        limits: fc.option(
+          fc.record(
+            {
+              min: fc.record({ cpu: quantity('cpu'), memory: quantity('memory') }, { requiredKeys: [] }),
+              max: fc.record({ cpu: quantity('cpu'), memory: quantity('memory'), 'ephemeral-storage': quantity('ephemeral-storage') }, { requiredKeys: [] }),
+              maxLimitRequestRatio: fc.record({ cpu: fc.constantFrom('1', '2', '4'), memory: fc.constantFrom('1', '2') }, { requiredKeys: [] }),
+            },
+            { requiredKeys: [] },
+          ),
+          { nil: undefined },
+        ),
+        quota: fc.option(fc.record({ 'requests.cpu': fc.constantFrom('30m', '1'), 'limits.memory': fc.constantFrom('40Mi', '1Gi'), 'limits.ephemeral-storage': fc.constant('10Gi'), 'requests.memory': fc.constantFrom('12Mi', '1Gi') }, { requiredKeys: [] }), { nil: undefined }),
+        policies: fc.subarray(Object.keys(POLICIES), { maxLength: 3 }),
+        agent: fc.record(
+          {
+            image: fc.constantFrom(undefined, `${ALLOWED[0]}span-profiling-agent:test`, `${ALLOWED[1]}span-profiling-agent:test`),
+            resources: fc.constantFrom(undefined, { requests: { cpu: '5m', memory: '8Mi' }, limits: { cpu: '50m', memory: '32Mi' } }, { limits: { memory: '128Mi' } }),
+            securityContext: fc.constantFrom(undefined, { runAsUser: 1000 }, { privileged: true }, { runAsNonRoot: false, runAsUser: 0 }),
+          },
+          { requiredKeys: [] },
+        ),
+      });
+      fc.sample(twin, { numRuns: TWINS, seed: 25 }).forEach((t, id) => {
+        const limits = t.limits as Record<string, Record<string, string>> | undefined;
+        for (const [r, min] of Object.entries(limits?.['min'] ?? {})) {
+          // The API server wants a range's min at most its max, and its ratio at most max/min.
+          const max = limits?.['max']?.[r];
+          if (max !== undefined && bytes(min) > bytes(max)) [limits!['min']![r], limits!['max']![r]] = [max, min];
+          const hi = limits?.['max']?.[r];
+          const ratio = limits?.['maxLimitRequestRatio'];
+          if (ratio?.[r] !== undefined && hi !== undefined && Number(ratio[r]) > bytes(hi) / bytes(limits!['min']![r]!)) delete ratio[r];
+        }
+        const agent = Object.fromEntries(Object.entries(t.agent).filter(([, v]) => v !== undefined));
+        twins.push({ id, ...(t.psa ? { psa: t.psa } : {}), ...(limits ? { limits } : {}), ...(t.quota ? { quota: t.quota as Record<string, string> } : {}), policies: t.policies, agent });
+      });
+      for (const [name, expression] of Object.entries(POLICIES)) {
+        const policy = { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingAdmissionPolicy', metadata: { name }, spec: { failurePolicy: 'Fail', matchConstraints: { resourceRules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'] }] }, validations: [{ expression, message: `policy ${name}` }] } };
+        const binding = { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingAdmissionPolicyBinding', metadata: { name }, spec: { policyName: name, validationActions: ['Deny'], matchResources: { namespaceSelector: { matchLabels: { [`policy.shop.internal/${name}`]: 'on' } } } } };
+        for (const o of [policy, binding]) assert.equal((await apply(o)).code, 0);
+      }
+      for (const t of twins) {
+        for (const ns of [plainNs(t), hookedNs(t)]) {
+          await cp.kubectl('create', 'namespace', ns);
+          const labels = [...(t.psa ? [`pod-security.kubernetes.io/enforce=${t.psa}`] : []), ...t.policies.map((p) => `policy.shop.internal/${p}=on`)];
+          if (labels.length > 0) await cp.kubectl('label', 'namespace', ns, ...labels);
+          if (t.limits !== undefined) {
+            const lr = await apply({ apiVersion: 'v1', kind: 'LimitRange', metadata: { name: 'hardened' }, spec: { limits: [{ type: 'Container', ...t.limits }] } }, ns);
+            assert.equal(lr.code, 0, lr.stderr);
+          }
+          if (t.quota !== undefined) {
+            const q = await cp.api<{ metadata: unknown }>('POST', `/api/v1/namespaces/${ns}/resourcequotas`, { apiVersion: 'v1', kind: 'ResourceQuota', metadata: { name: 'team' }, spec: { hard: t.quota } });
+            assert.equal(q.status, 201, JSON.stringify(q.body));
+            // No controller manager here: the quota controller's first status, as it writes it.
+            const st = await cp.api('PUT', `/api/v1/namespaces/${ns}/resourcequotas/team/status`, { ...q.body, status: { hard: t.quota, used: Object.fromEntries(Object.keys(t.quota).map((k) => [k, '0'])) } });
+            assert.equal(st.status, 200);
+          }
+        }
+        assert.equal((await apply(spanProfiling('default', { agent: t.agent }), hookedNs(t))).code, 0, JSON.stringify(t.agent));
+        await cp.kubectl('annotate', 'namespace', hookedNs(t), 'spanprofiling.io/inject=true');
+      }
+      for (const t of twins) {
+        await until(`namespace ${hookedNs(t)} labelled for the webhook`, async () => ((await cp.api<{ metadata: { labels?: Record<string, string> } }>('GET', `/api/v1/namespaces/${hookedNs(t)}`)).body.metadata.labels?.['spanprofiling.io/injection'] === 'enabled' ? true : undefined));
+      }
+      // The API server loads policies asynchronously: wait until each refuses, in a namespace bound to it alone, a pod that breaks them all.
+      const breaksAll = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'probe' }, spec: { containers: [{ name: 'app', image: 'x' }], initContainers: [{ name: 'a', image: 'x' }, { name: 'b', image: 'x' }], volumes: [{ name: 'v', emptyDir: {} }] } };
+      for (const name of Object.keys(POLICIES)) {
+        const ns = `probe-${name}`;
+        await cp.kubectl('create', 'namespace', ns);
+        await cp.kubectl('label', 'namespace', ns, `policy.shop.internal/${name}=on`);
+        await until(`policy ${name} in force`, async () => {
+          const r = await cp.api<{ message?: string }>('POST', `/api/v1/namespaces/${ns}/pods?dryRun=All`, breaksAll);
+          return (r.status >= 400 && (r.body.message ?? '').includes(`policy ${name}`)) || undefined;
+        }, 60_000);
+      }
+    });
+
+    it(`admits every pod with the webhook that it admits without, whatever the namespace's Pod Security level, LimitRange, quota and policies (${PAIRS} pairs)`, async function () {
+      this.timeout(1_200_000);
+      const { default: fc } = await import('fast-check');
+      const resources = fc.constantFrom(
+        undefined,
+        { requests: { cpu: '10m', memory: '16Mi' }, limits: { cpu: '50m', memory: '32Mi' } },
+        { requests: { cpu: '5m', memory: '4Mi' }, limits: { memory: '48Mi', 'ephemeral-storage': '100Mi' } },
+        { requests: { cpu: '100m', memory: '64Mi' }, limits: { cpu: '100m', memory: '128Mi', 'ephemeral-storage': '1Gi' } },
+        { limits: { cpu: '250m', memory: '48Mi' } },
+      );
+      const securityContext = fc.constantFrom(undefined, { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, runAsNonRoot: true, runAsUser: 1000, seccompProfile: { type: 'RuntimeDefault' } }, { runAsNonRoot: true }, { privileged: true });
+      const container = fc.record({ name: fc.constantFrom('app', 'api', 'worker'), image: fc.constantFrom(`${ALLOWED[0]}web:1`, `${ALLOWED[1]}web:1`, 'node:24'), resources, securityContext });
+      const pod = fc.record({
+        twin: fc.nat({ max: TWINS - 1 }),
+        containers: fc.uniqueArray(container, { selector: (c) => c.name, minLength: 1, maxLength: 2 }),
+        init: fc.option(fc.record({ name: fc.constant('migrate'), image: fc.constantFrom(`${ALLOWED[0]}migrate:1`, `${ALLOWED[1]}migrate:1`), resources, securityContext }), { nil: undefined }),
+        podSecurityContext: fc.constantFrom(undefined, { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } }),
+        team: fc.boolean(),
+        volume: fc.constantFrom(undefined, { name: 'config', configMap: { name: 'web' } }, { name: 'scratch', emptyDir: {} }),
+        // Teams mostly write pods their namespace admits: each rule is followed, or not, at random.
+        follows: fc.record({ images: fc.boolean(), limits: fc.boolean(), security: fc.boolean(), labels: fc.boolean(), volumes: fc.boolean(), ranges: fc.boolean() }),
+      });
+      const samples = fc.sample(pod, { numRuns: PAIRS, seed: 7 });
+      type Gen = (typeof samples)[number];
+      type C = { name: string; image: string; resources?: { requests?: Record<string, string>; limits?: Record<string, string> }; securityContext?: Record<string, unknown> };
+      type Spec = { containers: C[]; initContainers?: C[]; securityContext?: Record<string, unknown>; volumes?: { name: string }[] };
+      const RESTRICTED = { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, runAsNonRoot: true, runAsUser: 1000, seccompProfile: { type: 'RuntimeDefault' } };
+      /** The pod as its team would write it for the namespace, rule by rule where it follows them. */
+      const follow = (g: Gen, t: Twin, spec: Spec, labels: Record<string, string>): void => {
+        const all = [...spec.containers, ...(spec.initContainers ?? [])];
+        const registry = t.policies.find((p) => p.startsWith('allowed-registry-'));
+        if (g.follows.images && registry !== undefined) for (const c of all) c.image = `${ALLOWED[Number(registry.slice(-1))]}${c.image.replace(/^.*\//, '')}`;
+        if (g.follows.security && (t.psa !== undefined || t.policies.includes('run-as-non-root'))) {
+          spec.securityContext = { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } };
+          for (const c of all) c.securityContext = RESTRICTED;
+        }
+        if (g.follows.labels && t.policies.includes('team-label-required')) labels['team'] = 'shop';
+        if (g.follows.volumes && t.policies.includes('persistent-volume-types-only')) delete spec.volumes;
+        if (g.follows.ranges && (t.limits !== undefined || t.quota !== undefined)) {
+          const pick = (r: string, fallback: string): string => t.limits?.['min']?.[r] ?? (t.limits?.['max']?.[r] !== undefined && bytes(t.limits['max'][r]!) < bytes(fallback) ? t.limits['max'][r]! : fallback);
+          const [cpu, memory, storage] = [pick('cpu', '5m'), pick('memory', '16Mi'), t.limits?.['max']?.['ephemeral-storage'] ?? '100Mi'];
+          for (const c of all) c.resources = { requests: { cpu, memory, 'ephemeral-storage': storage }, limits: { cpu, memory, 'ephemeral-storage': storage } };
+        }
+        if (g.follows.limits && t.policies.includes('memory-limits-required')) for (const c of all) c.resources = { ...c.resources, limits: { memory: '48Mi', ...c.resources?.limits } };
+      };
+      const clean = <T extends Record<string, unknown>>(o: T): T => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+      type Created = { status: number; body: { metadata?: { annotations?: Record<string, string> }; spec?: { initContainers?: unknown[] }; message?: string } };
+      const failures: string[] = [];
+      const tally = { admittedPlain: 0, injected: 0, refused: new Map<string, number>(), otherSkips: 0, unseen: 0 };
+      let next = 0;
+      const started = Date.now();
+      const worker = async (): Promise<void> => {
+        while (next < samples.length && failures.length < 5) {
+          const i = next++;
+          const g = samples[i]!;
+          const t = twins[g.twin]!;
+          const spec = clean({ containers: g.containers.map((c) => clean(c)), initContainers: g.init === undefined ? undefined : [clean(g.init)], securityContext: g.podSecurityContext, volumes: g.volume === undefined ? undefined : [g.volume] }) as Spec;
+          const labels: Record<string, string> = g.team ? { team: 'shop' } : {};
+          follow(g, t, spec, labels);
+          const body = { apiVersion: 'v1', kind: 'Pod', metadata: { name: `p${i}`, labels }, spec };
+          const plain = (await cp.api('POST', `/api/v1/namespaces/${plainNs(t)}/pods?dryRun=All`, body)) as Created;
+          if (plain.status !== 201) continue;
+          tally.admittedPlain++;
+          const hooked = (await cp.api('POST', `/api/v1/namespaces/${hookedNs(t)}/pods?dryRun=All`, body)) as Created;
+          if (hooked.status !== 201) {
+            failures.push(`pair ${i} in ${hookedNs(t)} (${JSON.stringify(t)}): ${JSON.stringify(body)}\n  admitted without the webhook, refused with it: ${hooked.body.message}`);
+            continue;
+          }
+          const a = hooked.body.metadata?.annotations ?? {};
+          const kind = a['spanprofiling.io/refused-by']?.replace(/\/.*/, '');
+          if (a['spanprofiling.io/status'] === 'injected') tally.injected++;
+          else if (kind !== undefined) tally.refused.set(kind, (tally.refused.get(kind) ?? 0) + 1);
+          else if (a['spanprofiling.io/status'] === undefined) tally.unseen++;
+          else tally.otherSkips++;
+          if (a['spanprofiling.io/status'] !== 'injected' && hooked.body.spec?.initContainers?.length !== (g.init === undefined ? undefined : 1)) failures.push(`pair ${i}: not injected, yet its init containers changed`);
+        }
+      };
+      await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+      const seconds = (Date.now() - started) / 1000;
+      const refused = [...tally.refused].map(([k, v]) => `${k} ${v}`).join(', ');
+      console.log(`      oracle with policies: ${PAIRS} pairs in ${seconds.toFixed(0)} s over ${TWINS} twin namespaces; ${tally.admittedPlain} admitted without the webhook, all admitted with it: ${tally.injected} injected, refused-by ${refused || 'none'}, ${tally.otherSkips} skipped for other reasons, ${tally.unseen} unseen (webhook timeout)`);
+      assert.deepEqual(failures.slice(0, 5), []);
+      assert.ok(tally.admittedPlain > PAIRS / 10, `enough admitted pods: ${tally.admittedPlain}`);
+      assert.ok(tally.injected > tally.admittedPlain / 10, `enough injected pods: ${tally.injected}`);
+      assert.ok(tally.refused.size >= 3, `several kinds of policy refuse the agent: ${refused}`);
+    });
+  });
+
   describe('a namespace that enforces Pod Security restricted', () => {
     const NS = 'psa-restricted';
     // A pod the restricted level admits, as hardened teams write them.
