@@ -101,6 +101,7 @@ describe('Helm chart charts/span-profiling-operator', function () {
     assert.equal(hook['sideEffects'], 'NoneOnDryRun');
     assert.equal(hook['reinvocationPolicy'], 'IfNeeded');
     assert.ok((hook['timeoutSeconds'] as number) <= 10);
+    assert.match(JSON.stringify(hook['matchConditions']), /request.dryRun == true .*request.options.fieldManager == 'spanprofiling.io-admission-check'/, "the admission check's own dry runs skip the webhook");
     assert.deepEqual(hook['rules'], [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'], scope: 'Namespaced' }]);
     assert.deepEqual(hook['namespaceSelector'], {
       matchLabels: { 'spanprofiling.io/injection': 'enabled' },

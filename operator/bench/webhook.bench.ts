@@ -6,7 +6,9 @@
  *    concurrent AdmissionReviews (keep-alive clients), p50/p99 and memory.
  * 2. Through the real API server: pod creations, 200 at a time, in a
  *    namespace the webhook mutates and in one it never sees, and the operator
- *    process's RSS.
+ *    process's RSS; with the admission check off and on (a dry run of each
+ *    mutated pod: once per template for a ReplicaSet's pods, once per pod
+ *    for pods that all differ).
  *
  * Options (env): BENCH_REVIEWS (default 20000), BENCH_PODS (default 1000), BENCH_CONCURRENCY (default 200).
  */
@@ -33,11 +35,12 @@ const percentile = (xs: number[], p: number): number => {
 };
 const mib = (bytes: number): string => `${(bytes / 1048576).toFixed(0)} MiB`;
 
-function pod(i: number) {
+/** A pod of one ReplicaSet, or (distinct) one that differs from every other pod (a label of its own). */
+function pod(i: number, distinct = false) {
   return {
     apiVersion: 'v1',
     kind: 'Pod',
-    metadata: { generateName: 'web-', labels: { app: 'web', 'pod-template-hash': 'abc12' }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-abc12', uid: `u${i}`, controller: true }] },
+    metadata: { generateName: 'web-', labels: { app: 'web', 'pod-template-hash': 'abc12', ...(distinct ? { instance: `i${i}` } : {}) }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-abc12', uid: '5f0c7a8e-0000-4000-8000-000000000001', controller: true }] },
     spec: { containers: [{ name: 'app', image: 'node:24', env: [{ name: 'NODE_OPTIONS', value: '--max-old-space-size=512' }, { name: 'PORT', value: '8080' }] }, { name: 'sidecar', image: 'envoy' }] },
   };
 }
@@ -114,48 +117,58 @@ async function throughApiServer(): Promise<void> {
     for (const ns of ['span-profiling', 'shop', 'plain']) await cp.kubectl('create', 'namespace', ns);
     await cp.kubectl('annotate', 'namespace', 'shop', 'spanprofiling.io/inject=true');
     await cp.kubectlResult(['apply', '-n', 'shop', '-f', '-'], JSON.stringify({ apiVersion: 'spanprofiling.io/v1alpha1', kind: 'SpanProfiling', metadata: { name: 'default' }, spec: { pyroscope: { address: 'http://p:4040' }, tracing: { otlp: { endpoint: 'http://j:4318' } } } }));
-    const [webhookPort, probePort] = [await freePort(), await freePort()];
+    const webhookPort = await freePort();
     await cp.kubectlResult(['apply', '-f', '-'], JSON.stringify({
       apiVersion: 'admissionregistration.k8s.io/v1',
       kind: 'MutatingWebhookConfiguration',
       metadata: { name: 'span-profiling-operator' },
-      webhooks: [{ name: 'pods.spanprofiling.io', admissionReviewVersions: ['v1'], sideEffects: 'None', failurePolicy: 'Ignore', timeoutSeconds: 5, reinvocationPolicy: 'IfNeeded', clientConfig: { url: `https://127.0.0.1:${webhookPort}${MUTATE_PATH}` }, rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'] }], namespaceSelector: { matchLabels: { 'spanprofiling.io/injection': 'enabled' } } }],
+      webhooks: [{ name: 'pods.spanprofiling.io', admissionReviewVersions: ['v1'], sideEffects: 'NoneOnDryRun', failurePolicy: 'Ignore', timeoutSeconds: 5, reinvocationPolicy: 'IfNeeded', clientConfig: { url: `https://127.0.0.1:${webhookPort}${MUTATE_PATH}` }, rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'] }], matchConditions: [{ name: 'not-the-admission-check', expression: "!(request.dryRun == true && has(request.options) && has(request.options.fieldManager) && request.options.fieldManager == 'spanprofiling.io-admission-check')" }], namespaceSelector: { matchLabels: { 'spanprofiling.io/injection': 'enabled' } } }],
     }));
-    operator = new ManagedProcess('operator', process.execPath, [path.join(REPO_ROOT, 'operator/dist/operator.js')], {
-      logDir,
-      env: { PATH: process.env['PATH'], KUBECONFIG: cp.kubeconfig, OPERATOR_NAMESPACE: 'span-profiling', AGENT_IMAGE: 'agent', WEBHOOK_PORT: String(webhookPort), PROBE_PORT: String(probePort), WEBHOOK_EXTRA_SANS: '127.0.0.1', LOG_LEVEL: 'warn' },
-    });
-    await operator.waitUntil('ready', () => httpOk(`http://127.0.0.1:${probePort}/readyz`), 60_000);
-    for (let i = 0; i < 100; i++) {
-      const probe = await cp.api<{ metadata: { annotations?: Record<string, string> } }>('POST', '/api/v1/namespaces/shop/pods', pod(i));
-      if (probe.body.metadata.annotations?.['spanprofiling.io/status'] === 'injected') break;
-      await new Promise((r) => setTimeout(r, 300));
-    }
-    const create = async (namespace: string): Promise<{ p50: number; p99: number; rate: number }> => {
+    const create = async (namespace: string, distinct = false): Promise<{ p50: number; p99: number; rate: number; injected: number }> => {
       const latencies: number[] = [];
       let next = 0;
+      let injected = 0;
       const started = performance.now();
       await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
         while (next < PODS) {
           const i = next++;
           const t = performance.now();
-          const r = await cp.api('POST', `/api/v1/namespaces/${namespace}/pods`, pod(i));
+          const r = await cp.api<{ metadata: { annotations?: Record<string, string> } }>('POST', `/api/v1/namespaces/${namespace}/pods`, pod(i, distinct));
           if (r.status !== 201) throw new Error(`pod creation: HTTP ${r.status}`);
           latencies.push(performance.now() - t);
+          if (r.body.metadata.annotations?.['spanprofiling.io/status'] === 'injected') injected++;
         }
       }));
-      return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), rate: PODS / ((performance.now() - started) / 1000) };
+      return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), rate: PODS / ((performance.now() - started) / 1000), injected };
     };
-    const plain = await create('plain');
-    const injected = await create('shop');
-    const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${operator.pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
-    const hwm = Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${operator.pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
-    const metrics = await (await fetch(`http://127.0.0.1:${probePort}/metrics`)).text();
-    const served = /spanprofiling_webhook_duration_seconds_count (\d+)/.exec(metrics)?.[1];
-    console.log(`\nthrough the real kube-apiserver, ${PODS} pod creations, ${CONCURRENCY} concurrent (apiserver, etcd, operator and client on 2 cores):`);
-    console.log(`  namespace the webhook never sees   p50 ${plain.p50.toFixed(1)} ms   p99 ${plain.p99.toFixed(1)} ms   ${plain.rate.toFixed(0)} pods/s`);
-    console.log(`  opted-in namespace (mutated)       p50 ${injected.p50.toFixed(1)} ms   p99 ${injected.p99.toFixed(1)} ms   ${injected.rate.toFixed(0)} pods/s`);
-    console.log(`  operator process                   RSS ${mib(rss)} (peak ${mib(hwm)}), reviews served ${served}`);
+    const line = (what: string, r: { p50: number; p99: number; rate: number; injected?: number }): string =>
+      `  ${what.padEnd(52)} p50 ${r.p50.toFixed(1).padStart(6)} ms   p99 ${r.p99.toFixed(1).padStart(6)} ms   ${r.rate.toFixed(0).padStart(4)} pods/s${r.injected !== undefined ? `   ${r.injected} injected` : ''}`;
+    console.log(`\nthrough the real kube-apiserver, ${PODS} pod creations per row, ${CONCURRENCY} concurrent (apiserver, etcd, operator and client on 2 cores):`);
+    for (const check of ['off', 'dry-run'] as const) {
+      const probePort = await freePort();
+      operator = new ManagedProcess(`operator-${check}`, process.execPath, [path.join(REPO_ROOT, 'operator/dist/operator.js')], {
+        logDir,
+        env: { PATH: process.env['PATH'], KUBECONFIG: cp.kubeconfig, OPERATOR_NAMESPACE: 'span-profiling', AGENT_IMAGE: 'agent', WEBHOOK_PORT: String(webhookPort), PROBE_PORT: String(probePort), WEBHOOK_EXTRA_SANS: '127.0.0.1', LOG_LEVEL: 'warn', ADMISSION_CHECK: check },
+      });
+      await operator.waitUntil('ready', () => httpOk(`http://127.0.0.1:${probePort}/readyz`), 60_000);
+      for (let i = 0; i < 100; i++) {
+        const probe = await cp.api<{ metadata: { annotations?: Record<string, string> } }>('POST', '/api/v1/namespaces/shop/pods?dryRun=All', pod(i));
+        if (probe.body.metadata.annotations?.['spanprofiling.io/status'] === 'injected') break;
+        await new Promise((r) => setTimeout(r, 300));
+      }
+      console.log(`admission check ${check}:`);
+      console.log(line('namespace the webhook never sees', await create('plain')));
+      console.log(line("opted-in namespace, one ReplicaSet's pods", await create('shop')));
+      if (check === 'dry-run') console.log(line('opted-in namespace, every pod different (no reuse)', await create('shop', true)));
+      const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${operator.pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+      const hwm = Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${operator.pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+      const metrics = await (await fetch(`http://127.0.0.1:${probePort}/metrics`)).text();
+      const served = /spanprofiling_webhook_duration_seconds_count (\d+)/.exec(metrics)?.[1];
+      const sum = Number(/spanprofiling_webhook_duration_seconds_sum ([\d.e+-]+)/.exec(metrics)?.[1] ?? NaN);
+      console.log(`  operator process: RSS ${mib(rss)} (peak ${mib(hwm)}), reviews served ${served} (the check's own included), mean answer ${((sum / Number(served)) * 1000).toFixed(1)} ms`);
+      await operator.stop();
+      operator = undefined;
+    }
   } finally {
     await operator?.stop();
     await cp.stop();

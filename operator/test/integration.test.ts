@@ -16,6 +16,8 @@ import { kubeFromEnvironment } from '../src/kube/client';
 
 const OPERATOR = path.join(REPO_ROOT, 'operator/dist/operator.js');
 const OPERATOR_NS = 'span-profiling';
+/** The chart's match condition: the admission check's own dry runs do not reach the webhook. */
+const NOT_THE_CHECK = "!(request.dryRun == true && has(request.options) && has(request.options.fieldManager) && request.options.fieldManager == 'spanprofiling.io-admission-check')";
 const WEBHOOK_CONFIG = 'span-profiling-operator';
 
 interface Pod {
@@ -115,6 +117,7 @@ describe('operator against a real kube-apiserver', function () {
           reinvocationPolicy: 'IfNeeded',
           clientConfig: { url: `https://127.0.0.1:${webhookPort}/mutate-v1-pod` },
           rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'], scope: 'Namespaced' }],
+          matchConditions: [{ name: 'not-the-admission-check', expression: NOT_THE_CHECK }],
           namespaceSelector: {
             matchLabels: { 'spanprofiling.io/injection': 'enabled' },
             matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', OPERATOR_NS] }],
