@@ -81,8 +81,11 @@ describe('Helm chart charts/span-profiling-operator', function () {
       'Service',
       'ServiceAccount',
       'ValidatingAdmissionPolicy',
+      'ValidatingAdmissionPolicy',
+      'ValidatingAdmissionPolicyBinding',
       'ValidatingAdmissionPolicyBinding',
     ]);
+    assert.deepEqual(objects.filter((o) => o.kind === 'ValidatingAdmissionPolicy').map((o) => o.metadata.name).sort(), ['spo-span-profiling-operator-dry-run-only', 'spo-span-profiling-operator-least-privilege']);
     const job = objects.find((o) => o.kind === 'Job')! as unknown as { metadata: { annotations: Record<string, string> }; spec: { template: { spec: { containers: { args: string[] }[] } } } };
     assert.equal(job.metadata.annotations['helm.sh/hook'], 'pre-delete', 'the Job is only the uninstall hook');
     assert.deepEqual(job.spec.template.spec.containers[0]!.args, ['uninstall']);

@@ -121,7 +121,7 @@ describe('drift: which pods are current, outdated or missed', () => {
     const tiny = [{ metadata: { name: 'hardened' }, spec: { limits: [{ type: 'Container', max: { memory: '4Mi' } }] } }];
     const limited = mutatePod({ pod: { metadata: { name: 'lr', namespace: 'shop', uid: 'u-lr' }, spec: { containers: [{ name: 'app', image: 'node:24' }] } }, namespace: 'shop', namespaceAnnotations: { 'spanprofiling.io/inject': 'true' }, spanProfilings: [profile], defaults: { agentImage: IMAGE }, limitRanges: tiny });
     assert.equal(limited.pod.metadata?.annotations?.['spanprofiling.io/refused-by'], 'LimitRange/hardened');
-    const imaged = (name: string) => slimPod(refusedByAdmission({ metadata: { name, namespace: 'shop', uid: `u-${name}` }, spec: { containers: [{ name: 'app', image: 'node:24' }] } }, profile, 'not injected: ...', 'ValidatingAdmissionPolicy/images').pod as never);
+    const imaged = (name: string) => slimPod(refusedByAdmission({ metadata: { name, namespace: 'shop', uid: `u-${name}` }, spec: { containers: [{ name: 'app', image: 'node:24' }] } }, profile, 'not injected: ...', 'ValidatingAdmissionPolicy/images', IMAGE).pod as never);
     const pods = [slimPod(limited.pod as never), imaged('v1'), imaged('v2'), admitted(profile, undefined, { name: 'ok' })].map((p) => ({ ...p, status: { phase: 'Running' } }));
     const d = drift(pods, profile, ctx([profile]));
     assert.deepEqual({ injected: d.injectedPods, missed: d.missedPods, refused: d.refusedPods }, { injected: 1, missed: 0, refused: 3 });
@@ -130,6 +130,8 @@ describe('drift: which pods are current, outdated or missed', () => {
       { policy: 'LimitRange/hardened', namespace: 'shop', pods: 1 },
     ]);
     assert.deepEqual(d.stale, [], 'nothing to restart: a restart would be refused again');
+    const mirrored = drift(pods, profile, { ...ctx([profile]), agentImage: 'images.shop.internal/agent:0.2.0' });
+    assert.deepEqual({ refused: mirrored.refusedPods, missed: mirrored.missedPods }, { refused: 1, missed: 2 }, "the operator's agent image changed: the pods refused with the old one may be admitted now");
     const edited = sp({ profiling: { sampleRateHz: 30 } }, 2);
     const after = drift(pods, edited, ctx([edited]));
     assert.deepEqual({ refused: after.refusedPods, missed: after.missedPods, outdated: after.outdatedPods }, { refused: 0, missed: 3, outdated: 1 });

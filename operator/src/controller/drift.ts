@@ -70,7 +70,9 @@ export function standing(pod: PodView, sp: SpanProfiling, ctx: DriftContext, dig
     spanProfilings: ctx.spanProfilings,
   });
   if (selection.outcome !== 'inject' || ref(selection.spanProfiling) !== key) return undefined;
-  if (a[ANNOTATION_SPANPROFILING] === key && a[ANNOTATION_CONFIG] === digest) return undefined;
+  // Refused with another agent image than a pod created now gets: a restart may be admitted.
+  const imageChanged = a[ANNOTATION_REFUSED_BY] !== undefined && a[ANNOTATION_AGENT_IMAGE] !== undefined && a[ANNOTATION_AGENT_IMAGE] !== agentImageFor(sp, ctx.agentImage);
+  if (a[ANNOTATION_SPANPROFILING] === key && a[ANNOTATION_CONFIG] === digest && !imageChanged) return undefined;
   return 'missed';
 }
 
@@ -114,7 +116,9 @@ export function drift(pods: Iterable<PodView>, sp: SpanProfiling, ctx: DriftCont
     seen.add(id);
     const a = pod.metadata.annotations ?? {};
     const policy = a[ANNOTATION_REFUSED_BY];
-    if (policy !== undefined && isLive(pod) && !isInjected(pod) && a[ANNOTATION_SPANPROFILING] === key && a[ANNOTATION_CONFIG] === digest) {
+    // Refused under this configuration (and this agent image, where the refusal was about it): a restart would be refused again.
+    const sameImage = a[ANNOTATION_AGENT_IMAGE] === undefined || a[ANNOTATION_AGENT_IMAGE] === agentImageFor(sp, ctx.agentImage);
+    if (policy !== undefined && isLive(pod) && !isInjected(pod) && a[ANNOTATION_SPANPROFILING] === key && a[ANNOTATION_CONFIG] === digest && sameImage) {
       const counts = byNamespace.get(pod.metadata.namespace) ?? zero();
       byNamespace.set(pod.metadata.namespace, counts);
       counts.refusedPods++;

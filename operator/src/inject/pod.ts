@@ -250,8 +250,10 @@ export function mutatePod(input: MutationInput): MutationResult {
  * server would refuse it with the agent (a policy the webhook cannot read,
  * found by the admission check).
  */
-export function refusedByAdmission(pod: V1Pod, sp: SpanProfiling | undefined, reason: string, policy: string | undefined): MutationResult {
+export function refusedByAdmission(pod: V1Pod, sp: SpanProfiling | undefined, reason: string, policy: string | undefined, agentImage?: string): MutationResult {
   const result = annotate(structuredClone(pod), { status: 'skipped', code: 'admission-refused', reason, warnings: [reason], ...(policy !== undefined ? { refusedBy: policy } : {}) }, sp);
+  // The image refused with it: another agent image (the operator's default changed) may be admitted.
+  if (agentImage !== undefined) result.pod.metadata!.annotations![ANNOTATION_AGENT_IMAGE] = agentImage;
   return sp === undefined ? result : { ...result, spanProfiling: sp };
 }
 

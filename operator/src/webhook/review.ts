@@ -82,7 +82,8 @@ export async function reviewChecked(body: unknown, ctx: ReviewContext, check: (n
   if (!injecting && verdict.kind === 'unknown') return outcome;
   // No verdict in time is no policy: the pod is not counted as refused (its reason says what happened).
   const policy = verdict.kind === 'refused' ? policyOf(verdict.message) : undefined;
-  const fallback = injecting ? refusedByAdmission(mutation.original, mutation.result.spanProfiling, refusalReason(verdict, mutation.result), policy) : undefined;
+  const agentImage = mutation.result.pod.spec?.initContainers?.find((c) => c.name === INIT_CONTAINER)?.image;
+  const fallback = injecting ? refusedByAdmission(mutation.original, mutation.result.spanProfiling, refusalReason(verdict, mutation.result), policy, agentImage) : undefined;
   if (fallback !== undefined && verdict.kind === 'unknown') return mutation.respond(fallback);
   const second = fallback !== undefined ? await check(namespace, fallback.pod) : verdict;
   if (fallback !== undefined && second.admitted) return mutation.respond(fallback);
