@@ -976,6 +976,20 @@ describe('operator against a real kube-apiserver', function () {
       });
     }
 
+    it('admits and injects a pod where the namespace enforces baseline', async () => {
+      const ns = 'psa-baseline';
+      await cp.kubectl('create', 'namespace', ns);
+      await cp.kubectl('label', 'namespace', ns, 'pod-security.kubernetes.io/enforce=baseline');
+      assert.equal((await apply(spanProfiling('default'), ns)).code, 0);
+      await cp.kubectl('annotate', 'namespace', ns, 'spanprofiling.io/inject=true');
+      const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web' }, spec: { containers: [{ name: 'app', image: 'node:24' }] } };
+      await until('an injected pod', async () => {
+        const res = await cp.api<Pod & { message?: string }>('POST', `/api/v1/namespaces/${ns}/pods?dryRun=All`, pod);
+        assert.equal(res.status, 201, `the API server admits the pod: ${res.body.message ?? ''}`);
+        return res.body.metadata.annotations?.['spanprofiling.io/status'] === 'injected' || undefined;
+      });
+    });
+
     it('admits a restricted pod untouched, with the reason, when agent.securityContext would break the level (privileged)', async () => {
       const r = await apply(spanProfiling('default', { agent: { securityContext: { privileged: true } } }), NS);
       assert.equal(r.code, 0, r.stderr);
@@ -1013,6 +1027,13 @@ describe('operator against a real kube-apiserver', function () {
         app: { requests: { cpu: '100m', memory: '64Mi' }, limits: { cpu: '200m', memory: '64Mi' } },
         expect: 'injected',
         check: (r) => assert.equal(r.requests?.['cpu'], '100m'),
+      },
+      {
+        ns: 'lr-defaults',
+        limits: { default: { cpu: '300m', memory: '256Mi' }, defaultRequest: { cpu: '100m', memory: '128Mi' } },
+        app: {},
+        expect: 'injected',
+        check: (r) => assert.deepEqual(r, { requests: { cpu: '10m', memory: '16Mi' }, limits: { cpu: '200m', memory: '64Mi' } }, 'defaults are for containers that state nothing: the agent states its own'),
       },
       {
         ns: 'lr-tiny',
