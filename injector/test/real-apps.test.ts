@@ -168,7 +168,17 @@ for (const node of testNodes()) {
             for (const c of real.calls) answers.push(await call(app.port, c));
             if (agent) {
               await waitFor('the spans', () => serverSpans(otlp.spans).length >= real.calls.length);
-              await waitFor('a profile of the hot route', () => allSamples(pyroscope.cpuProfiles()).some((s) => s.stack.includes('hotAlpha')));
+              // A 30 ms request may get no CPU sample on a machine busy with other work: ask the hot route again until one comes.
+              const hotCall = real.calls.find((c) => c.path.includes('ms='))!;
+              let asked = Date.now();
+              await waitFor('a profile of the hot route', () => {
+                if (allSamples(pyroscope.cpuProfiles()).some((s) => s.stack.includes('hotAlpha'))) return true;
+                if (Date.now() - asked > 3000) {
+                  asked = Date.now();
+                  void call(app.port, hotCall).catch(() => undefined);
+                }
+                return false;
+              }, 60_000);
             }
             // The port and the times an app prints differ from run to run.
             const stdout = app.stdout.split(String(app.port)).join('<port>').replace(/\b\d+(\.\d+)?m?s\b/g, '<time>');
@@ -180,13 +190,14 @@ for (const node of testNodes()) {
           assert.deepEqual(runs[1]!.exit, runs[0]!.exit, 'the same end on SIGTERM with the agent');
           const names = serverSpans(otlp.spans).map((s) => s.name);
           for (const route of real.routes) assert.ok(names.includes(route), `a server span named ${route} (got ${names.join(', ')})`);
-          // The request's local root: the route's span, or the HTTP span a framework's own span runs under.
-          const named = serverSpans(otlp.spans).find((s) => s.name === real.hotRoute)!;
-          const hot = named.attributes['pyroscope.profile.id'] !== undefined ? named : otlp.spans.find((s) => s.spanId === named.parentSpanId)!;
-          assert.equal(hot.attributes['pyroscope.profile.id'], hot.spanId);
+          // Each hot request's local root: the route's span, or the HTTP span a framework's own span runs under.
+          const roots = serverSpans(otlp.spans)
+            .filter((s) => s.name === real.hotRoute)
+            .map((named) => (named.attributes['pyroscope.profile.id'] !== undefined ? named : otlp.spans.find((s) => s.spanId === named.parentSpanId)!));
+          for (const root of roots) assert.equal(root.attributes['pyroscope.profile.id'], root.spanId);
           const hotSamples = allSamples(pyroscope.cpuProfiles()).filter((s) => s.stack.includes('hotAlpha'));
-          const onSpan = hotSamples.filter((s) => s.labels['span_id'] === hot.spanId);
-          assert.ok(onSpan.length > 0 && onSpan.length >= 0.9 * hotSamples.length, `the hot route's CPU is on its span (${onSpan.length} of ${hotSamples.length} samples)`);
+          const onSpan = hotSamples.filter((s) => roots.some((r) => r.spanId === s.labels['span_id']));
+          assert.ok(onSpan.length > 0 && onSpan.length >= 0.9 * hotSamples.length, `the hot route's CPU is on its requests' spans (${onSpan.length} of ${hotSamples.length} samples)`);
           assert.equal(onSpan[0]!.labels['span_name'], real.hotRoute);
         } finally {
           await pyroscope.close();

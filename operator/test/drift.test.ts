@@ -225,13 +225,13 @@ describe('rollout: which workload, and when not', () => {
     });
   }
 
-  it("counts a pod created before the workload's restart as on its way out, and one of the same second as new", () => {
-    const at = Date.parse('2026-12-04T10:00:00.700Z');
-    const created = (t: string): PodView => ({ metadata: { name: 'p', namespace: 'shop', creationTimestamp: t } });
-    assert.equal(predatesRestart(created('2026-12-04T09:59:59Z'), at), true);
-    assert.equal(predatesRestart(created('2026-12-04T10:00:00Z'), at), false);
-    assert.equal(predatesRestart(created('2026-12-04T09:59:59Z'), undefined), false, 'never restarted');
-    assert.equal(predatesRestart({ metadata: { name: 'p', namespace: 'shop' } }, at), false);
+  it("counts a pod of a revision before the workload's restart as on its way out, whenever it was created", () => {
+    const at = '2026-12-04T10:00:00Z';
+    const of = (restartedAt?: string, created = '2026-12-04T10:00:00Z'): PodView => ({ metadata: { name: 'p', namespace: 'shop', creationTimestamp: created, ...(restartedAt !== undefined ? { annotations: { 'kubectl.kubernetes.io/restartedAt': restartedAt } } : {}) } });
+    assert.equal(predatesRestart(of(undefined), at), true, 'made from the template before any restart, in the same second');
+    assert.equal(predatesRestart(of('2026-12-01T08:00:00Z'), at), true, 'an earlier restart');
+    assert.equal(predatesRestart(of(at, '2026-12-04T10:00:00Z'), at), false, 'the new revision, in the same second');
+    assert.equal(predatesRestart(of(undefined, '2026-12-04T09:00:00Z'), undefined), false, 'never restarted');
   });
 
   it('restarts a workload once, though its old pod lingers in the cache after the rollout is done', async () => {
@@ -263,7 +263,7 @@ describe('rollout: which workload, and when not', () => {
     assert.match((await rollouts.step(profile, [old], events)).status?.message ?? '', /^nothing to restart/);
     assert.equal(patches.length, 1);
     // A pod of the new revision that is still stale (the webhook was down again) is restarted for.
-    const fresh: PodView = { ...old, metadata: { ...old.metadata, name: 'web-2', creationTimestamp: new Date(now).toISOString() } };
+    const fresh: PodView = { ...old, metadata: { ...old.metadata, name: 'web-2', creationTimestamp: new Date(now).toISOString(), annotations: { 'kubectl.kubernetes.io/restartedAt': '2026-12-04T10:00:00Z' } } };
     now += 5000;
     assert.match((await rollouts.step(profile, [fresh], events)).status?.message ?? '', /^restarted Deployment shop\/web/);
     assert.equal(patches.length, 2);

@@ -469,12 +469,13 @@ describe('operator against a real kube-apiserver', function () {
       const r = await cp.api('PUT', `${deploymentPath}/status`, { ...d, status: { observedGeneration: d.metadata.generation, replicas: 1, updatedReplicas: 1, readyReplicas: 1, availableReplicas: 1 } });
       assert.equal(r.status, 200, JSON.stringify(r.body));
     };
-    /** A pod of the Deployment's ReplicaSet, as its controller would create it (the webhook sees it if it can). */
+    /** A pod of the Deployment's ReplicaSet, as its controller would create it from the current template (the webhook sees it if it can). */
     const createOwnedPod = async (): Promise<Pod> => {
+      const annotations = (await cp.api<Deployment>('GET', deploymentPath)).body.spec.template.metadata?.annotations ?? {};
       const res = await cp.api<Pod>('POST', `/api/v1/namespaces/${NS}/pods`, {
         apiVersion: 'v1',
         kind: 'Pod',
-        metadata: { name: `web-5d8f-${++pods}`, labels: { app: 'web' }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-5d8f', uid: rsUid, controller: true }] },
+        metadata: { name: `web-5d8f-${++pods}`, labels: { app: 'web' }, annotations, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-5d8f', uid: rsUid, controller: true }] },
         spec: { containers: [{ name: 'app', image: 'node:24' }] },
       });
       assert.equal(res.status, 201, JSON.stringify(res.body));

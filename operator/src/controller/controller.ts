@@ -11,7 +11,7 @@ import { ANNOTATION_REASON, ANNOTATION_SPANPROFILING, ANNOTATION_STATUS, GROUP, 
 import { selectSpanProfiling } from '../inject/select';
 import { podSpecProblems } from '../inject/validate';
 import { drift, type PodView } from './drift';
-import { Rollouts, type WorkloadRef } from './rollout';
+import { RESTARTED_AT, Rollouts, type WorkloadRef } from './rollout';
 import { parseInject } from '../inject/annotations';
 import type { Kube } from '../kube/client';
 import { isForbidden, isNotFound } from '../kube/client';
@@ -105,7 +105,8 @@ export class Caches {
  */
 export function slimPod(pod: Pod): Pod {
   const m = pod.metadata;
-  const annotations = Object.fromEntries(Object.entries(m.annotations ?? {}).filter(([k]) => k.startsWith('spanprofiling.io/')));
+  // Ours, and the revision's restart time (the rollout tells an old revision's pod by it).
+  const annotations = Object.fromEntries(Object.entries(m.annotations ?? {}).filter(([k]) => k.startsWith('spanprofiling.io/') || k === RESTARTED_AT));
   const owner = m.ownerReferences?.find((o) => o.controller === true);
   return {
     metadata: {

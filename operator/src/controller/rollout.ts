@@ -118,7 +118,9 @@ export function blocker(w: Workload, kind: WorkloadKind): string | undefined {
 }
 
 /** The merge patch `kubectl rollout restart` sends. */
-export const restartPatch = (at: Date): unknown => ({ spec: { template: { metadata: { annotations: { [RESTARTED_AT]: at.toISOString().replace(/\.\d+Z$/, 'Z') } } } } });
+export const restartPatch = (at: Date): { spec: { template: { metadata: { annotations: Record<string, string> } } } } => ({
+  spec: { template: { metadata: { annotations: { [RESTARTED_AT]: at.toISOString().replace(/\.\d+Z$/, 'Z') } } } },
+});
 
 interface State {
   /** The workload restarted last, until it has rolled out. */
@@ -147,23 +149,24 @@ export interface RolloutEvents {
 }
 
 /**
- * Whether a pod is of the revision before our restart of its workload: it
- * was created before that restart (creationTimestamp has whole seconds, so
- * a pod of the same second counts as new). Such a pod is on its way out; the
- * controller's cache may still hold it after the workload reports its
- * rollout done, and it must not trigger a second restart.
+ * Whether a pod is of a revision before the workload's last restart: its
+ * template's `kubectl.kubernetes.io/restartedAt` (which the workload's
+ * controller copies into every pod it makes) is not the workload's. Such a
+ * pod is on its way out; the controller's cache may still hold it after the
+ * workload reports its rollout done, and it must not trigger a second
+ * restart. (Creation times, whole seconds, could not tell a pod made in the
+ * second of the restart from one made just before it.)
  */
-export function predatesRestart(pod: PodView, restartedAtMs: number | undefined): boolean {
-  if (restartedAtMs === undefined) return false;
-  const created = Date.parse(pod.metadata.creationTimestamp ?? '');
-  return Number.isFinite(created) && created < Math.floor(restartedAtMs / 1000) * 1000;
+export function predatesRestart(pod: PodView, restartedAt: string | undefined): boolean {
+  if (restartedAt === undefined) return false;
+  return pod.metadata.annotations?.[RESTARTED_AT] !== restartedAt;
 }
 
 export class Rollouts {
   private readonly states = new Map<string, State>();
   private readonly rsOwners = new Map<string, OwnerReference | undefined>();
-  /** When each workload was last restarted by this leader. */
-  private readonly restartedAt = new Map<string, number>();
+  /** Each workload's restartedAt value as this leader last set it. */
+  private readonly restartedAt = new Map<string, string>();
 
   constructor(
     private readonly kube: Kube,
@@ -179,13 +182,13 @@ export class Rollouts {
    * (kubectl.kubernetes.io/restartedAt), so that a replica that just took the lead, or a process
    * that restarted, does not restart again what another restart already replaces.
    */
-  private async lastRestart(w: WorkloadRef): Promise<number | undefined> {
+  private async lastRestart(w: WorkloadRef): Promise<string | undefined> {
     const key = workloadKey(w);
     const known = this.restartedAt.get(key);
     if (known !== undefined) return known;
     const live = await this.kube.get<Workload>(workloadPath(w));
-    const at = Date.parse(live?.spec?.template?.metadata?.annotations?.[RESTARTED_AT] ?? '');
-    if (!Number.isFinite(at)) return undefined;
+    const at = live?.spec?.template?.metadata?.annotations?.[RESTARTED_AT];
+    if (at === undefined) return undefined;
     if (this.restartedAt.size > 10_000) this.restartedAt.clear();
     this.restartedAt.set(key, at);
     return at;
@@ -269,11 +272,12 @@ export class Rollouts {
           continue;
         }
         const at = this.now();
-        await this.kube.request('PATCH', workloadPath(w), restartPatch(at), 'application/strategic-merge-patch+json');
+        const patch = restartPatch(at);
+        await this.kube.request('PATCH', workloadPath(w), patch, 'application/strategic-merge-patch+json');
         state.current = w;
         state.restarts.push(at.getTime());
         if (this.restartedAt.size > 10_000) this.restartedAt.clear();
-        this.restartedAt.set(workloadKey(w), at.getTime());
+        this.restartedAt.set(workloadKey(w), patch.spec.template.metadata.annotations[RESTARTED_AT]);
         state.pass?.add(workloadKey(w));
         state.lastRestart = workloadKey(w);
         state.lastRestartTime = at.toISOString().replace(/\.\d+Z$/, 'Z');
