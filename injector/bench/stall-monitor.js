@@ -1,23 +1,46 @@
 // Preloaded by stalls.bench.ts into every configuration alike: a 1 ms timer that records how late
-// each tick of the event loop came. SIGUSR2 writes the gaps (ms) to $STALL_REPORT.
+// each tick of the event loop came, and V8's garbage collections as perf_hooks reports them (kind,
+// pause, and the heap in use right after). SIGUSR2 writes both, with the RSS, to $STALL_REPORT.
 'use strict';
 const fs = require('node:fs');
-const { performance } = require('node:perf_hooks');
+const v8 = require('node:v8');
+const { performance, PerformanceObserver, constants } = require('node:perf_hooks');
 
-const gaps = new Float64Array(1 << 17);
-const at = new Float64Array(1 << 17);
+const SIZE = 1 << 17;
+const gaps = new Float64Array(SIZE);
+const at = new Float64Array(SIZE);
 let n = 0;
 let last = performance.now();
 setInterval(() => {
   const now = performance.now();
-  gaps[n & (gaps.length - 1)] = now - last;
-  at[n & (gaps.length - 1)] = performance.timeOrigin + now;
+  gaps[n & (SIZE - 1)] = now - last;
+  at[n & (SIZE - 1)] = performance.timeOrigin + now;
   n++;
   last = now;
 }, 1).unref();
+
+// [wall time ms, 1 for a scavenge (minor) else 0, pause ms, heap used after (bytes)]
+const gcs = new Float64Array(SIZE * 4);
+let g = 0;
+new PerformanceObserver((list) => {
+  const heap = v8.getHeapStatistics().used_heap_size;
+  for (const e of list.getEntries()) {
+    const i = (g & (SIZE - 1)) * 4;
+    gcs[i] = performance.timeOrigin + e.startTime;
+    gcs[i + 1] = (e.detail?.kind ?? e.kind) === constants.NODE_PERFORMANCE_GC_MINOR ? 1 : 0;
+    gcs[i + 2] = e.duration;
+    gcs[i + 3] = heap;
+    g++;
+  }
+}).observe({ entryTypes: ['gc'] });
+
 process.on('SIGUSR2', () => {
-  const count = Math.min(n, gaps.length);
-  const out = [];
-  for (let i = n - count; i < n; i++) out.push([at[i & (gaps.length - 1)], gaps[i & (gaps.length - 1)]]);
-  fs.writeFileSync(process.env.STALL_REPORT, JSON.stringify(out));
+  const ticks = [];
+  for (let i = Math.max(0, n - SIZE); i < n; i++) ticks.push([at[i & (SIZE - 1)], gaps[i & (SIZE - 1)]]);
+  const collections = [];
+  for (let i = Math.max(0, g - SIZE); i < g; i++) {
+    const k = (i & (SIZE - 1)) * 4;
+    collections.push([gcs[k], gcs[k + 1], gcs[k + 2], gcs[k + 3]]);
+  }
+  fs.writeFileSync(process.env.STALL_REPORT, JSON.stringify({ ticks, gcs: collections, rss: process.memoryUsage.rss() }));
 });

@@ -1,21 +1,28 @@
 /**
- * `npm run bench:stalls`: how long the app's event loop stalls, with this agent, with tracing alone
- * and with dd-trace, side by side in one run. A light HTTP app serves an open-loop load of about
- * 300 requests/s; a 1 ms timer preloaded into every configuration (stall-monitor.js) records how
- * late each tick comes. Figures, not assertions: configurations interleaved round by round.
+ * `npm run bench:stalls`: how long the app's event loop stalls, and what garbage collection costs
+ * it, with this agent, with upstream OpenTelemetry, with tracing alone and with dd-trace, side by
+ * side in one run. Two HTTP apps serve an open-loop load of about 300 requests/s: a light one, and
+ * one whose handler allocates as most services do (300 sha256 digests per request, as JSON, buffers
+ * and templates would). A 1 ms timer preloaded into every configuration (stall-monitor.js) records
+ * how late each tick comes, and V8's collections as perf_hooks reports them. Figures, not
+ * assertions: configurations interleaved round by round.
  *
  *   none      the app alone
+ *   otel      upstream OpenTelemetry: the auto-instrumentations' register script, same exporter
  *   tracing   this agent with profiling off
  *   agent     this agent: tracing + span profiling (and its profile collections)
  *   dd-trace  dd-trace with its wall/CPU profiler and code hotspots, at the same upload period
  *
- * Printed per configuration (medians over rounds): the stall per tick at p50, p99 and max, and
- * the median of the six worst stalls of each window ("the worst six gaps"); for the agent, the
- * main thread's pause per profile collection as the agent measured it.
+ * Printed per app and configuration (medians over rounds): the stall per tick at p50, p99 and max,
+ * the median of the six worst stalls of each window ("the worst six gaps"); young-generation
+ * collections (scavenges) per second, the pause of each (median) and their total per second; the
+ * heap in use after a scavenge (median); the RSS at the window's end; for the agent, the main
+ * thread's pause per profile collection as the agent measured it.
  *
  * Options (env): BENCH_SECONDS (window, default 12), BENCH_ROUNDS (default 3), BENCH_RPS
  * (default 300), BENCH_UPLOAD_SECONDS (profile upload period for agent and dd-trace, default 5),
- * BENCH_AGENT_ENV (a JSON object of extra variables for the tracing and agent configurations).
+ * BENCH_AGENT_ENV (a JSON object of extra variables for the tracing and agent configurations),
+ * BENCH_CONFIGS (default none,otel,tracing,agent,dd-trace), BENCH_APPS (default light,allocating).
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as http from 'node:http';
@@ -33,16 +40,27 @@ const RPS = Number(process.env['BENCH_RPS'] ?? 300);
 const UPLOAD_SECONDS = Number(process.env['BENCH_UPLOAD_SECONDS'] ?? 5);
 const SERVER = path.join(FIXTURES, 'server.js');
 const MONITOR = path.join(__dirname, 'stall-monitor.js');
-const LIGHT = (i: number): string => `/work?fn=alpha&ms=0.2&rounds=2&via=await&i=${i}`;
+const APPS: Record<string, (i: number) => string> = {
+  light: (i) => `/work?fn=alpha&ms=0.2&rounds=2&via=await&i=${i}`,
+  allocating: (i) => `/work?fn=alpha&ms=0.05&rounds=1&alloc=300&via=await&i=${i}`,
+};
+const APP_NAMES = (process.env['BENCH_APPS'] ?? 'light,allocating').split(',').filter((a) => a in APPS);
 
-type Config = 'none' | 'tracing' | 'agent' | 'dd-trace';
-const CONFIGS = (process.env['BENCH_CONFIGS'] ?? 'none,tracing,agent,dd-trace').split(',') as Config[];
+type Config = 'none' | 'otel' | 'tracing' | 'agent' | 'dd-trace';
+const CONFIGS = (process.env['BENCH_CONFIGS'] ?? 'none,otel,tracing,agent,dd-trace').split(',') as Config[];
 
 interface Window {
   p50: number;
   p99: number;
   max: number;
   worst6: number;
+  /** Scavenges in the window: per second, the pause of each (median), their pauses per second. */
+  scavengesPerSecond: number;
+  scavengeMs: number;
+  scavengeMsPerSecond: number;
+  /** Heap in use right after a scavenge (median, bytes), and the RSS at the window's end. */
+  heapAfterScavenge: number;
+  rss: number;
   /** The agent's own measure of its pause per collection (ms), when it reports one. */
   collections: number[];
 }
@@ -52,6 +70,8 @@ function launch(config: Config, major: number, r: { pyroscope: PyroscopeReceiver
   switch (config) {
     case 'none':
       return { nodeArgs: [], env: {}, agent: false };
+    case 'otel':
+      return { nodeArgs: ['--require', require.resolve('@opentelemetry/auto-instrumentations-node/register')], env: tracingEnv(r.otlp.httpUrl), agent: false };
     case 'tracing':
       return { nodeArgs: [], env: { ...otel, OTEL_PYROSCOPE_START_PROFILING: 'false' }, agent: true };
     case 'agent':
@@ -66,7 +86,7 @@ function launch(config: Config, major: number, r: { pyroscope: PyroscopeReceiver
 }
 
 /** An open-loop load: RPS requests a second, spread evenly, whatever the answers take. */
-async function openLoop(port: number, seconds: number): Promise<number> {
+async function openLoop(port: number, seconds: number, pathFor: (i: number) => string): Promise<number> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
   let ok = 0;
   let i = 0;
@@ -78,7 +98,7 @@ async function openLoop(port: number, seconds: number): Promise<number> {
       pending.push(
         new Promise<void>((resolve) => {
           http
-            .get({ host: '127.0.0.1', port, path: LIGHT(i), agent }, (res) => {
+            .get({ host: '127.0.0.1', port, path: pathFor(i), agent }, (res) => {
               res.resume();
               res.on('end', () => {
                 if (res.statusCode === 200) ok++;
@@ -96,7 +116,7 @@ async function openLoop(port: number, seconds: number): Promise<number> {
   return ok;
 }
 
-async function measure(node: { bin: string; major: number }, config: Config): Promise<Window> {
+async function measure(node: { bin: string; major: number }, config: Config, pathFor: (i: number) => string): Promise<Window> {
   const r = { pyroscope: await new PyroscopeReceiver().start(), otlp: await new OtlpReceiver().start(), datadog: await new DatadogReceiver().start() };
   const dir = mkdtempSync(path.join(tmpdir(), 'spanprof-stalls-'));
   const report = path.join(dir, 'gaps.json');
@@ -104,16 +124,30 @@ async function measure(node: { bin: string; major: number }, config: Config): Pr
   const app = await AppProcess.start({ script: SERVER, node: node.bin, agent: how.agent, nodeArgs: ['--require', MONITOR, ...how.nodeArgs], env: { ...how.env, STALL_REPORT: report } });
   try {
     // Warm-up: instrumentations made, profiler started, a first collection and export made (their code runs cold once).
-    await openLoop(app.port, UPLOAD_SECONDS + 1.5);
+    await openLoop(app.port, UPLOAD_SECONDS + 1.5, pathFor);
     const from = Date.now();
-    await openLoop(app.port, SECONDS);
+    await openLoop(app.port, SECONDS, pathFor);
     const until = Date.now();
     process.kill(app.pid, 'SIGUSR2');
-    await waitFor('the stall report', () => existsSync(report) && readFileSync(report, 'utf8').endsWith(']'));
-    const gaps = (JSON.parse(readFileSync(report, 'utf8')) as [number, number][]).filter(([t]) => t >= from && t <= until).map(([, g]) => Math.max(0, g - 1));
+    await waitFor('the stall report', () => existsSync(report) && readFileSync(report, 'utf8').endsWith('}'));
+    const got = JSON.parse(readFileSync(report, 'utf8')) as { ticks: [number, number][]; gcs: [number, number, number, number][]; rss: number };
+    const gaps = got.ticks.filter(([t]) => t >= from && t <= until).map(([, g]) => Math.max(0, g - 1));
     const worst = [...gaps].sort((a, b) => b - a).slice(0, 6);
+    const scavenges = got.gcs.filter(([t, minor]) => minor === 1 && t >= from && t <= until);
+    const seconds = (until - from) / 1000;
     const collections = [...app.stderr.matchAll(/profile: collected in ([\d.]+)ms, shaped and queued in ([\d.]+)ms/g)].map((m) => Number(m[1]) + Number(m[2]));
-    return { p50: percentile(gaps, 50), p99: percentile(gaps, 99), max: Math.max(...gaps), worst6: median(worst), collections };
+    return {
+      p50: percentile(gaps, 50),
+      p99: percentile(gaps, 99),
+      max: Math.max(...gaps),
+      worst6: median(worst),
+      scavengesPerSecond: scavenges.length / seconds,
+      scavengeMs: median(scavenges.map(([, , ms]) => ms)),
+      scavengeMsPerSecond: scavenges.reduce((sum, [, , ms]) => sum + ms, 0) / seconds,
+      heapAfterScavenge: median(scavenges.map(([, , , heap]) => heap)),
+      rss: got.rss,
+      collections,
+    };
   } finally {
     await app.stop('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
@@ -123,26 +157,55 @@ async function measure(node: { bin: string; major: number }, config: Config): Pr
 
 async function main(): Promise<void> {
   const nodes = testNodes().filter((n, i, all) => all.findIndex((m) => m.major === n.major) === i);
-  console.log(`event-loop stalls: ~${RPS} req/s for ${SECONDS} s per window, ${ROUNDS} interleaved rounds, uploads every ${UPLOAD_SECONDS} s (ms; stall = how late a 1 ms timer tick came)\n`);
-  const rows = [['node', 'config', 'p50', 'p99', 'max', 'worst six (median)', 'agent pause per collection (median / max)']];
+  console.log(`event-loop stalls and garbage collection: ~${RPS} req/s for ${SECONDS} s per window, ${ROUNDS} interleaved rounds, uploads every ${UPLOAD_SECONDS} s (stall = how late a 1 ms timer tick came)\n`);
+  const rows = [['node', 'app', 'config', 'p50 ms', 'p99 ms', 'max ms', 'worst six ms', 'scavenges/s', 'ms each', 'ms/s', 'heap after MB', 'RSS MiB', 'agent pause per collection ms (median / max)']];
   for (const node of nodes) {
-    const results = new Map<Config, Window[]>(CONFIGS.map((c) => [c, []]));
-    for (let round = 0; round < ROUNDS; round++) for (const config of CONFIGS) results.get(config)!.push(await measure(node, config));
-    for (const config of CONFIGS) {
-      const w = results.get(config)!;
-      const pauses = w.flatMap((x) => x.collections);
-      rows.push([
-        String(node.major),
-        config,
-        median(w.map((x) => x.p50)).toFixed(2),
-        median(w.map((x) => x.p99)).toFixed(1),
-        median(w.map((x) => x.max)).toFixed(1),
-        median(w.map((x) => x.worst6)).toFixed(1),
-        pauses.length === 0 ? '' : `${median(pauses).toFixed(1)} / ${Math.max(...pauses).toFixed(1)} (${pauses.length})`,
-      ]);
+    for (const appName of APP_NAMES) {
+      const results = new Map<Config, Window[]>(CONFIGS.map((c) => [c, []]));
+      for (let round = 0; round < ROUNDS; round++) {
+        for (const config of round % 2 === 0 ? CONFIGS : [...CONFIGS].reverse()) {
+          try {
+            results.get(config)!.push(await measure(node, config, APPS[appName]!));
+          } catch (err) {
+            console.error(`${node.major} ${appName} ${config}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
+          }
+        }
+      }
+      for (const config of CONFIGS) {
+        const w = results.get(config)!;
+        if (w.length === 0) {
+          rows.push([String(node.major), appName, config, 'did not run']);
+          continue;
+        }
+        const m = (f: (x: Window) => number): number => median(w.map(f));
+        const pauses = w.flatMap((x) => x.collections);
+        rows.push([
+          String(node.major),
+          appName,
+          config,
+          m((x) => x.p50).toFixed(2),
+          m((x) => x.p99).toFixed(1),
+          m((x) => x.max).toFixed(1),
+          m((x) => x.worst6).toFixed(1),
+          m((x) => x.scavengesPerSecond).toFixed(1),
+          m((x) => x.scavengeMs).toFixed(2),
+          m((x) => x.scavengeMsPerSecond).toFixed(1),
+          (m((x) => x.heapAfterScavenge) / 1e6).toFixed(1),
+          (m((x) => x.rss) / 1048576).toFixed(0),
+          pauses.length === 0 ? '' : `${median(pauses).toFixed(1)} / ${Math.max(...pauses).toFixed(1)} (${pauses.length})`,
+        ]);
+      }
+      console.error(`done: ${node.major} ${appName}`);
     }
   }
   printTable(rows);
 }
 
-void main();
+// Ends once the table is printed, whatever handles the receivers or a peer left behind.
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
