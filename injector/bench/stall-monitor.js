@@ -1,6 +1,6 @@
 // Preloaded by stalls.bench.ts into every configuration alike: a 1 ms timer that records how late
 // each tick of the event loop came, and V8's garbage collections as perf_hooks reports them (kind,
-// pause, and the heap in use right after). SIGUSR2 writes both, with the RSS, to $STALL_REPORT.
+// pause, the heap in use right after, and the young generation's size). SIGUSR2 writes both, with the RSS, to $STALL_REPORT.
 'use strict';
 const fs = require('node:fs');
 const v8 = require('node:v8');
@@ -19,17 +19,20 @@ setInterval(() => {
   last = now;
 }, 1).unref();
 
-// [wall time ms, 1 for a scavenge (minor) else 0, pause ms, heap used after (bytes)]
-const gcs = new Float64Array(SIZE * 4);
+// [wall time ms, 1 for a scavenge (minor) else 0, pause ms, heap used after (bytes), young generation size (bytes)]
+const F = 5;
+const gcs = new Float64Array(SIZE * F);
 let g = 0;
 new PerformanceObserver((list) => {
   const heap = v8.getHeapStatistics().used_heap_size;
+  const young = v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? 0;
   for (const e of list.getEntries()) {
-    const i = (g & (SIZE - 1)) * 4;
+    const i = (g & (SIZE - 1)) * F;
     gcs[i] = performance.timeOrigin + e.startTime;
     gcs[i + 1] = (e.detail?.kind ?? e.kind) === constants.NODE_PERFORMANCE_GC_MINOR ? 1 : 0;
     gcs[i + 2] = e.duration;
     gcs[i + 3] = heap;
+    gcs[i + 4] = young;
     g++;
   }
 }).observe({ entryTypes: ['gc'] });
@@ -39,8 +42,8 @@ process.on('SIGUSR2', () => {
   for (let i = Math.max(0, n - SIZE); i < n; i++) ticks.push([at[i & (SIZE - 1)], gaps[i & (SIZE - 1)]]);
   const collections = [];
   for (let i = Math.max(0, g - SIZE); i < g; i++) {
-    const k = (i & (SIZE - 1)) * 4;
-    collections.push([gcs[k], gcs[k + 1], gcs[k + 2], gcs[k + 3]]);
+    const k = (i & (SIZE - 1)) * F;
+    collections.push([gcs[k], gcs[k + 1], gcs[k + 2], gcs[k + 3], gcs[k + 4]]);
   }
   fs.writeFileSync(process.env.STALL_REPORT, JSON.stringify({ ticks, gcs: collections, rss: process.memoryUsage.rss() }));
 });

@@ -22,7 +22,14 @@
  * Options (env): BENCH_SECONDS (window, default 12), BENCH_ROUNDS (default 3), BENCH_RPS
  * (default 300), BENCH_UPLOAD_SECONDS (profile upload period for agent and dd-trace, default 5),
  * BENCH_AGENT_ENV (a JSON object of extra variables for the tracing and agent configurations),
- * BENCH_CONFIGS (default none,otel,tracing,agent,dd-trace), BENCH_APPS (default light,allocating).
+ * BENCH_CONFIGS (default none,otel,tracing,agent,dd-trace), BENCH_APPS (default light,allocating),
+ * BENCH_SEMI_SPACE_MB (gives every configuration the same young generation, V8's semi-space size in
+ * MB, to compare what each scavenge costs at equal size; default: V8's own sizing).
+ *
+ * V8 grows the young generation while objects keep surviving scavenges (once the survivors since
+ * its last growth exceed its size), and under a steady load each scavenge pauses about in
+ * proportion to that size. "young MB" shows the size V8 chose at the window's scavenges: a process
+ * whose start-up left more surviving objects gets there sooner; the app alone gets there too, later.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as http from 'node:http';
@@ -60,6 +67,8 @@ interface Window {
   scavengeMsPerSecond: number;
   /** Heap in use right after a scavenge (median, bytes), and the RSS at the window's end. */
   heapAfterScavenge: number;
+  /** The young generation's size at the window's scavenges (median, bytes). */
+  young: number;
   rss: number;
   /** The agent's own measure of its pause per collection (ms), when it reports one. */
   collections: number[];
@@ -121,7 +130,9 @@ async function measure(node: { bin: string; major: number }, config: Config, pat
   const dir = mkdtempSync(path.join(tmpdir(), 'spanprof-stalls-'));
   const report = path.join(dir, 'gaps.json');
   const how = launch(config, node.major, r);
-  const app = await AppProcess.start({ script: SERVER, node: node.bin, agent: how.agent, nodeArgs: ['--require', MONITOR, ...how.nodeArgs], env: { ...how.env, STALL_REPORT: report } });
+  const semi = process.env['BENCH_SEMI_SPACE_MB'];
+  const young = semi === undefined ? [] : [`--min-semi-space-size=${semi}`, `--max-semi-space-size=${semi}`];
+  const app = await AppProcess.start({ script: SERVER, node: node.bin, agent: how.agent, nodeArgs: [...young, '--require', MONITOR, ...how.nodeArgs], env: { ...how.env, STALL_REPORT: report } });
   try {
     // Warm-up: instrumentations made, profiler started, a first collection and export made (their code runs cold once).
     await openLoop(app.port, UPLOAD_SECONDS + 1.5, pathFor);
@@ -130,7 +141,7 @@ async function measure(node: { bin: string; major: number }, config: Config, pat
     const until = Date.now();
     process.kill(app.pid, 'SIGUSR2');
     await waitFor('the stall report', () => existsSync(report) && readFileSync(report, 'utf8').endsWith('}'));
-    const got = JSON.parse(readFileSync(report, 'utf8')) as { ticks: [number, number][]; gcs: [number, number, number, number][]; rss: number };
+    const got = JSON.parse(readFileSync(report, 'utf8')) as { ticks: [number, number][]; gcs: [number, number, number, number, number][]; rss: number };
     const gaps = got.ticks.filter(([t]) => t >= from && t <= until).map(([, g]) => Math.max(0, g - 1));
     const worst = [...gaps].sort((a, b) => b - a).slice(0, 6);
     const scavenges = got.gcs.filter(([t, minor]) => minor === 1 && t >= from && t <= until);
@@ -145,6 +156,7 @@ async function measure(node: { bin: string; major: number }, config: Config, pat
       scavengeMs: median(scavenges.map(([, , ms]) => ms)),
       scavengeMsPerSecond: scavenges.reduce((sum, [, , ms]) => sum + ms, 0) / seconds,
       heapAfterScavenge: median(scavenges.map(([, , , heap]) => heap)),
+      young: median(scavenges.map(([, , , , young]) => young)),
       rss: got.rss,
       collections,
     };
@@ -157,8 +169,9 @@ async function measure(node: { bin: string; major: number }, config: Config, pat
 
 async function main(): Promise<void> {
   const nodes = testNodes().filter((n, i, all) => all.findIndex((m) => m.major === n.major) === i);
-  console.log(`event-loop stalls and garbage collection: ~${RPS} req/s for ${SECONDS} s per window, ${ROUNDS} interleaved rounds, uploads every ${UPLOAD_SECONDS} s (stall = how late a 1 ms timer tick came)\n`);
-  const rows = [['node', 'app', 'config', 'p50 ms', 'p99 ms', 'max ms', 'worst six ms', 'scavenges/s', 'ms each', 'ms/s', 'heap after MB', 'RSS MiB', 'agent pause per collection ms (median / max)']];
+  const semi = process.env['BENCH_SEMI_SPACE_MB'];
+  console.log(`event-loop stalls and garbage collection: ~${RPS} req/s for ${SECONDS} s per window, ${ROUNDS} interleaved rounds, uploads every ${UPLOAD_SECONDS} s (stall = how late a 1 ms timer tick came)${semi === undefined ? '' : `; every configuration with a ${semi} MB semi-space`}\n`);
+  const rows = [['node', 'app', 'config', 'p50 ms', 'p99 ms', 'max ms', 'worst six ms', 'scavenges/s', 'ms each', 'ms/s', 'young MB', 'heap after MB', 'RSS MiB', 'agent pause per collection ms (median / max)']];
   for (const node of nodes) {
     for (const appName of APP_NAMES) {
       const results = new Map<Config, Window[]>(CONFIGS.map((c) => [c, []]));
@@ -190,6 +203,7 @@ async function main(): Promise<void> {
           m((x) => x.scavengesPerSecond).toFixed(1),
           m((x) => x.scavengeMs).toFixed(2),
           m((x) => x.scavengeMsPerSecond).toFixed(1),
+          (m((x) => x.young) / 1048576).toFixed(0),
           (m((x) => x.heapAfterScavenge) / 1e6).toFixed(1),
           (m((x) => x.rss) / 1048576).toFixed(0),
           pauses.length === 0 ? '' : `${median(pauses).toFixed(1)} / ${Math.max(...pauses).toFixed(1)} (${pauses.length})`,
