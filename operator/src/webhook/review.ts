@@ -99,7 +99,8 @@ function refusalReason(verdict: Verdict & { admitted: false }, result: MutationR
   if (verdict.kind === 'unknown') return `not injected: ${verdict.message}, so the agent was left out rather than risk a refusal`;
   const image = result.pod.spec?.initContainers?.find((c) => c.name === INIT_CONTAINER)?.image ?? '';
   const advice =
-    image !== '' && verdict.message.includes(image.split(/[:@]/)[0]!)
+    // The image's repository (its tag or digest aside; a registry port is kept): a policy on images names it.
+    image !== '' && verdict.message.includes(image.replace(/@.*$/, '').replace(/:[^/:]*$/, ''))
       ? `mirror the agent image ${image} into a registry the policy allows and set the SpanProfiling's agent.image to it`
       : `let the policy admit the agent's init container ${INIT_CONTAINER} (or fit agent.resources and agent.securityContext to it), or opt the namespace out`;
   return `not injected: the API server would refuse the pod with the agent: ${verdict.message}; ${advice}`;
