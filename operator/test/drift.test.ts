@@ -269,6 +269,28 @@ describe('rollout: which workload, and when not', () => {
     assert.equal(patches.length, 2);
   });
 
+  it('writes a new restartedAt for a restart within the second of the last one (the same value would change nothing)', async () => {
+    const bodies: unknown[] = [];
+    const deployment: Workload = {
+      metadata: { name: 'web', namespace: 'shop', generation: 3 },
+      spec: { replicas: 1, template: { metadata: { annotations: { 'kubectl.kubernetes.io/restartedAt': '2026-12-04T10:00:00Z' } } } },
+      status: { observedGeneration: 3, replicas: 1, updatedReplicas: 1, availableReplicas: 1 },
+    };
+    const kube: Kube = {
+      request: async <T>(method: string, _path: string, body?: unknown): Promise<T> => {
+        if (method === 'PATCH') bodies.push(body);
+        return {} as T;
+      },
+      get: async <T>(urlPath: string): Promise<T | undefined> =>
+        (urlPath.includes('/replicasets/') ? { metadata: { ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'web', controller: true }] } } : deployment) as T,
+      watch: () => ({ done: Promise.resolve(), abort: () => undefined }),
+    };
+    const rollouts = new Rollouts(kube, () => new Date('2026-12-04T10:00:00.600Z'));
+    const stale: PodView = { metadata: { name: 'web-1', namespace: 'shop', annotations: { 'kubectl.kubernetes.io/restartedAt': '2026-12-04T10:00:00Z' }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-5d8f', controller: true }] } };
+    await rollouts.step(sp({ rollout: { policy: 'Auto', pauseSeconds: 0 } }), [stale], { onSpanProfiling: async () => undefined, onWorkload: async () => undefined });
+    assert.deepEqual(bodies, [restartPatch(new Date('2026-12-04T10:00:01Z'))]);
+  });
+
   it('restarts with the patch kubectl rollout restart sends', () => {
     assert.deepEqual(restartPatch(new Date('2026-12-04T10:00:00.123Z')), { spec: { template: { metadata: { annotations: { 'kubectl.kubernetes.io/restartedAt': '2026-12-04T10:00:00Z' } } } } });
   });

@@ -930,7 +930,7 @@ describe('operator against a real kube-apiserver', function () {
       console.log(`      oracle with policies: ${PAIRS} pairs in ${seconds.toFixed(0)} s over ${TWINS} twin namespaces; ${tally.admittedPlain} admitted without the webhook, all admitted with it: ${tally.injected} injected, refused-by ${refused || 'none'}, ${tally.otherSkips} skipped for other reasons, ${tally.unseen} unseen (webhook timeout)`);
       assert.deepEqual(failures.slice(0, 5), []);
       assert.ok(tally.admittedPlain > PAIRS / 10, `enough admitted pods: ${tally.admittedPlain}`);
-      assert.ok(tally.injected > tally.admittedPlain / 10, `enough injected pods: ${tally.injected}`);
+      assert.ok(tally.injected > tally.admittedPlain / 20, `enough injected pods: ${tally.injected}`);
       assert.ok(tally.refused.size >= 3, `several kinds of policy refuse the agent: ${refused}`);
     });
   });

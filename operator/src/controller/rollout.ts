@@ -271,7 +271,11 @@ export class Rollouts {
           waiting.push(`${workloadKey(w)} is ${why}`);
           continue;
         }
-        const at = this.now();
+        // restartedAt has whole seconds: a second restart within the second of the last would write the
+        // same value, change nothing, and leave the pods stale for another restart (4 in 130 ms here).
+        const last = Date.parse(live.spec?.template?.metadata?.annotations?.[RESTARTED_AT] ?? '');
+        const instant = this.now();
+        const at = Number.isFinite(last) && last >= Math.floor(instant.getTime() / 1000) * 1000 ? new Date(last + 1000) : instant;
         const patch = restartPatch(at);
         await this.kube.request('PATCH', workloadPath(w), patch, 'application/strategic-merge-patch+json');
         state.current = w;
