@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { startControlPlane } from '../../e2e/harness/control-plane';
 import { freePort, httpOk, ManagedProcess, removeDir, tempDir } from '../../e2e/harness/processes';
 import { REPO_ROOT } from '../../e2e/harness/toolchain';
+import { NOT_THE_CHECK } from '../src/webhook/admission-check';
 const ALLOWED = 'images.shop.internal/';
 const rows: { what: string; labels?: Record<string, string>; lr?: Record<string, unknown>; vap?: boolean; agent?: Record<string, unknown>; app?: Record<string, unknown>; quota?: Record<string, string>; podImage?: string }[] = [
   { what: 'Pod Security restricted, default SpanProfiling', labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } },
@@ -34,7 +35,7 @@ const rows: { what: string; labels?: Record<string, string>; lr?: Record<string,
     const vb = { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingAdmissionPolicyBinding', metadata: { name: 'images-from-our-registry' }, spec: { policyName: 'images-from-our-registry', validationActions: ['Deny'], matchResources: { namespaceSelector: { matchLabels: { policy: 'images' } } } } };
     for (const o of [vap, vb]) await cp.kubectlResult(['apply', '-f', '-'], JSON.stringify(o));
     const webhookPort = await freePort();
-    await cp.kubectlResult(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', metadata: { name: 'span-profiling-operator' }, webhooks: [{ name: 'pods.spanprofiling.io', admissionReviewVersions: ['v1'], sideEffects: 'NoneOnDryRun', failurePolicy: 'Ignore', timeoutSeconds: 5, reinvocationPolicy: 'IfNeeded', clientConfig: { url: `https://127.0.0.1:${webhookPort}/mutate-v1-pod` }, rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'] }], matchConditions: [{ name: 'not-the-admission-check', expression: "!(request.dryRun == true && has(request.options) && has(request.options.fieldManager) && request.options.fieldManager == 'spanprofiling.io-admission-check')" }], namespaceSelector: { matchLabels: { 'spanprofiling.io/injection': 'enabled' } } }] }));
+    await cp.kubectlResult(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', metadata: { name: 'span-profiling-operator' }, webhooks: [{ name: 'pods.spanprofiling.io', admissionReviewVersions: ['v1'], sideEffects: 'NoneOnDryRun', failurePolicy: 'Ignore', timeoutSeconds: 5, reinvocationPolicy: 'IfNeeded', clientConfig: { url: `https://127.0.0.1:${webhookPort}/mutate-v1-pod` }, rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'] }], matchConditions: [{ name: 'not-the-admission-check', expression: NOT_THE_CHECK }], namespaceSelector: { matchLabels: { 'spanprofiling.io/injection': 'enabled' } } }] }));
     let n = 0;
     for (const r of rows) {
       const ns = `t${n++}`;

@@ -21,6 +21,7 @@ import { jsonLog } from '../src/log';
 import { operatorMetrics } from '../src/metrics';
 import { MUTATE_PATH, WebhookServer } from '../src/webhook/server';
 import { review } from '../src/webhook/review';
+import { NOT_THE_CHECK } from '../src/webhook/admission-check';
 import { startControlPlane } from '../../e2e/harness/control-plane';
 import { freePort, httpOk, ManagedProcess, removeDir, tempDir } from '../../e2e/harness/processes';
 import { REPO_ROOT } from '../../e2e/harness/toolchain';
@@ -122,7 +123,7 @@ async function throughApiServer(): Promise<void> {
       apiVersion: 'admissionregistration.k8s.io/v1',
       kind: 'MutatingWebhookConfiguration',
       metadata: { name: 'span-profiling-operator' },
-      webhooks: [{ name: 'pods.spanprofiling.io', admissionReviewVersions: ['v1'], sideEffects: 'NoneOnDryRun', failurePolicy: 'Ignore', timeoutSeconds: 5, reinvocationPolicy: 'IfNeeded', clientConfig: { url: `https://127.0.0.1:${webhookPort}${MUTATE_PATH}` }, rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'] }], matchConditions: [{ name: 'not-the-admission-check', expression: "!(request.dryRun == true && has(request.options) && has(request.options.fieldManager) && request.options.fieldManager == 'spanprofiling.io-admission-check')" }], namespaceSelector: { matchLabels: { 'spanprofiling.io/injection': 'enabled' } } }],
+      webhooks: [{ name: 'pods.spanprofiling.io', admissionReviewVersions: ['v1'], sideEffects: 'NoneOnDryRun', failurePolicy: 'Ignore', timeoutSeconds: 5, reinvocationPolicy: 'IfNeeded', clientConfig: { url: `https://127.0.0.1:${webhookPort}${MUTATE_PATH}` }, rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'] }], matchConditions: [{ name: 'not-the-admission-check', expression: NOT_THE_CHECK }], namespaceSelector: { matchLabels: { 'spanprofiling.io/injection': 'enabled' } } }],
     }));
     const create = async (namespace: string, distinct = false): Promise<{ p50: number; p99: number; rate: number; injected: number }> => {
       const latencies: number[] = [];

@@ -239,10 +239,12 @@ describe('rollout: which workload, and when not', () => {
     const patches: string[] = [];
     let deployment: Workload = { metadata: { name: 'web', namespace: 'shop', generation: 1 }, spec: { replicas: 1 }, status: { observedGeneration: 1, replicas: 1, updatedReplicas: 1, availableReplicas: 1 } };
     const kube: Kube = {
-      request: async <T>(method: string, urlPath: string): Promise<T> => {
+      request: async <T>(method: string, urlPath: string, body?: unknown): Promise<T> => {
         if (method === 'PATCH') {
+          // As the API server applies it: the template's restartedAt changes, and with it the generation.
           patches.push(urlPath);
-          deployment = { ...deployment, metadata: { ...deployment.metadata, generation: deployment.metadata.generation! + 1 } };
+          const template = (body as { spec: Workload['spec'] }).spec?.template;
+          deployment = { ...deployment, metadata: { ...deployment.metadata, generation: deployment.metadata.generation! + 1 }, spec: { ...deployment.spec, template } };
         }
         return {} as T;
       },

@@ -13,11 +13,10 @@ import { freePort, httpOk, ManagedProcess, removeDir, tempDir } from '../../e2e/
 import { REPO_ROOT } from '../../e2e/harness/toolchain';
 import { createServingCert, inspect } from '../src/certs/x509';
 import { kubeFromEnvironment } from '../src/kube/client';
+import { NOT_THE_CHECK } from '../src/webhook/admission-check';
 
 const OPERATOR = path.join(REPO_ROOT, 'operator/dist/operator.js');
 const OPERATOR_NS = 'span-profiling';
-/** The chart's match condition: the admission check's own dry runs do not reach the webhook. */
-const NOT_THE_CHECK = "!(request.dryRun == true && has(request.options) && has(request.options.fieldManager) && request.options.fieldManager == 'spanprofiling.io-admission-check')";
 const WEBHOOK_CONFIG = 'span-profiling-operator';
 
 interface Pod {

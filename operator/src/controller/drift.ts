@@ -70,10 +70,21 @@ export function standing(pod: PodView, sp: SpanProfiling, ctx: DriftContext, dig
     spanProfilings: ctx.spanProfilings,
   });
   if (selection.outcome !== 'inject' || ref(selection.spanProfiling) !== key) return undefined;
-  // Refused with another agent image than a pod created now gets: a restart may be admitted.
-  const imageChanged = a[ANNOTATION_REFUSED_BY] !== undefined && a[ANNOTATION_AGENT_IMAGE] !== undefined && a[ANNOTATION_AGENT_IMAGE] !== agentImageFor(sp, ctx.agentImage);
-  if (a[ANNOTATION_SPANPROFILING] === key && a[ANNOTATION_CONFIG] === digest && !imageChanged) return undefined;
+  // Decided under this configuration: skipped again on a restart, unless a policy refused another agent image than a pod gets now.
+  const refusedBefore = a[ANNOTATION_REFUSED_BY] !== undefined && refusedBy(pod, key, digest, agentImageFor(sp, ctx.agentImage)) === undefined;
+  if (a[ANNOTATION_SPANPROFILING] === key && a[ANNOTATION_CONFIG] === digest && !refusedBefore) return undefined;
   return 'missed';
+}
+
+/**
+ * The policy that keeps a live pod without the agent under this configuration and this agent
+ * image (a restart would be refused again), or undefined.
+ */
+function refusedBy(pod: PodView, key: string, digest: string, image: string): string | undefined {
+  const a = pod.metadata.annotations ?? {};
+  const policy = a[ANNOTATION_REFUSED_BY];
+  if (policy === undefined || !isLive(pod) || isInjected(pod) || a[ANNOTATION_SPANPROFILING] !== key || a[ANNOTATION_CONFIG] !== digest) return undefined;
+  return a[ANNOTATION_AGENT_IMAGE] === undefined || a[ANNOTATION_AGENT_IMAGE] === image ? policy : undefined;
 }
 
 export interface PodCounts {
@@ -110,21 +121,20 @@ export function drift(pods: Iterable<PodView>, sp: SpanProfiling, ctx: DriftCont
   const refusals = new Map<string, Refusal>();
   const digest = podConfigDigest(sp);
   const key = ref(sp);
+  const image = agentImageFor(sp, ctx.agentImage);
   for (const pod of pods) {
     const id = pod.metadata.uid ?? `${pod.metadata.namespace}/${pod.metadata.name}`;
     if (seen.has(id)) continue;
     seen.add(id);
-    const a = pod.metadata.annotations ?? {};
-    const policy = a[ANNOTATION_REFUSED_BY];
-    // Refused under this configuration (and this agent image, where the refusal was about it): a restart would be refused again.
-    const sameImage = a[ANNOTATION_AGENT_IMAGE] === undefined || a[ANNOTATION_AGENT_IMAGE] === agentImageFor(sp, ctx.agentImage);
-    if (policy !== undefined && isLive(pod) && !isInjected(pod) && a[ANNOTATION_SPANPROFILING] === key && a[ANNOTATION_CONFIG] === digest && sameImage) {
+    const policy = refusedBy(pod, key, digest, image);
+    if (policy !== undefined) {
       const counts = byNamespace.get(pod.metadata.namespace) ?? zero();
       byNamespace.set(pod.metadata.namespace, counts);
       counts.refusedPods++;
       total.refusedPods++;
-      const r = refusals.get(`${policy}\n${pod.metadata.namespace}`) ?? { policy, namespace: pod.metadata.namespace, pods: 0 };
-      refusals.set(`${policy}\n${pod.metadata.namespace}`, r);
+      const where = `${policy}\n${pod.metadata.namespace}`;
+      const r = refusals.get(where) ?? { policy, namespace: pod.metadata.namespace, pods: 0 };
+      refusals.set(where, r);
       r.pods++;
       continue;
     }

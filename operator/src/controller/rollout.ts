@@ -118,9 +118,7 @@ export function blocker(w: Workload, kind: WorkloadKind): string | undefined {
 }
 
 /** The merge patch `kubectl rollout restart` sends. */
-export const restartPatch = (at: Date): { spec: { template: { metadata: { annotations: Record<string, string> } } } } => ({
-  spec: { template: { metadata: { annotations: { [RESTARTED_AT]: at.toISOString().replace(/\.\d+Z$/, 'Z') } } } },
-});
+export const restartPatch = (at: Date): unknown => ({ spec: { template: { metadata: { annotations: { [RESTARTED_AT]: at.toISOString().replace(/\.\d+Z$/, 'Z') } } } } });
 
 interface State {
   /** The workload restarted last, until it has rolled out. */
@@ -165,8 +163,6 @@ export function predatesRestart(pod: PodView, restartedAt: string | undefined): 
 export class Rollouts {
   private readonly states = new Map<string, State>();
   private readonly rsOwners = new Map<string, OwnerReference | undefined>();
-  /** Each workload's restartedAt value as this leader last set it. */
-  private readonly restartedAt = new Map<string, string>();
 
   constructor(
     private readonly kube: Kube,
@@ -178,20 +174,11 @@ export class Rollouts {
   }
 
   /**
-   * When a workload was last restarted: by this process, or else as its pod template says
-   * (kubectl.kubernetes.io/restartedAt), so that a replica that just took the lead, or a process
-   * that restarted, does not restart again what another restart already replaces.
+   * The restartedAt of a workload's pod template as the API server has it now, whoever restarted
+   * it last (this leader, another replica, or kubectl): a pod of its current revision carries the same.
    */
   private async lastRestart(w: WorkloadRef): Promise<string | undefined> {
-    const key = workloadKey(w);
-    const known = this.restartedAt.get(key);
-    if (known !== undefined) return known;
-    const live = await this.kube.get<Workload>(workloadPath(w));
-    const at = live?.spec?.template?.metadata?.annotations?.[RESTARTED_AT];
-    if (at === undefined) return undefined;
-    if (this.restartedAt.size > 10_000) this.restartedAt.clear();
-    this.restartedAt.set(key, at);
-    return at;
+    return (await this.kube.get<Workload>(workloadPath(w)))?.spec?.template?.metadata?.annotations?.[RESTARTED_AT];
   }
 
   /**
@@ -238,10 +225,18 @@ export class Rollouts {
 
       const skipped: string[] = [];
       const candidates = new Map<string, WorkloadRef>();
+      // Each workload's template read once per step.
+      const restarts = new Map<string, Promise<string | undefined>>();
       for (const pod of stale) {
         const owner = await ownerOf(pod, (ns, name) => this.replicaSetOwner(ns, name));
-        if (typeof owner === 'string') skipped.push(`pod ${pod.metadata.namespace}/${pod.metadata.name}: ${owner}`);
-        else if (!state.pass?.has(workloadKey(owner)) && !predatesRestart(pod, await this.lastRestart(owner))) candidates.set(workloadKey(owner), owner);
+        if (typeof owner === 'string') {
+          skipped.push(`pod ${pod.metadata.namespace}/${pod.metadata.name}: ${owner}`);
+          continue;
+        }
+        const k = workloadKey(owner);
+        if (state.pass?.has(k) || candidates.has(k)) continue;
+        if (!restarts.has(k)) restarts.set(k, this.lastRestart(owner));
+        if (!predatesRestart(pod, await restarts.get(k))) candidates.set(k, owner);
       }
       const ordered = [...candidates.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([, w]) => w);
       const notes = (): string => (skipped.length === 0 ? '' : `; not restarted: ${skipped.slice(0, 5).join('; ')}${skipped.length > 5 ? `; and ${skipped.length - 5} more` : ''}`);
@@ -276,12 +271,9 @@ export class Rollouts {
         const last = Date.parse(live.spec?.template?.metadata?.annotations?.[RESTARTED_AT] ?? '');
         const instant = this.now();
         const at = Number.isFinite(last) && last >= Math.floor(instant.getTime() / 1000) * 1000 ? new Date(last + 1000) : instant;
-        const patch = restartPatch(at);
-        await this.kube.request('PATCH', workloadPath(w), patch, 'application/strategic-merge-patch+json');
+        await this.kube.request('PATCH', workloadPath(w), restartPatch(at), 'application/strategic-merge-patch+json');
         state.current = w;
         state.restarts.push(at.getTime());
-        if (this.restartedAt.size > 10_000) this.restartedAt.clear();
-        this.restartedAt.set(workloadKey(w), patch.spec.template.metadata.annotations[RESTARTED_AT]);
         state.pass?.add(workloadKey(w));
         state.lastRestart = workloadKey(w);
         state.lastRestartTime = at.toISOString().replace(/\.\d+Z$/, 'Z');

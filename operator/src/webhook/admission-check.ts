@@ -23,6 +23,9 @@ import { KubeError, KubeTimeout, type Kube } from '../kube/client';
 /** The field manager of the check's dry runs: the webhook lets these through untouched. */
 export const CHECK_FIELD_MANAGER = 'spanprofiling.io-admission-check';
 
+/** The webhook configuration's match condition that keeps those dry runs from reaching it (the chart's webhook.yaml says the same). */
+export const NOT_THE_CHECK = `!(request.dryRun == true && has(request.options) && has(request.options.fieldManager) && request.options.fieldManager == '${CHECK_FIELD_MANAGER}')`;
+
 export type Verdict =
   | { admitted: true }
   /** refused: the API server said no (its message says which policy); unknown: no answer in time, or the check failed. */

@@ -85,10 +85,10 @@ export async function reviewChecked(body: unknown, ctx: ReviewContext, check: (n
   const agentImage = mutation.result.pod.spec?.initContainers?.find((c) => c.name === INIT_CONTAINER)?.image;
   const fallback = injecting ? refusedByAdmission(mutation.original, mutation.result.spanProfiling, refusalReason(verdict, mutation.result), policy, agentImage) : undefined;
   if (fallback !== undefined && verdict.kind === 'unknown') return mutation.respond(fallback);
-  const second = fallback !== undefined ? await check(namespace, fallback.pod) : verdict;
-  if (fallback !== undefined && second.admitted) return mutation.respond(fallback);
+  const second = fallback === undefined ? verdict : await check(namespace, fallback.pod);
+  if (second.admitted) return mutation.respond(fallback!);
   // Refused even without the agent: the pod's own business; our annotations are not worth a refusal either.
-  const reason = `the API server refuses this pod${fallback !== undefined ? ' even without the agent' : ' with the webhook\'s annotations'}, so nothing was changed: ${second.admitted ? verdict.message : second.message}`;
+  const reason = `the API server refuses this pod${fallback !== undefined ? ' even without the agent' : ' with the webhook\'s annotations'}, so nothing was changed: ${second.message}`;
   const untouched = { ...outcome.result, status: 'skipped' as const, code: 'pod-refused' as const, reason };
   delete untouched.warnings;
   return { httpStatus: 200, body: encode(outcome.body, []), result: untouched };
