@@ -17,7 +17,10 @@
  * the median of the six worst stalls of each window ("the worst six gaps"); young-generation
  * collections (scavenges) per second, the pause of each (median) and their total per second; the
  * heap in use after a scavenge (median); the RSS at the window's end; for the agent, the main
- * thread's pause per profile collection as the agent measured it.
+ * thread's pause per profile collection as the agent measured it. From V8's own trace of each
+ * scavenge (--trace-gc-nvp, the app's stdout): the bytes it promoted to the old generation per
+ * second (objects that outlived two scavenges), and the part of each pause spent running the weak
+ * callbacks of dead native-backed objects (the allocating app's sha256 Hash objects).
  *
  * Options (env): BENCH_SECONDS (window, default 12), BENCH_ROUNDS (default 3), BENCH_RPS
  * (default 300), BENCH_UPLOAD_SECONDS (profile upload period for agent and dd-trace, default 5),
@@ -69,6 +72,9 @@ interface Window {
   heapAfterScavenge: number;
   /** The young generation's size at the window's scavenges (median, bytes). */
   young: number;
+  /** From V8's own trace (--trace-gc-nvp) of the window's scavenges: bytes promoted to the old generation per second, and the part of each pause spent in the weak callbacks of native-backed objects (median ms). */
+  promotedPerSecond: number;
+  weakCallbackMs: number;
   rss: number;
   /** The agent's own measure of its pause per collection (ms), when it reports one. */
   collections: number[];
@@ -92,6 +98,18 @@ function launch(config: Config, major: number, r: { pyroscope: PyroscopeReceiver
         agent: false,
       };
   }
+}
+
+/** The scavenges in V8's --trace-gc-nvp lines: bytes promoted in all, and each pause's time in weak callbacks. */
+function scavengeTrace(stdout: string): { promoted: number; weakCallbackMs: number[] } {
+  let promoted = 0;
+  const weakCallbackMs: number[] = [];
+  for (const line of stdout.split('\n')) {
+    if (!line.includes(' gc=s ')) continue;
+    promoted += Number(/ promoted=(\d+)/.exec(line)?.[1] ?? 0);
+    weakCallbackMs.push(Number(/ heap\.external_weak_global_handles=([\d.]+)/.exec(line)?.[1] ?? 0));
+  }
+  return { promoted, weakCallbackMs };
 }
 
 /** An open-loop load: RPS requests a second, spread evenly, whatever the answers take. */
@@ -132,13 +150,15 @@ async function measure(node: { bin: string; major: number }, config: Config, pat
   const how = launch(config, node.major, r);
   const semi = process.env['BENCH_SEMI_SPACE_MB'];
   const young = semi === undefined ? [] : [`--min-semi-space-size=${semi}`, `--max-semi-space-size=${semi}`];
-  const app = await AppProcess.start({ script: SERVER, node: node.bin, agent: how.agent, nodeArgs: [...young, '--require', MONITOR, ...how.nodeArgs], env: { ...how.env, STALL_REPORT: report } });
+  const app = await AppProcess.start({ script: SERVER, node: node.bin, agent: how.agent, nodeArgs: [...young, '--trace-gc-nvp', '--require', MONITOR, ...how.nodeArgs], env: { ...how.env, STALL_REPORT: report } });
   try {
     // Warm-up: instrumentations made, profiler started, a first collection and export made (their code runs cold once).
     await openLoop(app.port, UPLOAD_SECONDS + 1.5, pathFor);
     const from = Date.now();
+    const traced = app.stdout.length;
     await openLoop(app.port, SECONDS, pathFor);
     const until = Date.now();
+    const trace = scavengeTrace(app.stdout.slice(traced));
     process.kill(app.pid, 'SIGUSR2');
     await waitFor('the stall report', () => existsSync(report) && readFileSync(report, 'utf8').endsWith('}'));
     const got = JSON.parse(readFileSync(report, 'utf8')) as { ticks: [number, number][]; gcs: [number, number, number, number, number][]; rss: number };
@@ -157,6 +177,8 @@ async function measure(node: { bin: string; major: number }, config: Config, pat
       scavengeMsPerSecond: scavenges.reduce((sum, [, , ms]) => sum + ms, 0) / seconds,
       heapAfterScavenge: median(scavenges.map(([, , , heap]) => heap)),
       young: median(scavenges.map(([, , , , young]) => young)),
+      promotedPerSecond: trace.promoted / seconds,
+      weakCallbackMs: median(trace.weakCallbackMs),
       rss: got.rss,
       collections,
     };
@@ -171,7 +193,7 @@ async function main(): Promise<void> {
   const nodes = testNodes().filter((n, i, all) => all.findIndex((m) => m.major === n.major) === i);
   const semi = process.env['BENCH_SEMI_SPACE_MB'];
   console.log(`event-loop stalls and garbage collection: ~${RPS} req/s for ${SECONDS} s per window, ${ROUNDS} interleaved rounds, uploads every ${UPLOAD_SECONDS} s (stall = how late a 1 ms timer tick came)${semi === undefined ? '' : `; every configuration with a ${semi} MB semi-space`}\n`);
-  const rows = [['node', 'app', 'config', 'p50 ms', 'p99 ms', 'max ms', 'worst six ms', 'scavenges/s', 'ms each', 'ms/s', 'young MB', 'heap after MB', 'RSS MiB', 'agent pause per collection ms (median / max)']];
+  const rows = [['node', 'app', 'config', 'p50 ms', 'p99 ms', 'max ms', 'worst six ms', 'scavenges/s', 'ms each', 'ms/s', 'young MB', 'promoted kB/s', 'weak callbacks ms each', 'heap after MB', 'RSS MiB', 'agent pause per collection ms (median / max)']];
   for (const node of nodes) {
     for (const appName of APP_NAMES) {
       const results = new Map<Config, Window[]>(CONFIGS.map((c) => [c, []]));
@@ -204,6 +226,8 @@ async function main(): Promise<void> {
           m((x) => x.scavengeMs).toFixed(2),
           m((x) => x.scavengeMsPerSecond).toFixed(1),
           (m((x) => x.young) / 1048576).toFixed(0),
+          (m((x) => x.promotedPerSecond) / 1000).toFixed(0),
+          m((x) => x.weakCallbackMs).toFixed(2),
           (m((x) => x.heapAfterScavenge) / 1e6).toFixed(1),
           (m((x) => x.rss) / 1048576).toFixed(0),
           pauses.length === 0 ? '' : `${median(pauses).toFixed(1)} / ${Math.max(...pauses).toFixed(1)} (${pauses.length})`,
