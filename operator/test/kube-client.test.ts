@@ -8,14 +8,15 @@ import { strict as assert } from 'node:assert';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { createCA, createServingCert } from '../src/certs/x509';
-import { HttpKube, type WatchEvent } from '../src/kube/client';
+import { HttpKube, METADATA, METADATA_LIST, type WatchEvent } from '../src/kube/client';
 import { Reflector, type KubeObject } from '../src/kube/reflector';
 import { jsonLog } from '../src/log';
 import { retryDelay, WorkQueue } from '../src/controller/queue';
+import { PodIndex, SelectionInputs } from '../src/controller/pod-index';
 import { slimPod } from '../src/controller/controller';
 import { EventRecorder } from '../src/controller/events';
 
-type Handler = (req: { method: string; path: string; query: URLSearchParams }, res: import('node:http').ServerResponse) => void;
+type Handler = (req: { method: string; path: string; query: URLSearchParams; accept?: string }, res: import('node:http').ServerResponse) => void;
 
 /** An HTTPS server on loopback, and an HttpKube that trusts it. */
 async function scriptedServer(handler: Handler): Promise<{ kube: HttpKube; requests: string[]; close: () => Promise<void> }> {
@@ -25,7 +26,7 @@ async function scriptedServer(handler: Handler): Promise<{ kube: HttpKube; reque
   const server = https.createServer({ key: serving.key, cert: serving.cert }, (req, res) => {
     const url = new URL(req.url ?? '/', 'https://x');
     requests.push(`${req.method} ${url.pathname}${url.search}`);
-    handler({ method: req.method ?? 'GET', path: url.pathname, query: url.searchParams }, res);
+    handler({ method: req.method ?? 'GET', path: url.pathname, query: url.searchParams, ...(req.headers.accept !== undefined ? { accept: req.headers.accept } : {}) }, res);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
@@ -118,7 +119,9 @@ describe('Reflector', () => {
   function collection() {
     const state = { items: [obj('a', '1'), obj('b', '2')], rv: '10' };
     const watches: import('node:http').ServerResponse[] = [];
-    const handler: Handler = ({ query }, res) => {
+    const accepts: string[] = [];
+    const handler: Handler = ({ query, accept }, res) => {
+      accepts.push(`${query.get('watch') === 'true' ? 'watch' : 'list'} ${accept ?? ''}`);
       res.writeHead(200, { 'content-type': 'application/json' });
       if (query.get('watch') === 'true') {
         res.write(''); // an open watch with nothing to say yet
@@ -134,7 +137,11 @@ describe('Reflector', () => {
     const expireWatches = (): void => {
       for (const w of watches.splice(0)) w.end(`${JSON.stringify({ type: 'ERROR', object: { kind: 'Status', code: 410, reason: 'Expired', message: 'too old resource version' } })}\n`);
     };
-    return { state, handler, expireWatches, watching: () => watches.length > 0 };
+    /** Sends an event on every open watch. */
+    const send = (type: string, o: Obj): void => {
+      for (const w of watches) w.write(`${JSON.stringify({ type, object: o })}\n`);
+    };
+    return { state, handler, expireWatches, send, accepts, watching: () => watches.length > 0 };
   }
 
   it('lists from the watch cache (resourceVersion=0), page by page, following continue tokens', async () => {
@@ -181,6 +188,84 @@ describe('Reflector', () => {
       r.stop();
       await s.close();
     }
+  });
+
+  it('asks for metadata only, caches what keep() wants, drops what it stops wanting, and relist() brings in what it wants now', async () => {
+    const c = collection();
+    c.state.items = [obj('a', '1'), obj('b', '2'), obj('c', '3')];
+    const s = await scriptedServer(c.handler);
+    const wanted = new Set(['a']);
+    const r = new Reflector<Obj>(s.kube, '/api/v1/pods', log, { metadataOnly: true, keep: (o) => wanted.has(o.metadata.name) });
+    const events: string[] = [];
+    r.onChange((type, o) => events.push(`${type}${o ? ` ${o.metadata?.name}` : ''}`));
+    try {
+      await r.start();
+      await until(c.watching);
+      assert.deepEqual(r.list().map((o) => o.metadata.name), ['a']);
+      assert.deepEqual(c.accepts, [`list ${METADATA_LIST}`, `watch ${METADATA}`]);
+      // A change to an object not wanted is not cached; an object that stops being wanted leaves the cache as deleted.
+      c.send('MODIFIED', obj('b', '4'));
+      wanted.delete('a');
+      c.send('MODIFIED', obj('a', '5'));
+      await until(() => events.includes('DELETED a'));
+      assert.deepEqual(r.list(), []);
+      // Wanted now: the objects already there come in with a new list.
+      wanted.add('b').add('c');
+      const resynced = new Promise<void>((resolve) => r.onChange((type) => type === 'SYNC' && resolve()));
+      r.relist();
+      await resynced;
+      assert.deepEqual(r.list().map((o) => o.metadata.name).sort(), ['b', 'c']);
+      assert.deepEqual(events, ['ADDED a', 'SYNC', 'DELETED a', 'ADDED b', 'ADDED c', 'SYNC']);
+    } finally {
+      r.stop();
+      await s.close();
+    }
+  });
+});
+
+describe('pods by SpanProfiling', () => {
+  type P = { metadata: { name: string; namespace: string; owner?: string; selects?: string } };
+  const pod = (name: string, owner?: string, selects?: string): P => ({ metadata: { name, namespace: 'shop', ...(owner ? { owner } : {}), ...(selects ? { selects } : {}) } });
+
+  it('answers the pods of each SpanProfiling as pods come, change owner and go', () => {
+    const pods = new Map<string, P>();
+    const owners = (p: P): string[] => [...new Set([p.metadata.owner, p.metadata.selects].filter((o): o is string => o !== undefined))];
+    const index = new PodIndex<P>(owners, () => pods.values());
+    const put = (p: P): void => {
+      pods.set(p.metadata.name, p);
+      index.set(p);
+    };
+    put(pod('a', 'shop/x'));
+    put(pod('b', 'shop/x', 'shop/y'));
+    assert.deepEqual(index.of('shop/x').map((p) => p.metadata.name), ['a', 'b']);
+    assert.deepEqual(index.of('shop/y').map((p) => p.metadata.name), ['b']);
+    put(pod('c', undefined, 'shop/y'));
+    put(pod('a', 'shop/y'));
+    assert.deepEqual(index.ownersOf(pod('a')), ['shop/y']);
+    assert.deepEqual(index.of('shop/x').map((p) => p.metadata.name), ['b']);
+    assert.deepEqual(index.of('shop/y').map((p) => p.metadata.name).sort(), ['a', 'b', 'c']);
+    pods.delete('b');
+    index.delete(pod('b'));
+    assert.deepEqual(index.of('shop/x'), []);
+    // What pods select changed for all of them: the index is built again from every pod at its next read.
+    for (const p of pods.values()) p.metadata.selects = 'shop/z';
+    index.invalidate();
+    index.set(pod('d', 'shop/z'));
+    assert.deepEqual(index.ownersOf(pod('a')), []);
+    assert.deepEqual(index.of('shop/z').map((p) => p.metadata.name).sort(), ['a', 'c']);
+    assert.deepEqual(index.of('shop/y').map((p) => p.metadata.name), ['a']);
+  });
+
+  it('rebuilds only when what pods select by changed, not for a status write or a label the operator set', () => {
+    const inputs = new SelectionInputs();
+    assert.equal(inputs.changed('sp:shop/x', '1'), true);
+    assert.equal(inputs.changed('sp:shop/x', '1'), false);
+    assert.equal(inputs.changed('sp:shop/x', '2'), true);
+    assert.equal(inputs.changed('ns:shop', undefined), false);
+    assert.equal(inputs.changed('ns:shop', 'true'), true);
+    assert.equal(inputs.changed('ns:shop', undefined), true);
+    assert.equal(inputs.changed('sp:shop/x', undefined), true);
+    assert.equal(inputs.changed(undefined, undefined), true);
   });
 });
 

@@ -7,10 +7,11 @@
  * state, safe to run any number of times; the caches come from reflectors
  * that every replica keeps (the webhook reads them too).
  */
-import { ANNOTATION_REASON, ANNOTATION_SPANPROFILING, ANNOTATION_STATUS, GROUP, LABEL_INJECTED, PLURAL, ref, VERSION, type SpanProfiling } from '../api';
+import { ANNOTATION_INJECT, ANNOTATION_REASON, ANNOTATION_SPANPROFILING, ANNOTATION_STATUS, GROUP, PLURAL, ref, VERSION, type SpanProfiling } from '../api';
 import { selectSpanProfiling } from '../inject/select';
 import { podSpecProblems } from '../inject/validate';
-import { drift, type PodView } from './drift';
+import { drift, isInjected, type PodView } from './drift';
+import { PodIndex, SelectionInputs } from './pod-index';
 import { RESTARTED_AT, Rollouts, type WorkloadRef } from './rollout';
 import { parseInject } from '../inject/annotations';
 import type { Kube } from '../kube/client';
@@ -51,7 +52,6 @@ export interface ControllerOptions {
 export class Caches {
   readonly spanProfilings: Reflector<SpanProfiling & KubeObject>;
   readonly namespaces: Reflector<NamespaceLike & KubeObject>;
-  readonly injectedPods: Reflector<Pod>;
   /** LimitRanges, for the webhook to fit the agent container to its namespace's. */
   readonly limitRanges: Reflector<LimitRangeLike & KubeObject>;
   /** ResourceQuotas, for the webhook to state what they track in the agent container. */
@@ -60,7 +60,6 @@ export class Caches {
   constructor(kube: Kube, log: Log) {
     this.spanProfilings = new Reflector(kube, `/apis/${GROUP}/${VERSION}/${PLURAL}`, log);
     this.namespaces = new Reflector(kube, '/api/v1/namespaces', log);
-    this.injectedPods = new Reflector(kube, '/api/v1/pods', log, { query: `labelSelector=${encodeURIComponent(`${LABEL_INJECTED}=true`)}`, transform: slimPod });
     this.limitRanges = new Reflector(kube, '/api/v1/limitranges', log);
     // Their status changes with every pod of the namespace; only the tracked keys are kept.
     this.resourceQuotas = new Reflector(kube, '/api/v1/resourcequotas', log, {
@@ -72,7 +71,7 @@ export class Caches {
     // Not waited for: without it (not yet synced, or no RBAC for it) the webhook injects as it did before.
     void this.limitRanges.start();
     void this.resourceQuotas.start();
-    await Promise.all([this.spanProfilings.start(), this.namespaces.start(), this.injectedPods.start()]);
+    await Promise.all([this.spanProfilings.start(), this.namespaces.start()]);
   }
 
   /** The LimitRanges of a namespace. */
@@ -90,7 +89,6 @@ export class Caches {
     this.resourceQuotas.stop();
     this.spanProfilings.stop();
     this.namespaces.stop();
-    this.injectedPods.stop();
   }
 
   get synced(): boolean {
@@ -128,8 +126,19 @@ export class Controller {
   private readonly queue: WorkQueue;
   private resync: NodeJS.Timeout | undefined;
   private readonly now: () => Date;
-  /** Every pod of each namespace labelled for injection (the leader's; started as namespaces are labelled). */
-  private readonly optedInPods = new Map<string, Reflector<Pod>>();
+  /**
+   * The leader's one pod watch for the cluster: the pods that have not ended (a field selector),
+   * as metadata, kept when injected or in a namespace labelled for injection.
+   */
+  private pods: Reflector<Pod> | undefined;
+  /** Namespaces labelled for injection: their pods are kept. */
+  private readonly optedIn = new Set<string>();
+  /** What pods select by: each SpanProfiling's generation, each namespace's inject annotation. */
+  private readonly selection = new SelectionInputs();
+  private readonly index = new PodIndex<Pod>(
+    (pod) => this.spanProfilingsOf(pod),
+    () => this.pods?.list() ?? [],
+  );
   private readonly rollouts: Rollouts;
 
   constructor(
@@ -150,21 +159,44 @@ export class Controller {
       },
     );
     caches.spanProfilings.onChange((type, sp) => {
+      // Which SpanProfiling a pod selects changes with a spec or the set of them, not with a status write.
+      if (this.selection.changed(sp === undefined ? undefined : `sp:${ref(sp)}`, type === 'DELETED' ? undefined : String(sp?.metadata.generation))) this.index.invalidate();
       if (sp !== undefined && type === 'DELETED') this.rollouts.forget(ref(sp));
       if (sp !== undefined) this.enqueue(`sp:${ref(sp)}`);
       if (sp?.metadata.namespace !== undefined) this.enqueue(`ns:${sp.metadata.namespace}`);
     });
-    caches.namespaces.onChange((_, ns) => {
+    caches.namespaces.onChange((type, ns) => {
+      const name = ns?.metadata?.name;
+      if (this.selection.changed(name === undefined ? undefined : `ns:${name}`, type === 'DELETED' ? undefined : ns?.metadata?.annotations?.[ANNOTATION_INJECT])) this.index.invalidate();
       if (ns?.metadata?.name !== undefined) this.enqueue(`ns:${ns.metadata.name}`);
     });
-    caches.injectedPods.onChange((_, pod) => {
-      const owner = pod?.metadata.annotations?.[ANNOTATION_SPANPROFILING];
-      if (owner !== undefined) this.enqueue(`sp:${owner}`);
+  }
+
+  private watchPods(): Reflector<Pod> {
+    const pods = new Reflector<Pod>(this.kube, '/api/v1/pods', this.log, {
+      query: `fieldSelector=${encodeURIComponent('status.phase!=Succeeded,status.phase!=Failed')}`,
+      metadataOnly: true,
+      transform: slimPod,
+      keep: (pod) => isInjected(pod) || this.optedIn.has(pod.metadata.namespace),
     });
+    pods.onChange((type, pod) => {
+      if (pod === undefined) {
+        if (type === 'SYNC') for (const sp of this.caches.spanProfilings.list()) this.enqueue(`sp:${ref(sp)}`);
+        return;
+      }
+      // The SpanProfilings it belonged to before the change, and those it belongs to now.
+      const before = this.index.ownersOf(pod);
+      if (type === 'DELETED') this.index.delete(pod);
+      else this.index.set(pod);
+      for (const key of [...before, ...this.spanProfilingsOf(pod)]) this.enqueue(`sp:${key}`);
+    });
+    return pods;
   }
 
   /** Called when this replica becomes leader. */
   activate(): void {
+    this.pods = this.watchPods();
+    void this.pods.start();
     this.queue.start();
     this.enqueueAll();
     this.resync = setInterval(() => this.enqueueAll(), (this.options.resyncSeconds ?? 60) * 1000);
@@ -174,14 +206,23 @@ export class Controller {
   deactivate(): void {
     clearInterval(this.resync);
     this.queue.stop();
-    for (const r of this.optedInPods.values()) r.stop();
-    this.optedInPods.clear();
+    this.pods?.stop();
+    this.pods = undefined;
+    this.index.invalidate();
   }
 
-  /** The SpanProfiling a pod belongs to, or would be injected with now. */
-  private spanProfilingOf(pod: Pod): string | undefined {
+  /** The SpanProfilings a pod counts for: the one that injected it; for a pod without the agent, also the one it would be injected with now. */
+  private spanProfilingsOf(pod: Pod): string[] {
+    const keys = new Set<string>();
     const owner = pod.metadata.annotations?.[ANNOTATION_SPANPROFILING];
-    if (owner !== undefined) return owner;
+    if (owner !== undefined) keys.add(owner);
+    const selected = isInjected(pod) ? undefined : this.selectedFor(pod);
+    if (selected !== undefined) keys.add(selected);
+    return [...keys];
+  }
+
+  /** The SpanProfiling a pod would be injected with now. */
+  private selectedFor(pod: Pod): string | undefined {
     const selection = selectSpanProfiling({
       podNamespace: pod.metadata.namespace,
       podAnnotations: pod.metadata.annotations,
@@ -196,25 +237,13 @@ export class Controller {
     return effectiveNamespaceAnnotations(this.caches.namespaces.get(undefined, name) ?? { metadata: { name } }, this.options.optInNamespaces ?? new Set());
   }
 
-  /** Watches every pod of a namespace while it is labelled for injection, to count the pods that missed the agent. */
+  /** Keeps every pod of a namespace while it is labelled for injection, to count the pods that missed the agent. */
   private watchPodsOf(namespace: string, wanted: boolean): void {
-    const running = this.optedInPods.get(namespace);
-    if (wanted && running === undefined) {
-      const reflector = new Reflector<Pod>(this.kube, `/api/v1/namespaces/${namespace}/pods`, this.log, { transform: slimPod });
-      reflector.onChange((type, pod) => {
-        if (pod !== undefined) {
-          const key = this.spanProfilingOf(pod);
-          if (key !== undefined) this.enqueue(`sp:${key}`);
-        } else if (type === 'SYNC') {
-          for (const sp of this.caches.spanProfilings.list()) this.enqueue(`sp:${ref(sp)}`);
-        }
-      });
-      this.optedInPods.set(namespace, reflector);
-      void reflector.start();
-    } else if (!wanted && running !== undefined) {
-      running.stop();
-      this.optedInPods.delete(namespace);
-    }
+    if (wanted === this.optedIn.has(namespace)) return;
+    if (wanted) this.optedIn.add(namespace);
+    else this.optedIn.delete(namespace);
+    // The one watch lists again: the namespace's pods come into the cache (or leave it).
+    this.pods?.relist();
   }
 
   private enqueueAll(): void {
@@ -233,9 +262,7 @@ export class Controller {
       this.metrics.pods.deleteMatching({ spanprofiling: key });
       return;
     }
-    // drift() counts a pod that is in both caches (injected, in a namespace labelled for injection) once.
-    const pods = [...this.caches.injectedPods.list(), ...[...this.optedInPods.values()].flatMap((r) => r.list())];
-    const counts = drift(pods, sp, { namespaceAnnotations: (ns) => this.namespaceAnnotations(ns), spanProfilings: this.caches.spanProfilings.list(), agentImage: this.options.agentImage });
+    const counts = drift(this.index.of(key), sp, { namespaceAnnotations: (ns) => this.namespaceAnnotations(ns), spanProfilings: this.caches.spanProfilings.list(), agentImage: this.options.agentImage });
     const injectedPods = counts.injectedPods;
     for (const [state, n] of [['injected', counts.injectedPods], ['outdated', counts.outdatedPods], ['missed', counts.missedPods]] as const) this.metrics.pods.set({ spanprofiling: key, state }, n);
     // Pods read their credentials in their own namespace: look where they run (or, before any runs, beside the SpanProfiling).

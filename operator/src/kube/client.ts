@@ -38,13 +38,20 @@ export interface WatchEvent<T> {
 }
 
 export interface Kube {
-  /** `timeoutMs`: give up (and reject) when no answer came within it (default 30 s). */
-  request<T>(method: string, path: string, body?: unknown, contentType?: string, timeoutMs?: number): Promise<T>;
+  /**
+   * `timeoutMs`: give up (and reject) when no answer came within it (default 30 s); `accept`: the
+   * representation asked for (default application/json; METADATA_LIST for a list of metadata only).
+   */
+  request<T>(method: string, path: string, body?: unknown, contentType?: string, timeoutMs?: number, accept?: string): Promise<T>;
   /** GET that answers undefined for 404. */
   get<T>(path: string): Promise<T | undefined>;
-  /** Streams watch events until the server closes, abort() is called, or an error occurs. */
-  watch<T>(path: string, onEvent: (event: WatchEvent<T>) => void): { done: Promise<void>; abort: () => void };
+  /** Streams watch events until the server closes, abort() is called, or an error occurs; `accept` as for request (METADATA for metadata only). */
+  watch<T>(path: string, onEvent: (event: WatchEvent<T>) => void, accept?: string): { done: Promise<void>; abort: () => void };
 }
+
+/** Objects as their metadata alone (PartialObjectMetadata): what the API server sends of a pod shrinks from kilobytes to its metadata. */
+export const METADATA = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1';
+export const METADATA_LIST = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1';
 
 interface RequestOptions {
   server: string;
@@ -81,8 +88,8 @@ export class HttpKube implements Kube {
 
   constructor(private readonly auth: AuthProvider) {}
 
-  async request<T>(method: string, path: string, body?: unknown, contentType = 'application/json', timeoutMs = 30_000): Promise<T> {
-    const { res, text } = await this.send(method, path, body, contentType, timeoutMs);
+  async request<T>(method: string, path: string, body?: unknown, contentType = 'application/json', timeoutMs = 30_000, accept = 'application/json'): Promise<T> {
+    const { res, text } = await this.send(method, path, body, contentType, timeoutMs, accept);
     if ((res.statusCode ?? 0) >= 400) throw statusError(res.statusCode ?? 0, text, `${method} ${path}`);
     return (text === '' ? undefined : JSON.parse(text)) as T;
   }
@@ -96,14 +103,14 @@ export class HttpKube implements Kube {
     }
   }
 
-  watch<T>(path: string, onEvent: (event: WatchEvent<T>) => void): { done: Promise<void>; abort: () => void } {
+  watch<T>(path: string, onEvent: (event: WatchEvent<T>) => void, accept = 'application/json'): { done: Promise<void>; abort: () => void } {
     let request: http.ClientRequest | undefined;
     let aborted = false;
     const done = (async () => {
       const o = await this.auth();
       await new Promise<void>((resolve, reject) => {
         if (aborted) return resolve();
-        request = https.request(`${o.server}${path}`, { ...o.https, method: 'GET', headers: { ...o.headers, accept: 'application/json' } }, (res) => {
+        request = https.request(`${o.server}${path}`, { ...o.https, method: 'GET', headers: { ...o.headers, accept } }, (res) => {
           if ((res.statusCode ?? 0) >= 400) {
             let text = '';
             res.setEncoding('utf8');
@@ -144,7 +151,7 @@ export class HttpKube implements Kube {
     };
   }
 
-  private async send(method: string, path: string, body: unknown, contentType: string, timeoutMs: number): Promise<{ res: http.IncomingMessage; text: string }> {
+  private async send(method: string, path: string, body: unknown, contentType: string, timeoutMs: number, accept: string): Promise<{ res: http.IncomingMessage; text: string }> {
     const o = await this.auth();
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     return new Promise((resolve, reject) => {
@@ -153,7 +160,7 @@ export class HttpKube implements Kube {
         agent: o.https.agent ?? this.agent,
         method,
         timeout: timeoutMs,
-        headers: { ...o.headers, accept: 'application/json', ...(payload ? { 'content-type': contentType, 'content-length': String(payload.length) } : {}) },
+        headers: { ...o.headers, accept, ...(payload ? { 'content-type': contentType, 'content-length': String(payload.length) } : {}) },
       });
       req.on('timeout', () => req.destroy(new KubeTimeout(`${method} ${path}: no answer within ${timeoutMs / 1000}s`)));
       req.on('error', reject);

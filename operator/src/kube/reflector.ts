@@ -9,10 +9,15 @@
  * - A re-list compares the new list with the cache and reports each object
  *   that was added, changed or deleted while no watch was open, so a
  *   reconciler hears of it at once, not at its next periodic resync.
- * - `transform` keeps only the fields the readers use (pods are large).
+ * - `transform` keeps only the fields the readers use (pods are large);
+ *   `metadataOnly` has the API server send metadata alone (PartialObjectMetadata),
+ *   so a pod is not even decoded whole.
+ * - `keep` caches only the objects its reader wants (the cache reports an
+ *   object that stops being kept as deleted); `relist()` lists again, for
+ *   when what `keep` answers changed.
  */
 import type { Kube, WatchEvent } from './client';
-import { KubeError } from './client';
+import { KubeError, METADATA, METADATA_LIST } from './client';
 import type { Log } from '../log';
 import { errorMessage } from '../log';
 
@@ -27,6 +32,10 @@ export interface ReflectorOptions<T> {
   transform?: (obj: T) => T;
   /** Objects per list page (default 500). */
   pageSize?: number;
+  /** Ask for the objects' metadata only. */
+  metadataOnly?: boolean;
+  /** Cache only the objects this answers true for (after transform). */
+  keep?: (obj: T) => boolean;
 }
 
 type ListPage<T> = { items: T[]; metadata: { resourceVersion: string; continue?: string } };
@@ -36,6 +45,7 @@ export class Reflector<T extends KubeObject> {
   private synced = false;
   private stopped = false;
   private abortWatch: (() => void) | undefined;
+  private relistWanted = false;
   private readonly listeners: ((type: WatchEvent<T>['type'] | 'SYNC', obj: T | undefined) => void)[] = [];
 
   constructor(
@@ -83,11 +93,18 @@ export class Reflector<T extends KubeObject> {
     this.abortWatch?.();
   }
 
+  /** Lists again now (the objects `keep` wants changed); what the new list adds or drops is reported. */
+  relist(): void {
+    this.relistWanted = true;
+    this.abortWatch?.();
+  }
+
   private async run(onFirstSync: () => void): Promise<void> {
     let backoff = 500;
     while (!this.stopped) {
       try {
         const sep = this.query === '' ? '?' : `?${this.query}&`;
+        this.relistWanted = false;
         const listed = await this.listAll(sep);
         const changes = this.replace(listed.items);
         this.synced = true;
@@ -96,7 +113,8 @@ export class Reflector<T extends KubeObject> {
         this.emit('SYNC', undefined);
         let resourceVersion = listed.resourceVersion;
         backoff = 500;
-        while (!this.stopped) {
+        // A relist asked for while listing is done before a watch opens.
+        while (!this.stopped && !this.relistWanted) {
           let expired = false;
           const watch = this.kube.watch<T>(`${this.path}${sep}watch=true&allowWatchBookmarks=true&timeoutSeconds=300&resourceVersion=${resourceVersion}`, (event) => {
             if (event.type === 'ERROR') {
@@ -109,14 +127,19 @@ export class Reflector<T extends KubeObject> {
             if (event.type === 'BOOKMARK') return;
             const obj = this.transform(event.object);
             const key = Reflector.keyOf(obj);
+            if (event.type !== 'DELETED' && !this.kept(obj)) {
+              // No longer wanted (or never was): gone from the cache, as if deleted.
+              if (this.items.delete(key)) this.emit('DELETED', obj);
+              return;
+            }
             if (event.type === 'DELETED') this.items.delete(key);
             else this.items.set(key, obj);
             this.emit(event.type, obj);
-          });
+          }, this.options.metadataOnly === true ? METADATA : undefined);
           this.abortWatch = watch.abort;
           const opened = Date.now();
           await watch.done;
-          if (expired) break; // re-list
+          if (expired || this.relistWanted) break; // re-list
           // A watch the server closes at once is not re-opened in a tight loop.
           if (Date.now() - opened < 1000) await new Promise((r) => setTimeout(r, 1000));
         }
@@ -134,17 +157,26 @@ export class Reflector<T extends KubeObject> {
     return this.options.transform === undefined ? obj : this.options.transform(obj);
   }
 
+  private kept(obj: T): boolean {
+    return this.options.keep === undefined || this.options.keep(obj);
+  }
+
   /** The whole collection, page by page; the first page from the watch cache (resourceVersion=0). */
   private async listAll(sep: string): Promise<{ items: T[]; resourceVersion: string }> {
     const limit = this.options.pageSize ?? 500;
     const items: T[] = [];
-    let page = await this.kube.request<ListPage<T>>('GET', `${this.path}${sep}resourceVersion=0&limit=${limit}`);
+    const accept = this.options.metadataOnly === true ? METADATA_LIST : undefined;
+    const get = (query: string): Promise<ListPage<T>> => this.kube.request<ListPage<T>>('GET', `${this.path}${sep}${query}`, undefined, undefined, undefined, accept);
+    let page = await get(`resourceVersion=0&limit=${limit}`);
     for (;;) {
-      for (const item of page.items) items.push(this.transform(item));
+      for (const item of page.items) {
+        const obj = this.transform(item);
+        if (this.kept(obj)) items.push(obj);
+      }
       const token = page.metadata.continue;
       if (token === undefined || token === '') return { items, resourceVersion: page.metadata.resourceVersion };
       // The API server refuses resourceVersion together with continue: the token carries it.
-      page = await this.kube.request<ListPage<T>>('GET', `${this.path}${sep}limit=${limit}&continue=${encodeURIComponent(token)}`);
+      page = await get(`limit=${limit}&continue=${encodeURIComponent(token)}`);
     }
   }
 

@@ -1,0 +1,230 @@
+/**
+ * `npm run bench:operator`: the operator at cluster scale, against the real
+ * kube-apiserver and etcd from the toolchain. Figures, not assertions.
+ *
+ * N namespaces opt in, each with a SpanProfiling; as many namespaces that do
+ * not opt in get the same burst, first, as the baseline. Then:
+ *
+ * 1. a burst of N x M pod creations, BENCH_CONCURRENCY at a time, into the
+ *    opted-in namespaces (the webhook injects every one), and the same burst
+ *    shape into the others: pod-create p50/p99 for both;
+ * 2. the webhook's own answers (its histogram: p50/p99 bounds);
+ * 3. the time from the burst's start until every SpanProfiling's status
+ *    counts its M pods;
+ * 4. a rolling change: every SpanProfiling's spec changes, and the time until
+ *    every status counts its M pods as outdated;
+ * 5. the operator process's RSS (now and peak) and CPU seconds, and the pod
+ *    watches open on the API server (`apiserver_longrunning_requests`).
+ *
+ * Options (env): BENCH_NAMESPACES (default 200), BENCH_PODS_PER_NAMESPACE
+ * (default 50), BENCH_CONCURRENCY (default 16), BENCH_ADMISSION_CHECK
+ * (dry-run, as the chart installs it, or off).
+ */
+import * as path from 'node:path';
+import { readFileSync } from 'node:fs';
+import { GROUP, PLURAL, VERSION } from '../src/api';
+import { MUTATE_PATH } from '../src/webhook/server';
+import { NOT_THE_CHECK } from '../src/webhook/admission-check';
+import { startControlPlane, type ControlPlane } from '../../e2e/harness/control-plane';
+import { freePort, httpOk, ManagedProcess, removeDir, tempDir } from '../../e2e/harness/processes';
+import { REPO_ROOT } from '../../e2e/harness/toolchain';
+
+const NAMESPACES = Number(process.env['BENCH_NAMESPACES'] ?? 200);
+const PODS_PER_NAMESPACE = Number(process.env['BENCH_PODS_PER_NAMESPACE'] ?? 50);
+const CONCURRENCY = Number(process.env['BENCH_CONCURRENCY'] ?? 16);
+const CHECK = process.env['BENCH_ADMISSION_CHECK'] ?? 'dry-run';
+
+const percentile = (xs: number[], p: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
+};
+const mib = (bytes: number): string => `${(bytes / 1048576).toFixed(0)} MiB`;
+
+/** A pod of a Deployment's ReplicaSet, as a controller would create it. */
+function pod(i: number) {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      generateName: 'web-',
+      labels: { app: 'web', 'pod-template-hash': 'abc12' },
+      ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-abc12', uid: '5f0c7a8e-0000-4000-8000-000000000001', controller: true }],
+      annotations: { 'bench/i': String(i) },
+    },
+    spec: { containers: [{ name: 'app', image: 'node:24', env: [{ name: 'PORT', value: '8080' }], resources: { requests: { cpu: '100m', memory: '128Mi' } } }] },
+  };
+}
+
+function spanProfiling(generation: number) {
+  return {
+    apiVersion: `${GROUP}/${VERSION}`,
+    kind: 'SpanProfiling',
+    metadata: { name: 'default' },
+    spec: { pyroscope: { address: 'http://pyroscope:4040' }, tracing: { otlp: { endpoint: 'http://collector:4318' } }, ...(generation > 0 ? { env: [{ name: 'BENCH_GENERATION', value: String(generation) }] } : {}) },
+  };
+}
+
+/** Creates `perNamespace` pods in each namespace, `CONCURRENCY` at a time: the latency of each. */
+async function burst(cp: ControlPlane, namespaces: string[], perNamespace: number): Promise<{ latencies: number[]; seconds: number; injected: number }> {
+  const work = namespaces.flatMap((ns) => Array.from({ length: perNamespace }, (_, i) => [ns, i] as const));
+  const latencies: number[] = [];
+  let next = 0;
+  let injected = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (next < work.length) {
+        const [ns, i] = work[next++]!;
+        const t = performance.now();
+        const r = await cp.api<{ metadata: { annotations?: Record<string, string> } }>('POST', `/api/v1/namespaces/${ns}/pods`, pod(i));
+        if (r.status !== 201) throw new Error(`pod creation in ${ns}: HTTP ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);
+        latencies.push(performance.now() - t);
+        if (r.body.metadata.annotations?.['spanprofiling.io/status'] === 'injected') injected++;
+      }
+    }),
+  );
+  return { latencies, seconds: (performance.now() - started) / 1000, injected };
+}
+
+/** Polls until every SpanProfiling's status satisfies `done`: the seconds since `since`. */
+async function converged(cp: ControlPlane, since: number, done: (status: Record<string, unknown> | undefined) => boolean, timeoutMs = 600_000): Promise<number> {
+  for (;;) {
+    const list = await cp.api<{ items: { status?: Record<string, unknown> }[] }>('GET', `/apis/${GROUP}/${VERSION}/${PLURAL}`);
+    if (list.body.items.length === NAMESPACES && list.body.items.every((sp) => done(sp.status))) return (performance.now() - since) / 1000;
+    if (performance.now() - since > timeoutMs) {
+      const behind = list.body.items.filter((sp) => !done(sp.status)).length;
+      throw new Error(`${behind} of ${list.body.items.length} SpanProfilings had not converged after ${timeoutMs / 1000} s`);
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** The API server's open long-running requests for pods and namespaces, by verb WATCH. */
+async function watches(cp: ControlPlane): Promise<{ pods: number; namespaces: number }> {
+  const { stdout } = await cp.kubectl('get', '--raw', '/metrics');
+  const count = (resource: string): number =>
+    [...stdout.matchAll(/^apiserver_longrunning_requests\{([^}]*)\} (\d+)/gm)]
+      .filter(([, labels]) => labels!.includes(`resource="${resource}"`) && labels!.includes('verb="WATCH"') && !/subresource="[^"]/.test(labels!))
+      .reduce((sum, [, , n]) => sum + Number(n), 0);
+  return { pods: count('pods'), namespaces: count('namespaces') };
+}
+
+function processFigures(pid: number): { rss: number; peak: number; cpuSeconds: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return {
+    rss: Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024,
+    peak: Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024,
+    cpuSeconds: (Number(stat[11]) + Number(stat[12])) / 100,
+  };
+}
+
+/** The bounds of the histogram bucket holding the p-th percentile (ms). */
+function histogramPercentile(metrics: string, name: string, p: number): string {
+  const buckets = [...metrics.matchAll(new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\d+)`, 'gm'))].map(([, le, n]) => [Number(le), Number(n)] as const);
+  const total = Number(new RegExp(`^${name}_count (\\d+)`, 'm').exec(metrics)?.[1] ?? 0);
+  let below = 0;
+  for (const [le, n] of buckets) {
+    if (n >= (p / 100) * total) return `${below * 1000}-${le * 1000} ms`;
+    below = le;
+  }
+  return `> ${below * 1000} ms`;
+}
+
+async function main(): Promise<void> {
+  const cp = await startControlPlane();
+  const logDir = tempDir('bench-operator');
+  let operator: ManagedProcess | undefined;
+  const optedIn = Array.from({ length: NAMESPACES }, (_, i) => `team-${i}`);
+  const plain = Array.from({ length: NAMESPACES }, (_, i) => `plain-${i}`);
+  try {
+    console.log(`operator at scale: ${NAMESPACES} namespaces opt in x ${PODS_PER_NAMESPACE} pods, ${CONCURRENCY} creations at a time, admission check ${CHECK} (API server, etcd, operator and client share this machine's cores)`);
+    await cp.kubectl('apply', '-f', path.join(REPO_ROOT, 'crds'));
+    await cp.kubectl('wait', '--for=condition=Established', '--timeout=60s', 'crd/spanprofilings.spanprofiling.io');
+    await cp.kubectl('create', 'namespace', 'span-profiling');
+    const manifests = [
+      ...optedIn.map((name) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, annotations: { 'spanprofiling.io/inject': 'true' } } })),
+      ...plain.map((name) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } })),
+    ];
+    await cp.kubectlResult(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: manifests }));
+    await cp.kubectlResult(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: optedIn.map((ns) => ({ ...spanProfiling(0), metadata: { name: 'default', namespace: ns } })) }));
+    const webhookPort = await freePort();
+    await cp.kubectlResult(['apply', '-f', '-'], JSON.stringify({
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'MutatingWebhookConfiguration',
+      metadata: { name: 'span-profiling-operator' },
+      webhooks: [{ name: 'pods.spanprofiling.io', admissionReviewVersions: ['v1'], sideEffects: 'NoneOnDryRun', failurePolicy: 'Ignore', timeoutSeconds: 5, reinvocationPolicy: 'IfNeeded', clientConfig: { url: `https://127.0.0.1:${webhookPort}${MUTATE_PATH}` }, rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'] }], matchConditions: [{ name: 'not-the-admission-check', expression: NOT_THE_CHECK }], namespaceSelector: { matchLabels: { 'spanprofiling.io/injection': 'enabled' } } }],
+    }));
+    const probePort = await freePort();
+    operator = new ManagedProcess('operator', process.execPath, [path.join(REPO_ROOT, 'operator/dist/operator.js')], {
+      logDir,
+      env: { PATH: process.env['PATH'], KUBECONFIG: cp.kubeconfig, OPERATOR_NAMESPACE: 'span-profiling', AGENT_IMAGE: 'agent', WEBHOOK_PORT: String(webhookPort), PROBE_PORT: String(probePort), WEBHOOK_EXTRA_SANS: '127.0.0.1', LOG_LEVEL: 'warn', ADMISSION_CHECK: CHECK },
+    });
+    await operator.waitUntil('ready', () => httpOk(`http://127.0.0.1:${probePort}/readyz`), 60_000);
+    // Every opted-in namespace labelled for the webhook, and every SpanProfiling's status written once.
+    const labelled = async (): Promise<boolean> => {
+      const list = await cp.api<{ items: unknown[] }>('GET', '/api/v1/namespaces?labelSelector=spanprofiling.io%2Finjection%3Denabled');
+      return list.body.items.length === NAMESPACES;
+    };
+    await operator.waitUntil('namespaces labelled', labelled, 300_000);
+    await converged(cp, performance.now(), (s) => s !== undefined && s['injectedPods'] === 0);
+    const idle = processFigures(operator.pid!);
+    const idleWatches = await watches(cp);
+    console.log(`idle: operator RSS ${mib(idle.rss)}; watches open: pods ${idleWatches.pods}, namespaces ${idleWatches.namespaces}`);
+
+    const baseline = await burst(cp, plain, PODS_PER_NAMESPACE);
+    const before = processFigures(operator.pid!);
+    const since = performance.now();
+    const injected = await burst(cp, optedIn, PODS_PER_NAMESPACE);
+    const statusSeconds = await converged(cp, since, (s) => s?.['injectedPods'] === PODS_PER_NAMESPACE);
+    const after = processFigures(operator.pid!);
+    const burstWatches = await watches(cp);
+    const metrics = await (await fetch(`http://127.0.0.1:${probePort}/metrics`)).text();
+
+    // A rolling change: every SpanProfiling gets another spec; its pods become outdated.
+    const changed = performance.now();
+    let nextSp = 0;
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        while (nextSp < optedIn.length) {
+          const ns = optedIn[nextSp++]!;
+          const r = await cp.api('PATCH', `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}/default`, { spec: spanProfiling(1).spec }, 'application/merge-patch+json');
+          if (r.status !== 200) throw new Error(`SpanProfiling change in ${ns}: HTTP ${r.status}`);
+        }
+      }),
+    );
+    const outdatedSeconds = await converged(cp, changed, (s) => s?.['outdatedPods'] === PODS_PER_NAMESPACE);
+    const end = processFigures(operator.pid!);
+
+    const pods = NAMESPACES * PODS_PER_NAMESPACE;
+    const row = (what: string, b: { latencies: number[]; seconds: number }): string =>
+      `| ${what} | ${percentile(b.latencies, 50).toFixed(1)} / ${percentile(b.latencies, 99).toFixed(1)} ms | ${(b.latencies.length / b.seconds).toFixed(0)} pods/s |`;
+    console.log(`\n${pods} pods in ${NAMESPACES} namespaces, ${CONCURRENCY} at a time:\n`);
+    console.log('| | figure | |');
+    console.log('|---|---|---|');
+    console.log(row('pod create p50 / p99, not opted in', baseline));
+    console.log(row(`pod create p50 / p99, injected (${injected.injected} of ${pods})`, injected));
+    console.log(`| p99 injected / not opted in | ${(percentile(injected.latencies, 99) / percentile(baseline.latencies, 99)).toFixed(2)}x | |`);
+    console.log(`| webhook's answer, p50 / p99 (histogram bucket) | ${histogramPercentile(metrics, 'spanprofiling_webhook_duration_seconds', 50)} / ${histogramPercentile(metrics, 'spanprofiling_webhook_duration_seconds', 99)} | |`);
+    console.log(`| status counts every pod, after the burst began | ${statusSeconds.toFixed(1)} s (the burst took ${injected.seconds.toFixed(1)} s) | |`);
+    console.log(`| rolling change: status counts every pod outdated | ${outdatedSeconds.toFixed(1)} s | |`);
+    console.log(`| operator RSS: idle / after the burst / after the change (peak) | ${mib(idle.rss)} / ${mib(after.rss)} / ${mib(end.rss)} (${mib(end.peak)}) | |`);
+    console.log(`| operator CPU: burst and status / rolling change | ${(after.cpuSeconds - before.cpuSeconds).toFixed(1)} s / ${(end.cpuSeconds - after.cpuSeconds).toFixed(1)} s | |`);
+    console.log(`| watches open on the API server: pods / namespaces | ${burstWatches.pods} / ${burstWatches.namespaces} | |`);
+  } catch (err) {
+    console.error(cp.logs());
+    throw err;
+  } finally {
+    await operator?.stop();
+    await cp.stop();
+    removeDir(logDir);
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
