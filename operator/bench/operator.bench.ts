@@ -40,8 +40,8 @@ const percentile = (xs: number[], p: number): number => {
 };
 const mib = (bytes: number): string => `${(bytes / 1048576).toFixed(0)} MiB`;
 
-/** A pod of a Deployment's ReplicaSet, as a controller would create it. */
-function pod(i: number) {
+/** A pod of a Deployment's ReplicaSet, as its controller creates it: the same template each time, a generated name. */
+function pod() {
   return {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -49,7 +49,6 @@ function pod(i: number) {
       generateName: 'web-',
       labels: { app: 'web', 'pod-template-hash': 'abc12' },
       ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-abc12', uid: '5f0c7a8e-0000-4000-8000-000000000001', controller: true }],
-      annotations: { 'bench/i': String(i) },
     },
     spec: { containers: [{ name: 'app', image: 'node:24', env: [{ name: 'PORT', value: '8080' }], resources: { requests: { cpu: '100m', memory: '128Mi' } } }] },
   };
@@ -66,7 +65,7 @@ function spanProfiling(generation: number) {
 
 /** Creates `perNamespace` pods in each namespace, `CONCURRENCY` at a time: the latency of each. */
 async function burst(cp: ControlPlane, namespaces: string[], perNamespace: number): Promise<{ latencies: number[]; seconds: number; injected: number }> {
-  const work = namespaces.flatMap((ns) => Array.from({ length: perNamespace }, (_, i) => [ns, i] as const));
+  const work = namespaces.flatMap((ns) => Array.from({ length: perNamespace }, () => ns));
   const latencies: number[] = [];
   let next = 0;
   let injected = 0;
@@ -74,9 +73,9 @@ async function burst(cp: ControlPlane, namespaces: string[], perNamespace: numbe
   await Promise.all(
     Array.from({ length: CONCURRENCY }, async () => {
       while (next < work.length) {
-        const [ns, i] = work[next++]!;
+        const ns = work[next++]!;
         const t = performance.now();
-        const r = await cp.api<{ metadata: { annotations?: Record<string, string> } }>('POST', `/api/v1/namespaces/${ns}/pods`, pod(i));
+        const r = await cp.api<{ metadata: { annotations?: Record<string, string> } }>('POST', `/api/v1/namespaces/${ns}/pods`, pod());
         if (r.status !== 201) throw new Error(`pod creation in ${ns}: HTTP ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);
         latencies.push(performance.now() - t);
         if (r.body.metadata.annotations?.['spanprofiling.io/status'] === 'injected') injected++;
@@ -119,10 +118,12 @@ function processFigures(pid: number): { rss: number; peak: number; cpuSeconds: n
   };
 }
 
-/** The bounds of the histogram bucket holding the p-th percentile (ms). */
-function histogramPercentile(metrics: string, name: string, p: number): string {
-  const buckets = [...metrics.matchAll(new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\d+)`, 'gm'))].map(([, le, n]) => [Number(le), Number(n)] as const);
-  const total = Number(new RegExp(`^${name}_count (\\d+)`, 'm').exec(metrics)?.[1] ?? 0);
+/** The bounds of the histogram bucket holding the p-th percentile (ms); `labels` picks one series (a regular expression over its labels). */
+function histogramPercentile(metrics: string, name: string, p: number, labels = ''): string {
+  const series = (suffix: string): [string, string][] =>
+    [...metrics.matchAll(new RegExp(`^${name}_${suffix}(?:\\{([^}]*)\\})? ([\\d.e+-]+)$`, 'gm'))].filter(([, l]) => new RegExp(labels).test(l ?? '')).map(([, l, v]) => [l ?? '', v!]);
+  const buckets = series('bucket').map(([l, n]) => [Number(/le="([^"]+)"/.exec(l)?.[1]), Number(n)] as const);
+  const total = Number(series('count')[0]?.[1] ?? 0);
   let below = 0;
   for (const [le, n] of buckets) {
     if (n >= (p / 100) * total) return `${below * 1000}-${le * 1000} ms`;
@@ -155,6 +156,7 @@ async function main(): Promise<void> {
       metadata: { name: 'span-profiling-operator' },
       webhooks: [{ name: 'pods.spanprofiling.io', admissionReviewVersions: ['v1'], sideEffects: 'NoneOnDryRun', failurePolicy: 'Ignore', timeoutSeconds: 5, reinvocationPolicy: 'IfNeeded', clientConfig: { url: `https://127.0.0.1:${webhookPort}${MUTATE_PATH}` }, rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'] }], matchConditions: [{ name: 'not-the-admission-check', expression: NOT_THE_CHECK }], namespaceSelector: { matchLabels: { 'spanprofiling.io/injection': 'enabled' } } }],
     }));
+    const ownWatches = await watches(cp);
     const probePort = await freePort();
     operator = new ManagedProcess('operator', process.execPath, [path.join(REPO_ROOT, 'operator/dist/operator.js')], {
       logDir,
@@ -180,6 +182,7 @@ async function main(): Promise<void> {
     const after = processFigures(operator.pid!);
     const burstWatches = await watches(cp);
     const metrics = await (await fetch(`http://127.0.0.1:${probePort}/metrics`)).text();
+    const apiMetrics = (await cp.kubectl('get', '--raw', '/metrics')).stdout;
 
     // A rolling change: every SpanProfiling gets another spec; its pods become outdated.
     const changed = performance.now();
@@ -205,12 +208,14 @@ async function main(): Promise<void> {
     console.log(row('pod create p50 / p99, not opted in', baseline));
     console.log(row(`pod create p50 / p99, injected (${injected.injected} of ${pods})`, injected));
     console.log(`| p99 injected / not opted in | ${(percentile(injected.latencies, 99) / percentile(baseline.latencies, 99)).toFixed(2)}x | |`);
-    console.log(`| webhook's answer, p50 / p99 (histogram bucket) | ${histogramPercentile(metrics, 'spanprofiling_webhook_duration_seconds', 50)} / ${histogramPercentile(metrics, 'spanprofiling_webhook_duration_seconds', 99)} | |`);
+    console.log(`| webhook's answer as the operator times it, p50 / p99 (histogram bucket) | ${histogramPercentile(metrics, 'spanprofiling_webhook_duration_seconds', 50)} / ${histogramPercentile(metrics, 'spanprofiling_webhook_duration_seconds', 99)} | |`);
+    const call = 'name="pods.spanprofiling.io".*operation="CREATE".*rejected="false"';
+    console.log(`| webhook call as the API server times it, p50 / p99 (histogram bucket) | ${histogramPercentile(apiMetrics, 'apiserver_admission_webhook_admission_duration_seconds', 50, call)} / ${histogramPercentile(apiMetrics, 'apiserver_admission_webhook_admission_duration_seconds', 99, call)} | |`);
     console.log(`| status counts every pod, after the burst began | ${statusSeconds.toFixed(1)} s (the burst took ${injected.seconds.toFixed(1)} s) | |`);
     console.log(`| rolling change: status counts every pod outdated | ${outdatedSeconds.toFixed(1)} s | |`);
     console.log(`| operator RSS: idle / after the burst / after the change (peak) | ${mib(idle.rss)} / ${mib(after.rss)} / ${mib(end.rss)} (${mib(end.peak)}) | |`);
     console.log(`| operator CPU: burst and status / rolling change | ${(after.cpuSeconds - before.cpuSeconds).toFixed(1)} s / ${(end.cpuSeconds - after.cpuSeconds).toFixed(1)} s | |`);
-    console.log(`| watches open on the API server: pods / namespaces | ${burstWatches.pods} / ${burstWatches.namespaces} | |`);
+    console.log(`| the operator's watches on the API server: pods / namespaces | ${burstWatches.pods - ownWatches.pods} / ${burstWatches.namespaces - ownWatches.namespaces} (the API server's own: ${ownWatches.pods} / ${ownWatches.namespaces}) | |`);
   } catch (err) {
     console.error(cp.logs());
     throw err;

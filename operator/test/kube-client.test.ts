@@ -301,6 +301,41 @@ describe('controller work queue', () => {
     assert.ok(done.indexOf('fine') < done.indexOf('broken'), `the healthy key was not held up: ${done.join(', ')}`);
   });
 
+  it('works on up to `concurrency` keys at once, never on one key twice at once, and runs a key added meanwhile again after', async () => {
+    const running = new Set<string>();
+    let most = 0;
+    const runs: string[] = [];
+    const gates = new Map<string, () => void>();
+    const q = new WorkQueue(
+      async (key) => {
+        assert.ok(!running.has(key), `${key} ran twice at once`);
+        running.add(key);
+        most = Math.max(most, running.size);
+        runs.push(key);
+        await new Promise<void>((r) => gates.set(`${key}#${runs.filter((k) => k === key).length}`, r));
+        running.delete(key);
+      },
+      () => undefined,
+      undefined,
+      3,
+    );
+    q.start();
+    for (const k of ['a', 'b', 'c', 'd']) q.add(k);
+    await until(() => running.size === 3);
+    assert.deepEqual([...running].sort(), ['a', 'b', 'c']);
+    q.add('a'); // while a runs: it waits for that run to end
+    gates.get('b#1')!();
+    await until(() => running.has('d'));
+    assert.ok(!runs.slice(3).includes('a'), 'a ran again while its first run was on');
+    gates.get('a#1')!();
+    await until(() => runs.filter((k) => k === 'a').length === 2);
+    for (const g of ['c#1', 'd#1', 'a#2']) gates.get(g)!();
+    await until(() => running.size === 0);
+    q.stop();
+    assert.equal(most, 3);
+    assert.deepEqual([...runs].sort(), ['a', 'a', 'b', 'c', 'd']);
+  });
+
   it('ignores keys while stopped, and stop() cancels waiting retries', async () => {
     let runs = 0;
     const q = new WorkQueue(

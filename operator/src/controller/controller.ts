@@ -37,6 +37,8 @@ export const UNSEEN_POD_REASON =
   "admitted while the span-profiling webhook could not see it (operator unavailable, or the namespace opted in later); restart its workload (or let the SpanProfiling's spec.rollout do it) to have it recreated with the agent";
 
 const CREDENTIALS_RECHECK_MS = 5000;
+/** SpanProfilings and namespaces reconciled at a time (each key one at a time). */
+const RECONCILE_CONCURRENCY = 4;
 
 export interface ControllerOptions {
   /** Namespaces never labelled for injection (the operator's own, kube-system). */
@@ -157,6 +159,8 @@ export class Controller {
         this.metrics.reconciles.inc({ result: err === undefined ? 'ok' : 'error' });
         if (err !== undefined) this.log.warn('reconcile failed, will retry', { key, error: errorMessage(err), retryMs, failures: this.queue.failuresOf(key) });
       },
+      undefined,
+      RECONCILE_CONCURRENCY,
     );
     caches.spanProfilings.onChange((type, sp) => {
       // Which SpanProfiling a pod selects changes with a spec or the set of them, not with a status write.

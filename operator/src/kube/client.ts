@@ -63,7 +63,8 @@ export type AuthProvider = () => Promise<RequestOptions>;
 
 /** Loads credentials: KUBECONFIG or ~/.kube/config, else the in-cluster service account. */
 export async function kubeFromEnvironment(kubeconfigPath?: string): Promise<Kube> {
-  const k8s = await import('@kubernetes/client-node');
+  // KubeConfig alone: the package's index brings every generated API class (16 MB bundled, against 1.5 MB).
+  const k8s = await import('@kubernetes/client-node/dist/config.js');
   const kc = new k8s.KubeConfig();
   if (kubeconfigPath !== undefined) kc.loadFromFile(kubeconfigPath);
   else kc.loadFromDefault();
