@@ -61,6 +61,19 @@ const boundedExports = {
   },
 };
 
+// The OpenTelemetry API's context values, replaced by the agent's (src/otel-context.ts: the API's
+// allocated three old-generation closures per context, which kept every request's span alive
+// through young-generation collections).
+const otelContext = {
+  name: 'otel-context',
+  setup(b) {
+    b.onResolve({ filter: /^\.\.?\/(context\/)?context$/ }, (args) => {
+      const target = join(args.resolveDir, `${args.path}.js`);
+      return /[\\/]@opentelemetry[\\/]api[\\/]build[\\/][^\\/]+[\\/]context[\\/]context\.js$/.test(target) ? { path: join(here, 'src/otel-context.ts') } : undefined;
+    });
+  },
+};
+
 // The packages each instrumentation hooks, for instantiating it when one of them is first required
 // (src/lazy-instrumentations.ts). Read from the instrumentations themselves, so the table cannot drift.
 function instrumentedPackages() {
@@ -104,6 +117,7 @@ await build({
     },
     gatedShimmer,
     boundedExports,
+    otelContext,
   ],
 });
 
@@ -129,6 +143,8 @@ await build({
     ['the bounded retrying transport', /\bnew BoundedRetryingTransport\(/.test(agentJs)],
     ["upstream's retrying transport gone", !/[^d]RetryingTransport=class\b|class RetryingTransport\b/.test(agentJs)],
     ['the gated shimmer', agentJs.includes('instrumentationGate')],
+    ["the agent's context values", agentJs.includes('ImmutableContext')],
+    ["the API's context values gone", !agentJs.includes('"BaseContext"')],
   ]) {
     if (!present) throw new Error(`agent.js: ${what} check failed; see the plugins in injector/build.mjs`);
   }

@@ -133,16 +133,20 @@ export class SpanProfileLinker implements SpanProcessor {
     };
     take(span.attributes?.['http.route']);
     const own = span as unknown as { setAttribute: Span['setAttribute']; setAttributes: Span['setAttributes'] };
-    const setAttribute = own.setAttribute;
-    const setAttributes = own.setAttributes;
-    own.setAttribute = function (this: Span, key, value) {
+    const originalSetAttribute = own.setAttribute;
+    const originalSetAttributes = own.setAttributes;
+    // Locals first: V8 allocates a function literal assigned straight to a property in the old
+    // generation, where it would keep this request's labels through young collections (otel-context.ts).
+    const setAttribute: Span['setAttribute'] = function (this: Span, key, value) {
       if (key === 'http.route') take(value);
-      return setAttribute.call(this, key, value);
+      return originalSetAttribute.call(this, key, value);
     };
-    own.setAttributes = function (this: Span, attributes) {
+    const setAttributes: Span['setAttributes'] = function (this: Span, attributes) {
       take(attributes?.['http.route']);
-      return setAttributes.call(this, attributes);
+      return originalSetAttributes.call(this, attributes);
     };
+    own.setAttribute = setAttribute;
+    own.setAttributes = setAttributes;
   }
 
   /** Keeps the request's RPC metadata (the HTTP instrumentation's, a key shared by every copy) with its labels. */
