@@ -145,6 +145,8 @@ await build({
     ['the gated shimmer', agentJs.includes('instrumentationGate')],
     ["the agent's context values", agentJs.includes('ImmutableContext')],
     ["the API's context values gone", !agentJs.includes('"BaseContext"')],
+    // Encoded batches pass through the exporters' serializer only if there is one copy of it (encoded-batches.ts).
+    ['one OTLP trace serializer', agentJs.split('ProtobufTraceSerializer={serializeRequest:').length === 2],
   ]) {
     if (!present) throw new Error(`agent.js: ${what} check failed; see the plugins in injector/build.mjs`);
   }

@@ -20,8 +20,9 @@ import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-ho
 import { CompositePropagator, ExportResultCode, suppressTracing, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { registerInstrumentations, type Instrumentation } from '@opentelemetry/instrumentation';
 import { defaultResource, detectResources, envDetector, hostDetector, osDetector, processDetector, serviceInstanceIdDetector, type ResourceDetector } from '@opentelemetry/resources';
-import { BasicTracerProvider, BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { BasicTracerProvider, BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, type ReadableSpan, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { agentFactory } from './bounded-retry';
+import { acceptEncoded, EncodedBatchProcessor } from './encoded-batches';
 import { instrumentationGate } from './gated-shimmer';
 import { apiRegistry } from './otel-global';
 import { INSTRUMENTATIONS, selectInstrumentations } from './instrumentations';
@@ -228,23 +229,30 @@ function names(env: Env, variable: string, known: Record<string, unknown>, fallb
   return list.filter((n) => !unknown.includes(n));
 }
 
-function exporters(env: Env, log: Logger): SpanExporter[] {
+/** One span as OTLP protobuf: OpenTelemetry's serializer, loaded at the first span that ends, made to pass encoded batches through. */
+let encodeProtobuf: ((spans: ReadableSpan[]) => Uint8Array | undefined) | undefined;
+const protobufSpans = (spans: ReadableSpan[]): Uint8Array | undefined =>
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  (encodeProtobuf ??= acceptEncoded((require('@opentelemetry/otlp-transformer') as typeof import('@opentelemetry/otlp-transformer')).ProtobufTraceSerializer))(spans);
+
+/** A processor per exporter: OTLP over protobuf encodes spans as they end (encoded-batches.ts), the console prints each at once. */
+function spanProcessors(env: Env, log: Logger): SpanProcessor[] {
   const selected = names(env, 'OTEL_TRACES_EXPORTER', { otlp: 1, console: 1, zipkin: 1 }, ['otlp'], log, ['none']);
   if (selected.includes('none')) return [];
-  return selected.flatMap((name): SpanExporter[] => {
+  return selected.flatMap((name): SpanProcessor[] => {
     try {
-      if (name === 'console') return [new ConsoleSpanExporter()];
+      if (name === 'console') return [new SimpleSpanProcessor(new ConsoleSpanExporter())];
       if (name === 'zipkin') {
         // eslint-disable-next-line @typescript-eslint/no-require-imports
-        return [new (require('@opentelemetry/exporter-zipkin') as typeof import('@opentelemetry/exporter-zipkin')).ZipkinExporter()];
+        return [new BatchSpanProcessor(new (require('@opentelemetry/exporter-zipkin') as typeof import('@opentelemetry/exporter-zipkin')).ZipkinExporter())];
       }
-      const protocol = (env['OTEL_EXPORTER_OTLP_TRACES_PROTOCOL'] || env['OTEL_EXPORTER_OTLP_PROTOCOL'] || 'http/protobuf').trim();
-      const make = OTLP_EXPORTERS[protocol];
-      if (make === undefined) {
+      let protocol = (env['OTEL_EXPORTER_OTLP_TRACES_PROTOCOL'] || env['OTEL_EXPORTER_OTLP_PROTOCOL'] || 'http/protobuf').trim();
+      if (OTLP_EXPORTERS[protocol] === undefined) {
         log.warn(`OTLP protocol ${JSON.stringify(protocol)} is not one of grpc, http/protobuf, http/json; using http/protobuf`);
-        return [new DeferredExporter(OTLP_EXPORTERS['http/protobuf']!)];
+        protocol = 'http/protobuf';
       }
-      return [new DeferredExporter(make)];
+      const exporter = new DeferredExporter(OTLP_EXPORTERS[protocol]!);
+      return [protocol === 'http/json' ? new BatchSpanProcessor(exporter) : new EncodedBatchProcessor(exporter, protobufSpans)];
     } catch (err) {
       log.error(`trace exporter ${name} could not be created: ${describeError(err)}`);
       return [];
@@ -311,8 +319,7 @@ export function startTracing(env: Env, linker: SpanProcessor | undefined, regist
   const selection = selectInstrumentations(env);
   for (const warning of selection.warnings) log.warn(warning);
 
-  const spanExporters = exporters(env, log);
-  const processors: SpanProcessor[] = spanExporters.map((e) => (e instanceof ConsoleSpanExporter ? new SimpleSpanProcessor(e) : new BatchSpanProcessor(e)));
+  const processors = spanProcessors(env, log);
   const detectors = names(env, 'OTEL_NODE_RESOURCE_DETECTORS', DETECTORS, Object.keys(DETECTORS), log, ['none']).filter((n) => n !== 'none').map((n) => DETECTORS[n]!());
   const resource = defaultResource().merge(detectResources({ detectors }));
   const own = new BasicTracerProvider({

@@ -100,7 +100,8 @@ function spansOf(request: JsonRequest): ReceivedSpan[] {
   return spans;
 }
 
-function decodeProtobuf(body: Buffer): ReceivedSpan[] {
+/** The spans of an ExportTraceServiceRequest in protobuf. */
+export function decodeProtobuf(body: Buffer): ReceivedSpan[] {
   const message = ExportRequest.decode(body);
   return spansOf(ExportRequest.toObject(message, { longs: String, bytes: String, defaults: false }) as JsonRequest);
 }

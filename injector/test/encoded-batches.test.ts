@@ -1,0 +1,140 @@
+/**
+ * Spans encoded as they end (src/encoded-batches.ts): a batch of them is the
+ * request OpenTelemetry's own serializer makes of the same spans, and the
+ * processor batches as OpenTelemetry's batch processor does.
+ */
+import { strict as assert } from 'node:assert';
+import { SpanStatusCode, TraceFlags, type Span as ApiSpan } from '@opentelemetry/api';
+import { ExportResultCode } from '@opentelemetry/core';
+import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { BasicTracerProvider, type ReadableSpan, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { EncodedBatch, EncodedBatchProcessor, EncodedSpans, type EncodedBatchConfig } from '../src/encoded-batches';
+import { decodeProtobuf } from './harness/otlp-receiver';
+
+const encodeOne = (span: ReadableSpan): Uint8Array => ProtobufTraceSerializer.serializeRequest([span])!;
+
+/** Ended spans of two instrumentation scopes, with what spans carry: attributes of every type, events, links, status. */
+function endedSpans(n: number): ReadableSpan[] {
+  const ended: ReadableSpan[] = [];
+  const collect: SpanProcessor = { onStart: () => undefined, onEnd: (s) => void ended.push(s), forceFlush: async () => undefined, shutdown: async () => undefined };
+  const provider = new BasicTracerProvider({ resource: resourceFromAttributes({ 'service.name': 'shop', 'host.name': 'node-1', 'process.pid': 42 }), spanProcessors: [collect] });
+  const scopes = [provider.getTracer('@opentelemetry/instrumentation-http', '0.1.0'), provider.getTracer('checkout')];
+  let previous: ApiSpan | undefined;
+  for (let i = 0; i < n; i++) {
+    const span = scopes[i % 2]!.startSpan(`GET /item/${i}`, {
+      attributes: { 'http.route': '/item/:id', 'http.status_code': 200 + i, ratio: i / 3, cached: i % 2 === 0, tags: ['a', `b${i}`], 'zürich.straße': 'ü€😀' },
+      ...(previous !== undefined ? { links: [{ context: previous.spanContext(), attributes: { why: 'retry' } }] } : {}),
+    });
+    span.addEvent('picked', { count: i });
+    if (i % 3 === 0) span.setStatus({ code: SpanStatusCode.ERROR, message: `failed ${i}` });
+    span.end();
+    previous = span;
+  }
+  return ended;
+}
+
+const byId = (a: { spanId: string }, b: { spanId: string }): number => (a.spanId < b.spanId ? -1 : 1);
+
+describe('spans encoded as they end', () => {
+  it("make, batch by batch, the request OpenTelemetry's serializer makes of the same spans", () => {
+    const spans = endedSpans(40);
+    const encoded = new EncodedSpans();
+    for (const [first, last] of [[0, 25], [25, 40]] as const) {
+      for (const span of spans.slice(first, last)) encoded.add(encodeOne(span));
+      assert.equal(encoded.count, last - first);
+      const batch = encoded.take();
+      assert.equal(encoded.count, 0);
+      assert.equal(batch.length, last - first);
+      const theirs = Buffer.from(ProtobufTraceSerializer.serializeRequest(spans.slice(first, last))!);
+      const ours = Buffer.from(batch.bytes);
+      assert.deepEqual(decodeProtobuf(ours).sort(byId), decodeProtobuf(theirs).sort(byId));
+      // The same bytes, fields aside: the resource and each scope written once per batch, as the serializer writes them.
+      assert.equal(ours.length, theirs.length);
+      assert.deepEqual([...ours].sort(), [...theirs].sort());
+    }
+  });
+
+  it('answers nothing more than its spans: an empty take is an empty request', () => {
+    const batch = new EncodedSpans().take();
+    assert.equal(batch.length, 0);
+    assert.equal(batch.bytes.length, 0);
+  });
+});
+
+describe('the encoded batch processor', () => {
+  /** An exporter that keeps what it was given. */
+  function keeping(): SpanExporter & { batches: EncodedBatch[]; flushed: number; shut: boolean } {
+    const exporter = {
+      batches: [] as EncodedBatch[],
+      flushed: 0,
+      shut: false,
+      export(items: ReadableSpan[], done: (r: { code: ExportResultCode }) => void): void {
+        exporter.batches.push(items as unknown as EncodedBatch);
+        done({ code: ExportResultCode.SUCCESS });
+      },
+      async forceFlush(): Promise<void> {
+        exporter.flushed++;
+      },
+      async shutdown(): Promise<void> {
+        exporter.shut = true;
+      },
+    };
+    return exporter;
+  }
+  const config = (c: Partial<EncodedBatchConfig>): EncodedBatchConfig => ({ scheduledDelayMillis: 60_000, maxExportBatchSize: 512, maxQueueSize: 2048, ...c });
+  /** The span ids of the batches, sorted (a batch groups its spans by scope). */
+  const spansOf = (batches: EncodedBatch[]): string[] => batches.flatMap((b) => decodeProtobuf(Buffer.from(b.bytes)).map((s) => s.spanId)).sort();
+  const idsOf = (spans: ReadableSpan[]): string[] => spans.map((s) => s.spanContext().spanId).sort();
+
+  it('exports a batch as soon as it is full, the rest after the scheduled delay', async () => {
+    const exporter = keeping();
+    const processor = new EncodedBatchProcessor(exporter, (s) => ProtobufTraceSerializer.serializeRequest(s), config({ maxExportBatchSize: 10, scheduledDelayMillis: 20 }));
+    const spans = endedSpans(25);
+    for (const span of spans) processor.onEnd(span);
+    assert.deepEqual(exporter.batches.map((b) => b.length), [10, 10]);
+    const waited = Date.now();
+    while (exporter.batches.length < 3) {
+      assert.ok(Date.now() - waited < 30_000, 'the last batch never left');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.deepEqual(exporter.batches.map((b) => b.length), [10, 10, 5]);
+    assert.deepEqual(spansOf(exporter.batches), idsOf(spans));
+    await processor.shutdown();
+  });
+
+  it('drops spans past a full queue and unsampled ones; forceFlush and shutdown export what waits', async () => {
+    const exporter = keeping();
+    const processor = new EncodedBatchProcessor(exporter, (s) => ProtobufTraceSerializer.serializeRequest(s), config({ maxQueueSize: 4, maxExportBatchSize: 8 }));
+    const spans = endedSpans(9);
+    const unsampled = { ...spans[0]!, spanContext: () => ({ ...spans[0]!.spanContext(), traceFlags: TraceFlags.NONE }) } as ReadableSpan;
+    processor.onEnd(unsampled);
+    for (const span of spans.slice(0, 6)) processor.onEnd(span);
+    assert.equal(exporter.batches.length, 0);
+    await processor.forceFlush();
+    assert.deepEqual(spansOf(exporter.batches), idsOf(spans.slice(0, 4)));
+    assert.equal(exporter.flushed, 1);
+    for (const span of spans.slice(6)) processor.onEnd(span);
+    await processor.shutdown();
+    assert.deepEqual(exporter.batches.map((b) => b.length), [4, 3]);
+    assert.ok(exporter.shut);
+    processor.onEnd(spans[0]!);
+    assert.equal(exporter.batches.length, 2, 'a span ended after shutdown is not exported');
+  });
+
+  it('drops a span it cannot encode, and goes on', async () => {
+    const exporter = keeping();
+    let calls = 0;
+    const processor = new EncodedBatchProcessor(
+      exporter,
+      (s) => {
+        if (calls++ === 0) throw new Error('cannot encode');
+        return ProtobufTraceSerializer.serializeRequest(s);
+      },
+      config({}),
+    );
+    for (const span of endedSpans(3)) processor.onEnd(span);
+    await processor.forceFlush();
+    assert.deepEqual(exporter.batches.map((b) => b.length), [2]);
+  });
+});
