@@ -25,7 +25,7 @@ export interface ControlPlane {
   /** kubectl that resolves with the exit code and output instead of throwing. */
   kubectlResult(args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }>;
   /** A JSON request to the API server as the admin user. */
-  /** A request as the cluster admin, or as someone else with impersonation headers (`Impersonate-User`). */
+  /** A request as the cluster admin, or as someone else with impersonation headers (`Impersonate-User`); `accept` among them asks for another representation. */
   api<T>(method: string, urlPath: string, body?: unknown, contentType?: string, headers?: Record<string, string>): Promise<{ status: number; body: T }>;
   logs(): string;
   stop(): Promise<void>;
@@ -93,7 +93,7 @@ export async function startControlPlane(): Promise<ControlPlane> {
         method,
         ca: existsSync(caFile) ? readFileSync(caFile) : undefined,
         rejectUnauthorized: existsSync(caFile),
-        headers: { ...headers, authorization: `Bearer ${token}`, accept: 'application/json', ...(payload ? { 'content-type': contentType, 'content-length': String(payload.length) } : {}) },
+        headers: { accept: 'application/json', ...headers, authorization: `Bearer ${token}`, ...(payload ? { 'content-type': contentType, 'content-length': String(payload.length) } : {}) },
         timeout: 30_000,
       });
       req.on('error', reject);

@@ -18,11 +18,13 @@
  *
  * Options (env): BENCH_NAMESPACES (default 200), BENCH_PODS_PER_NAMESPACE
  * (default 50), BENCH_CONCURRENCY (default 16), BENCH_ADMISSION_CHECK
- * (dry-run, as the chart installs it, or off).
+ * (dry-run, as the chart installs it, or off), BENCH_OPERATOR_NODE_OPTIONS
+ * (NODE_OPTIONS for the operator process, e.g. the chart's).
  */
 import * as path from 'node:path';
 import { readFileSync } from 'node:fs';
 import { GROUP, PLURAL, VERSION } from '../src/api';
+import { METADATA_LIST } from '../src/kube/client';
 import { MUTATE_PATH } from '../src/webhook/server';
 import { NOT_THE_CHECK } from '../src/webhook/admission-check';
 import { startControlPlane, type ControlPlane } from '../../e2e/harness/control-plane';
@@ -33,6 +35,7 @@ const NAMESPACES = Number(process.env['BENCH_NAMESPACES'] ?? 200);
 const PODS_PER_NAMESPACE = Number(process.env['BENCH_PODS_PER_NAMESPACE'] ?? 50);
 const CONCURRENCY = Number(process.env['BENCH_CONCURRENCY'] ?? 16);
 const CHECK = process.env['BENCH_ADMISSION_CHECK'] ?? 'dry-run';
+const OPERATOR_NODE_OPTIONS = process.env['BENCH_OPERATOR_NODE_OPTIONS'];
 
 const percentile = (xs: number[], p: number): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -139,7 +142,7 @@ async function main(): Promise<void> {
   const optedIn = Array.from({ length: NAMESPACES }, (_, i) => `team-${i}`);
   const plain = Array.from({ length: NAMESPACES }, (_, i) => `plain-${i}`);
   try {
-    console.log(`operator at scale: ${NAMESPACES} namespaces opt in x ${PODS_PER_NAMESPACE} pods, ${CONCURRENCY} creations at a time, admission check ${CHECK} (API server, etcd, operator and client share this machine's cores)`);
+    console.log(`operator at scale: ${NAMESPACES} namespaces opt in x ${PODS_PER_NAMESPACE} pods, ${CONCURRENCY} creations at a time, admission check ${CHECK}${OPERATOR_NODE_OPTIONS !== undefined ? `, operator NODE_OPTIONS ${OPERATOR_NODE_OPTIONS}` : ''} (API server, etcd, operator and client share this machine's cores)`);
     await cp.kubectl('apply', '-f', path.join(REPO_ROOT, 'crds'));
     await cp.kubectl('wait', '--for=condition=Established', '--timeout=60s', 'crd/spanprofilings.spanprofiling.io');
     await cp.kubectl('create', 'namespace', 'span-profiling');
@@ -160,7 +163,7 @@ async function main(): Promise<void> {
     const probePort = await freePort();
     operator = new ManagedProcess('operator', process.execPath, [path.join(REPO_ROOT, 'operator/dist/operator.js')], {
       logDir,
-      env: { PATH: process.env['PATH'], KUBECONFIG: cp.kubeconfig, OPERATOR_NAMESPACE: 'span-profiling', AGENT_IMAGE: 'agent', WEBHOOK_PORT: String(webhookPort), PROBE_PORT: String(probePort), WEBHOOK_EXTRA_SANS: '127.0.0.1', LOG_LEVEL: 'warn', ADMISSION_CHECK: CHECK },
+      env: { PATH: process.env['PATH'], KUBECONFIG: cp.kubeconfig, OPERATOR_NAMESPACE: 'span-profiling', AGENT_IMAGE: 'agent', WEBHOOK_PORT: String(webhookPort), PROBE_PORT: String(probePort), WEBHOOK_EXTRA_SANS: '127.0.0.1', LOG_LEVEL: 'warn', ADMISSION_CHECK: CHECK, ...(OPERATOR_NODE_OPTIONS !== undefined ? { NODE_OPTIONS: OPERATOR_NODE_OPTIONS } : {}) },
     });
     await operator.waitUntil('ready', () => httpOk(`http://127.0.0.1:${probePort}/readyz`), 60_000);
     // Every opted-in namespace labelled for the webhook, and every SpanProfiling's status written once.
@@ -199,6 +202,21 @@ async function main(): Promise<void> {
     const outdatedSeconds = await converged(cp, changed, (s) => s?.['outdatedPods'] === PODS_PER_NAMESPACE);
     const end = processFigures(operator.pid!);
 
+    // What a watch of every pod decodes, whole objects against metadata alone (what client-node's informers cannot ask for).
+    const listAll = async (accept: string | undefined): Promise<{ bytes: number; ms: number }> => {
+      let bytes = 0;
+      let token: string | undefined;
+      const t = performance.now();
+      do {
+        const r = await cp.api<{ metadata: { continue?: string } }>('GET', `/api/v1/pods?limit=500${token ? `&continue=${encodeURIComponent(token)}` : ''}`, undefined, undefined, accept === undefined ? {} : { accept });
+        bytes += JSON.stringify(r.body).length;
+        token = r.body.metadata.continue;
+      } while (token);
+      return { bytes, ms: performance.now() - t };
+    };
+    const whole = await listAll(undefined);
+    const metadata = await listAll(METADATA_LIST);
+
     const pods = NAMESPACES * PODS_PER_NAMESPACE;
     const row = (what: string, b: { latencies: number[]; seconds: number }): string =>
       `| ${what} | ${percentile(b.latencies, 50).toFixed(1)} / ${percentile(b.latencies, 99).toFixed(1)} ms | ${(b.latencies.length / b.seconds).toFixed(0)} pods/s |`;
@@ -215,6 +233,7 @@ async function main(): Promise<void> {
     console.log(`| rolling change: status counts every pod outdated | ${outdatedSeconds.toFixed(1)} s | |`);
     console.log(`| operator RSS: idle / after the burst / after the change (peak) | ${mib(idle.rss)} / ${mib(after.rss)} / ${mib(end.rss)} (${mib(end.peak)}) | |`);
     console.log(`| operator CPU: burst and status / rolling change | ${(after.cpuSeconds - before.cpuSeconds).toFixed(1)} s / ${(end.cpuSeconds - after.cpuSeconds).toFixed(1)} s | |`);
+    console.log(`| every pod of the cluster listed (${2 * pods}): whole objects / metadata only | ${(whole.bytes / 1e6).toFixed(1)} MB in ${whole.ms.toFixed(0)} ms / ${(metadata.bytes / 1e6).toFixed(1)} MB in ${metadata.ms.toFixed(0)} ms | |`);
     console.log(`| the operator's watches on the API server: pods / namespaces | ${burstWatches.pods - ownWatches.pods} / ${burstWatches.namespaces - ownWatches.namespaces} (the API server's own: ${ownWatches.pods} / ${ownWatches.namespaces}) | |`);
   } catch (err) {
     console.error(cp.logs());
