@@ -25,10 +25,9 @@ import * as path from 'node:path';
 import { readFileSync } from 'node:fs';
 import { GROUP, PLURAL, VERSION } from '../src/api';
 import { METADATA_LIST } from '../src/kube/client';
-import { MUTATE_PATH } from '../src/webhook/server';
-import { NOT_THE_CHECK } from '../src/webhook/admission-check';
 import { startControlPlane, type ControlPlane } from '../../e2e/harness/control-plane';
-import { freePort, httpOk, ManagedProcess, removeDir, tempDir } from '../../e2e/harness/processes';
+import { ManagedProcess, removeDir, tempDir } from '../../e2e/harness/processes';
+import { registerLoopbackWebhook, startLoopbackOperator } from './loopback-operator';
 import { REPO_ROOT } from '../../e2e/harness/toolchain';
 
 const NAMESPACES = Number(process.env['BENCH_NAMESPACES'] ?? 200);
@@ -152,20 +151,11 @@ async function main(): Promise<void> {
     ];
     await cp.kubectlResult(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: manifests }));
     await cp.kubectlResult(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: optedIn.map((ns) => ({ ...spanProfiling(0), metadata: { name: 'default', namespace: ns } })) }));
-    const webhookPort = await freePort();
-    await cp.kubectlResult(['apply', '-f', '-'], JSON.stringify({
-      apiVersion: 'admissionregistration.k8s.io/v1',
-      kind: 'MutatingWebhookConfiguration',
-      metadata: { name: 'span-profiling-operator' },
-      webhooks: [{ name: 'pods.spanprofiling.io', admissionReviewVersions: ['v1'], sideEffects: 'NoneOnDryRun', failurePolicy: 'Ignore', timeoutSeconds: 5, reinvocationPolicy: 'IfNeeded', clientConfig: { url: `https://127.0.0.1:${webhookPort}${MUTATE_PATH}` }, rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'] }], matchConditions: [{ name: 'not-the-admission-check', expression: NOT_THE_CHECK }], namespaceSelector: { matchLabels: { 'spanprofiling.io/injection': 'enabled' } } }],
-    }));
+    const webhookPort = await registerLoopbackWebhook(cp);
     const ownWatches = await watches(cp);
-    const probePort = await freePort();
-    operator = new ManagedProcess('operator', process.execPath, [path.join(REPO_ROOT, 'operator/dist/operator.js')], {
-      logDir,
-      env: { PATH: process.env['PATH'], KUBECONFIG: cp.kubeconfig, OPERATOR_NAMESPACE: 'span-profiling', AGENT_IMAGE: 'agent', WEBHOOK_PORT: String(webhookPort), PROBE_PORT: String(probePort), WEBHOOK_EXTRA_SANS: '127.0.0.1', LOG_LEVEL: 'warn', ADMISSION_CHECK: CHECK, ...(OPERATOR_NODE_OPTIONS !== undefined ? { NODE_OPTIONS: OPERATOR_NODE_OPTIONS } : {}) },
-    });
-    await operator.waitUntil('ready', () => httpOk(`http://127.0.0.1:${probePort}/readyz`), 60_000);
+    const started = await startLoopbackOperator(cp, { name: 'operator', webhookPort, logDir, check: CHECK, ...(OPERATOR_NODE_OPTIONS !== undefined ? { nodeOptions: OPERATOR_NODE_OPTIONS } : {}) });
+    operator = started.process;
+    const probePort = started.probePort;
     // Every opted-in namespace labelled for the webhook, and every SpanProfiling's status written once.
     const labelled = async (): Promise<boolean> => {
       const list = await cp.api<{ items: unknown[] }>('GET', '/api/v1/namespaces?labelSelector=spanprofiling.io%2Finjection%3Denabled');

@@ -6,9 +6,9 @@
  */
 import * as path from 'node:path';
 import { startControlPlane } from '../../e2e/harness/control-plane';
-import { freePort, httpOk, ManagedProcess, removeDir, tempDir } from '../../e2e/harness/processes';
+import { ManagedProcess, removeDir, tempDir } from '../../e2e/harness/processes';
 import { REPO_ROOT } from '../../e2e/harness/toolchain';
-import { NOT_THE_CHECK } from '../src/webhook/admission-check';
+import { registerLoopbackWebhook, startLoopbackOperator } from './loopback-operator';
 const ALLOWED = 'images.shop.internal/';
 const rows: { what: string; labels?: Record<string, string>; lr?: Record<string, unknown>; vap?: boolean; agent?: Record<string, unknown>; app?: Record<string, unknown>; quota?: Record<string, string>; podImage?: string }[] = [
   { what: 'Pod Security restricted, default SpanProfiling', labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } },
@@ -34,8 +34,7 @@ const rows: { what: string; labels?: Record<string, string>; lr?: Record<string,
     const vap = { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingAdmissionPolicy', metadata: { name: 'images-from-our-registry' }, spec: { failurePolicy: 'Fail', matchConstraints: { resourceRules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'] }] }, validations: [{ expression: `object.spec.containers.all(c, c.image.startsWith('${ALLOWED}')) && object.spec.?initContainers.orValue([]).all(c, c.image.startsWith('${ALLOWED}'))` }] } };
     const vb = { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingAdmissionPolicyBinding', metadata: { name: 'images-from-our-registry' }, spec: { policyName: 'images-from-our-registry', validationActions: ['Deny'], matchResources: { namespaceSelector: { matchLabels: { policy: 'images' } } } } };
     for (const o of [vap, vb]) await cp.kubectlResult(['apply', '-f', '-'], JSON.stringify(o));
-    const webhookPort = await freePort();
-    await cp.kubectlResult(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', metadata: { name: 'span-profiling-operator' }, webhooks: [{ name: 'pods.spanprofiling.io', admissionReviewVersions: ['v1'], sideEffects: 'NoneOnDryRun', failurePolicy: 'Ignore', timeoutSeconds: 5, reinvocationPolicy: 'IfNeeded', clientConfig: { url: `https://127.0.0.1:${webhookPort}/mutate-v1-pod` }, rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'] }], matchConditions: [{ name: 'not-the-admission-check', expression: NOT_THE_CHECK }], namespaceSelector: { matchLabels: { 'spanprofiling.io/injection': 'enabled' } } }] }));
+    const webhookPort = await registerLoopbackWebhook(cp);
     let n = 0;
     for (const r of rows) {
       const ns = `t${n++}`;
@@ -60,10 +59,8 @@ const rows: { what: string; labels?: Record<string, string>; lr?: Record<string,
     const pod = (r: (typeof rows)[number], inject: boolean) => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web', annotations: { 'spanprofiling.io/inject': inject ? 'true' : 'false' } }, spec: { ...(r.labels?.['pod-security.kubernetes.io/enforce'] === 'restricted' ? { securityContext: { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } } } : {}), containers: [{ name: 'app', image: r.podImage ?? 'node:24', ...(r.app ? { resources: r.app } : {}), ...(r.labels?.['pod-security.kubernetes.io/enforce'] === 'restricted' ? { securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, runAsUser: 1000 } } : {}) }] } });
     const results: string[][] = rows.map((r) => [r.what]);
     for (const check of ['off', 'dry-run']) {
-      const probePort = await freePort();
-      const op = new ManagedProcess(`op-${check}`, process.execPath, [path.join(REPO_ROOT, 'operator/dist/operator.js')], { logDir, env: { PATH: process.env['PATH'], KUBECONFIG: cp.kubeconfig, OPERATOR_NAMESPACE: 'span-profiling', AGENT_IMAGE: 'span-profiling-agent:test', WEBHOOK_PORT: String(webhookPort), PROBE_PORT: String(probePort), WEBHOOK_EXTRA_SANS: '127.0.0.1', LOG_LEVEL: 'warn', ADMISSION_CHECK: check } });
+      const { process: op } = await startLoopbackOperator(cp, { name: `op-${check}`, webhookPort, logDir, check, agentImage: 'span-profiling-agent:test' });
       ops.push(op);
-      await op.waitUntil('ready', () => httpOk(`http://127.0.0.1:${probePort}/readyz`), 60_000);
       for (let i = 0; i < rows.length; i++) await cp.kubectl('annotate', '--overwrite', 'namespace', `t${i}`, 'spanprofiling.io/inject=true');
       for (let i = 0; i < rows.length; i++) {
         await until(`t${i} labelled for the webhook`, async () => (await cp.api<{ metadata: { labels?: Record<string, string> } }>('GET', `/api/v1/namespaces/t${i}`)).body.metadata.labels?.['spanprofiling.io/injection'] === 'enabled');

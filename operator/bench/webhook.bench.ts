@@ -21,9 +21,9 @@ import { jsonLog } from '../src/log';
 import { operatorMetrics } from '../src/metrics';
 import { MUTATE_PATH, WebhookServer } from '../src/webhook/server';
 import { review } from '../src/webhook/review';
-import { NOT_THE_CHECK } from '../src/webhook/admission-check';
 import { startControlPlane } from '../../e2e/harness/control-plane';
-import { freePort, httpOk, ManagedProcess, removeDir, tempDir } from '../../e2e/harness/processes';
+import { ManagedProcess, removeDir, tempDir } from '../../e2e/harness/processes';
+import { registerLoopbackWebhook, startLoopbackOperator } from './loopback-operator';
 import { REPO_ROOT } from '../../e2e/harness/toolchain';
 
 const REVIEWS = Number(process.env['BENCH_REVIEWS'] ?? 20_000);
@@ -118,13 +118,7 @@ async function throughApiServer(): Promise<void> {
     for (const ns of ['span-profiling', 'shop', 'plain']) await cp.kubectl('create', 'namespace', ns);
     await cp.kubectl('annotate', 'namespace', 'shop', 'spanprofiling.io/inject=true');
     await cp.kubectlResult(['apply', '-n', 'shop', '-f', '-'], JSON.stringify({ apiVersion: 'spanprofiling.io/v1alpha1', kind: 'SpanProfiling', metadata: { name: 'default' }, spec: { pyroscope: { address: 'http://p:4040' }, tracing: { otlp: { endpoint: 'http://j:4318' } } } }));
-    const webhookPort = await freePort();
-    await cp.kubectlResult(['apply', '-f', '-'], JSON.stringify({
-      apiVersion: 'admissionregistration.k8s.io/v1',
-      kind: 'MutatingWebhookConfiguration',
-      metadata: { name: 'span-profiling-operator' },
-      webhooks: [{ name: 'pods.spanprofiling.io', admissionReviewVersions: ['v1'], sideEffects: 'NoneOnDryRun', failurePolicy: 'Ignore', timeoutSeconds: 5, reinvocationPolicy: 'IfNeeded', clientConfig: { url: `https://127.0.0.1:${webhookPort}${MUTATE_PATH}` }, rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'] }], matchConditions: [{ name: 'not-the-admission-check', expression: NOT_THE_CHECK }], namespaceSelector: { matchLabels: { 'spanprofiling.io/injection': 'enabled' } } }],
-    }));
+    const webhookPort = await registerLoopbackWebhook(cp);
     const create = async (namespace: string, distinct = false): Promise<{ p50: number; p99: number; rate: number; injected: number }> => {
       const latencies: number[] = [];
       let next = 0;
@@ -146,12 +140,10 @@ async function throughApiServer(): Promise<void> {
       `  ${what.padEnd(52)} p50 ${r.p50.toFixed(1).padStart(6)} ms   p99 ${r.p99.toFixed(1).padStart(6)} ms   ${r.rate.toFixed(0).padStart(4)} pods/s${r.injected !== undefined ? `   ${r.injected} injected` : ''}`;
     console.log(`\nthrough the real kube-apiserver, ${PODS} pod creations per row, ${CONCURRENCY} concurrent (apiserver, etcd, operator and client on 2 cores):`);
     for (const check of ['off', 'dry-run'] as const) {
-      const probePort = await freePort();
-      operator = new ManagedProcess(`operator-${check}`, process.execPath, [path.join(REPO_ROOT, 'operator/dist/operator.js')], {
-        logDir,
-        env: { PATH: process.env['PATH'], KUBECONFIG: cp.kubeconfig, OPERATOR_NAMESPACE: 'span-profiling', AGENT_IMAGE: 'agent', WEBHOOK_PORT: String(webhookPort), PROBE_PORT: String(probePort), WEBHOOK_EXTRA_SANS: '127.0.0.1', LOG_LEVEL: 'warn', ADMISSION_CHECK: check },
-      });
-      await operator.waitUntil('ready', () => httpOk(`http://127.0.0.1:${probePort}/readyz`), 60_000);
+      const started = await startLoopbackOperator(cp, { name: `operator-${check}`, webhookPort, logDir, check });
+      const { probePort } = started;
+      operator = started.process;
+      const pid = started.process.pid;
       for (let i = 0; i < 100; i++) {
         const probe = await cp.api<{ metadata: { annotations?: Record<string, string> } }>('POST', '/api/v1/namespaces/shop/pods?dryRun=All', pod(i));
         if (probe.body.metadata.annotations?.['spanprofiling.io/status'] === 'injected') break;
@@ -161,13 +153,13 @@ async function throughApiServer(): Promise<void> {
       console.log(line('namespace the webhook never sees', await create('plain')));
       console.log(line("opted-in namespace, one ReplicaSet's pods", await create('shop')));
       if (check === 'dry-run') console.log(line('opted-in namespace, every pod different (no reuse)', await create('shop', true)));
-      const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${operator.pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
-      const hwm = Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${operator.pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+      const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+      const hwm = Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
       const metrics = await (await fetch(`http://127.0.0.1:${probePort}/metrics`)).text();
       const served = /spanprofiling_webhook_duration_seconds_count (\d+)/.exec(metrics)?.[1];
       const sum = Number(/spanprofiling_webhook_duration_seconds_sum ([\d.e+-]+)/.exec(metrics)?.[1] ?? NaN);
       console.log(`  operator process: RSS ${mib(rss)} (peak ${mib(hwm)}), reviews served ${served} (the check's own included), mean answer ${((sum / Number(served)) * 1000).toFixed(1)} ms`);
-      await operator.stop();
+      await started.process.stop();
       operator = undefined;
     }
   } finally {
