@@ -168,6 +168,8 @@ async function main(): Promise<void> {
     console.log(`idle: operator RSS ${mib(idle.rss)}; watches open: pods ${idleWatches.pods}, namespaces ${idleWatches.namespaces}`);
 
     const baseline = await burst(cp, plain, PODS_PER_NAMESPACE);
+    // A scrape starts the event-loop delay's window: the next one covers the injected burst.
+    await fetch(`http://127.0.0.1:${probePort}/metrics`);
     const before = processFigures(operator.pid!);
     const since = performance.now();
     const injected = await burst(cp, optedIn, PODS_PER_NAMESPACE);
@@ -219,6 +221,8 @@ async function main(): Promise<void> {
     console.log(`| webhook's answer as the operator times it, p50 / p99 (histogram bucket) | ${histogramPercentile(metrics, 'spanprofiling_webhook_duration_seconds', 50)} / ${histogramPercentile(metrics, 'spanprofiling_webhook_duration_seconds', 99)} | |`);
     const call = 'name="pods.spanprofiling.io".*operation="CREATE".*rejected="false"';
     console.log(`| webhook call as the API server times it, p50 / p99 (histogram bucket) | ${histogramPercentile(apiMetrics, 'apiserver_admission_webhook_admission_duration_seconds', 50, call)} / ${histogramPercentile(apiMetrics, 'apiserver_admission_webhook_admission_duration_seconds', 99, call)} | |`);
+    const delay = (q: string): string => `${(Number(new RegExp(`^spanprofiling_event_loop_delay_seconds\\{quantile="${q}"\\} ([\\d.e+-]+)$`, 'm').exec(metrics)?.[1] ?? NaN) * 1000).toFixed(1)}`;
+    console.log(`| the operator's event loop during the burst: late by p50 / p99 / max | ${delay('0.5')} / ${delay('0.99')} / ${delay('1')} ms | |`);
     console.log(`| status counts every pod, after the burst began | ${statusSeconds.toFixed(1)} s (the burst took ${injected.seconds.toFixed(1)} s) | |`);
     console.log(`| rolling change: status counts every pod outdated | ${outdatedSeconds.toFixed(1)} s | |`);
     console.log(`| operator RSS: idle / after the burst / after the change (peak) | ${mib(idle.rss)} / ${mib(after.rss)} / ${mib(end.rss)} (${mib(end.peak)}) | |`);

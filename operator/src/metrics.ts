@@ -2,6 +2,8 @@
  * Prometheus metrics in the text exposition format: the few counters, gauges
  * and histograms the operator exports, without a client library.
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+
 type Labels = Record<string, string>;
 
 const key = (labels: Labels): string =>
@@ -84,6 +86,29 @@ export class Histogram extends Metric {
   }
 }
 
+/**
+ * How late the event loop ran its callbacks since the last scrape (p50, p99, max, in seconds): the
+ * webhook answers from the same loop as the controller, so its delays are the webhook's too.
+ */
+export class EventLoopDelay extends Metric {
+  private readonly histogram = monitorEventLoopDelay({ resolution: 10 });
+  constructor(name: string, help: string) {
+    super(name, help, 'gauge');
+    this.histogram.enable();
+  }
+  lines(): string[] {
+    const h = this.histogram;
+    const seconds = (nanos: number): number => (Number.isFinite(nanos) ? nanos / 1e9 : 0);
+    const lines = [
+      `${this.name}{quantile="0.5"} ${seconds(h.percentile(50))}`,
+      `${this.name}{quantile="0.99"} ${seconds(h.percentile(99))}`,
+      `${this.name}{quantile="1"} ${seconds(h.max)}`,
+    ];
+    h.reset();
+    return lines;
+  }
+}
+
 export class Registry {
   private readonly metrics: Metric[] = [];
   register<M extends Metric>(metric: M): M {
@@ -104,6 +129,7 @@ export function operatorMetrics(registry = new Registry()) {
     leader: registry.register(new Gauge('spanprofiling_leader', '1 when this replica holds the leader lease.')),
     pods: registry.register(new Gauge('spanprofiling_pods', "Running pods of a SpanProfiling (namespace/name), by state: injected, outdated (an older configuration or agent image), missed (running without the agent). The leader's.")),
     restarts: registry.register(new Counter('spanprofiling_rollout_restarts_total', 'Workloads the rollout restarted, by SpanProfiling and kind.')),
+    eventLoopDelay: registry.register(new EventLoopDelay('spanprofiling_event_loop_delay_seconds', "How late the operator's event loop ran, since the last scrape (the webhook answers from it).")),
   };
 }
 

@@ -151,6 +151,23 @@ describe('webhook server over HTTPS', function () {
     assert.match(text, /spanprofiling_webhook_duration_seconds_count \d+/);
   });
 
+  it("reports how late the event loop ran since the last scrape, which the webhook's answers wait on", async () => {
+    const metrics = operatorMetrics();
+    const quantiles = (): Record<string, number> =>
+      Object.fromEntries([...metrics.registry.render().matchAll(/^spanprofiling_event_loop_delay_seconds\{quantile="([\d.]+)"\} ([\d.e+-]+)$/gm)].map(([, q, v]) => [q!, Number(v)]));
+    metrics.registry.render();
+    // The monitor's own timer ticks (every 10 ms), the loop is held for 80 ms, then runs its timers.
+    await new Promise((r) => setTimeout(r, 30));
+    const until = Date.now() + 80;
+    while (Date.now() < until);
+    await new Promise((r) => setTimeout(r, 30));
+    const held = quantiles();
+    assert.deepEqual(Object.keys(held).sort(), ['0.5', '0.99', '1']);
+    assert.ok(held['1']! >= 0.05, `max ${held['1']} s after an 80 ms hold`);
+    // Each scrape starts a new window.
+    assert.equal(quantiles()['1'], 0);
+  });
+
   it('switches to a rotated certificate without restarting', async () => {
     const ca2 = createCA('test-ca-2', new Date(), 1);
     const s2 = createServingCert(ca2, ['localhost'], new Date(), 1);
