@@ -32,8 +32,8 @@ type HttpRpcMetadata = { type?: unknown; span?: unknown; route?: unknown };
 /**
  * What the profiler records with each sample: one object per labelled span,
  * shared by every sample taken under it. The span name is read when the
- * profile is serialized, so a name set late is the one that lands in the
- * profile. An HTTP server span is named `GET` until it ends, when the HTTP
+ * profile is serialized (or, once the span ended, the name it ended with), so
+ * a name set late is the one that lands in the profile. An HTTP server span is named `GET` until it ends, when the HTTP
  * instrumentation renames it `GET /orders/:id` from the route the framework's
  * instrumentation (express, koa's router) left in the request's RPC metadata;
  * a request still running at a collection gets that same name from the
@@ -45,17 +45,36 @@ type HttpRpcMetadata = { type?: unknown; span?: unknown; route?: unknown };
 export class SpanLabels {
   /** The request's RPC metadata, once a context carrying it for this span was seen. */
   rpc: HttpRpcMetadata | undefined;
+  /** The span's name when it ended. */
+  private endedName: string | undefined;
 
   constructor(
     readonly spanId: string,
     readonly traceId: string,
-    readonly span: ApiSpan,
+    private span: ApiSpan | undefined,
   ) {}
 
   /** A route a framework's own server span reported, for a request whose metadata has none. */
   childRoute: string | undefined;
 
+  owns(span: unknown): boolean {
+    return this.span !== undefined && this.span === span;
+  }
+
+  /**
+   * The span ended: its name is final, and the labels let go of it and of the request's metadata.
+   * The processor keeps these labels in a WeakMap by span; a value that points back at its key
+   * kept the whole request alive through young-generation collections (V8 treats the values of
+   * an old-generation WeakMap as live there), until a full collection.
+   */
+  end(): void {
+    this.endedName = this.spanName;
+    this.span = undefined;
+    this.rpc = undefined;
+  }
+
   get spanName(): string {
+    if (this.span === undefined) return this.endedName ?? '';
     const name = (this.span as unknown as { name?: unknown }).name as string;
     const route = this.rpc?.route ?? this.childRoute;
     // Not yet renamed (a bare method): the name the span will have when it ends.
@@ -119,7 +138,14 @@ export class SpanProfileLinker implements SpanProcessor {
     if (labels !== undefined) this.labelsBySpan.set(span, labels);
   }
 
-  onEnd(_span: ReadableSpan): void {}
+  onEnd(span: ReadableSpan): void {
+    try {
+      const labels = this.labelsBySpan.get(span);
+      if (labels?.owns(span) === true) labels.end();
+    } catch {
+      // the labels keep the span until it is collected
+    }
+  }
 
   /**
    * A framework's own server span inside a request (Next.js names it with the route and gives it
@@ -153,7 +179,7 @@ export class SpanProfileLinker implements SpanProcessor {
   private noteRpc(labels: SpanLabels, context: Context): void {
     if (labels.rpc !== undefined) return;
     const rpc = context.getValue(RPC_METADATA_KEY) as HttpRpcMetadata | undefined;
-    if (rpc !== undefined && rpc.type === 'http' && rpc.span === labels.span) labels.rpc = rpc;
+    if (rpc !== undefined && rpc.type === 'http' && labels.owns(rpc.span)) labels.rpc = rpc;
   }
 
   forceFlush(): Promise<void> {
