@@ -45,8 +45,9 @@ type HttpRpcMetadata = { type?: unknown; span?: unknown; route?: unknown };
 export class SpanLabels {
   /** The request's RPC metadata, once a context carrying it for this span was seen. */
   rpc: HttpRpcMetadata | undefined;
-  /** The span's name when it ended. */
-  private endedName: string | undefined;
+  /** The span's own name when it ended, and the route its request's metadata had then. */
+  private endedName: unknown;
+  private endedRoute: unknown;
 
   constructor(
     readonly spanId: string,
@@ -62,21 +63,23 @@ export class SpanLabels {
   }
 
   /**
-   * The span ended: its name is final, and the labels let go of it and of the request's metadata.
-   * The processor keeps these labels in a WeakMap by span; a value that points back at its key
-   * kept the whole request alive through young-generation collections (V8 treats the values of
-   * an old-generation WeakMap as live there), until a full collection.
+   * The span ended: its name is final, and the labels let go of it and of the request's metadata
+   * (a framework's span may still report the route later, as Next.js's does). The processor keeps
+   * these labels in a WeakMap by span; a value that points back at its key kept the whole request
+   * alive through young-generation collections (V8 treats the values of an old-generation WeakMap
+   * as live there), until a full collection.
    */
   end(): void {
-    this.endedName = this.spanName;
+    this.endedName = (this.span as unknown as { name?: unknown }).name;
+    this.endedRoute = this.rpc?.route;
     this.span = undefined;
     this.rpc = undefined;
   }
 
   get spanName(): string {
-    if (this.span === undefined) return this.endedName ?? '';
-    const name = (this.span as unknown as { name?: unknown }).name as string;
-    const route = this.rpc?.route ?? this.childRoute;
+    const ended = this.span === undefined;
+    const name = (ended ? this.endedName : (this.span as unknown as { name?: unknown }).name) as string;
+    const route = (ended ? this.endedRoute : this.rpc?.route) ?? this.childRoute;
     // Not yet renamed (a bare method): the name the span will have when it ends.
     if (typeof route === 'string' && route !== '' && typeof name === 'string' && name !== '' && !name.includes(' ')) return `${name} ${route}`;
     return name;

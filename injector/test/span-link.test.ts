@@ -4,7 +4,7 @@
  * the span when it ends.
  */
 import { strict as assert } from 'node:assert';
-import { ROOT_CONTEXT, trace } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, trace } from '@opentelemetry/api';
 import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
 import { SpanProfileLinker } from '../src/span-link';
 
@@ -38,6 +38,18 @@ describe('span labels', () => {
     assert.equal(linker.labelsFor(trace.setSpan(ROOT_CONTEXT, child)), rootLabels);
     child.end();
     assert.equal(rootLabels.spanName, 'GET /orders/:id');
+  });
+
+  it("take a route a framework's own server span reports after the request's span ended (Next.js)", () => {
+    const { linker, tracer } = linked();
+    const root = tracer.startSpan('GET', { kind: SpanKind.SERVER });
+    const labels = linker.labelsFor(trace.setSpan(ROOT_CONTEXT, root))!;
+    const framework = tracer.startSpan('GET /api/report/[kind]', { kind: SpanKind.SERVER }, trace.setSpan(ROOT_CONTEXT, root));
+    root.end();
+    assert.equal(labels.spanName, 'GET');
+    framework.setAttribute('http.route', '/api/report/[kind]');
+    framework.end();
+    assert.equal(labels.spanName, 'GET /api/report/[kind]');
   });
 
   it('end with a child span only its own labels (every span labelled)', () => {
