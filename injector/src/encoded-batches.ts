@@ -239,8 +239,12 @@ export function batchConfigFromEnv(): EncodedBatchConfig {
   };
 }
 
+type SettlingResource = { asyncAttributesPending?: boolean; waitForAsyncAttributes?: () => Promise<void> };
+
 export class EncodedBatchProcessor implements SpanProcessor {
   private readonly pending = new EncodedSpans();
+  /** Spans whose resource still waits for detectors (a process's first moments): encoded once it settled, as the batch processor waits before exporting. */
+  private readonly settling = new Set<Promise<void>>();
   private timer: NodeJS.Timeout | undefined;
   private shut = false;
   private dropped = 0;
@@ -257,10 +261,26 @@ export class EncodedBatchProcessor implements SpanProcessor {
 
   onEnd(span: ReadableSpan): void {
     if (this.shut || (span.spanContext().traceFlags & TraceFlags.SAMPLED) === 0) return;
-    if (this.pending.count >= this.config.maxQueueSize) {
+    if (this.pending.count + this.settling.size >= this.config.maxQueueSize) {
       if (this.dropped++ === 0) diag.warn('span export: the queue is full; dropping spans until it empties');
       return;
     }
+    const resource = span.resource as SettlingResource | undefined;
+    if (resource?.asyncAttributesPending === true && typeof resource.waitForAsyncAttributes === 'function') {
+      const settled: Promise<void> = resource
+        .waitForAsyncAttributes()
+        .catch(() => undefined)
+        .then(() => {
+          this.settling.delete(settled);
+          if (!this.shut) this.add(span);
+        });
+      this.settling.add(settled);
+      return;
+    }
+    this.add(span);
+  }
+
+  private add(span: ReadableSpan): void {
     try {
       const bytes = this.encode([span]);
       if (bytes !== undefined) this.pending.add(bytes);
@@ -284,6 +304,7 @@ export class EncodedBatchProcessor implements SpanProcessor {
   }
 
   async forceFlush(): Promise<void> {
+    await Promise.all(this.settling);
     this.send();
     await this.exporter.forceFlush?.();
   }

@@ -122,6 +122,25 @@ describe('the encoded batch processor', () => {
     assert.equal(exporter.batches.length, 2, 'a span ended after shutdown is not exported');
   });
 
+  it("encodes a span whose resource still waits for a detector once it settled, with the detector's attributes", async () => {
+    const exporter = keeping();
+    const processor = new EncodedBatchProcessor(exporter, (s) => ProtobufTraceSerializer.serializeRequest(s), config({}));
+    let settle!: (id: string) => void;
+    const hostId = new Promise<string>((resolve) => (settle = resolve));
+    const ended: ReadableSpan[] = [];
+    const collect: SpanProcessor = { onStart: () => undefined, onEnd: (s) => void ended.push(s), forceFlush: async () => undefined, shutdown: async () => undefined };
+    const provider = new BasicTracerProvider({ resource: resourceFromAttributes({ 'service.name': 'shop', 'host.id': hostId }), spanProcessors: [collect] });
+    provider.getTracer('t').startSpan('GET').end();
+    processor.onEnd(ended[0]!);
+    const flushed = processor.forceFlush();
+    assert.equal(exporter.batches.length, 0, 'encoded before the resource settled');
+    settle('host-1');
+    await flushed;
+    const [span] = decodeProtobuf(Buffer.from(exporter.batches[0]!.bytes));
+    assert.equal(span!.resource['host.id'], 'host-1');
+    assert.equal(span!.resource['service.name'], 'shop');
+  });
+
   it('drops a span it cannot encode, and goes on', async () => {
     const exporter = keeping();
     let calls = 0;
