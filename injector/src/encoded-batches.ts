@@ -11,7 +11,8 @@
  * twice as long as without the agent. Here a span's bytes go into a buffer
  * outside the JavaScript heap, and the span dies young.
  *
- * Same behaviour as the batch processor it replaces: sampled spans only;
+ * Same behaviour as the batch processor it replaces: sampled spans only; a
+ * span whose resource still waits for a detector is encoded once it settled;
  * OTEL_BSP_SCHEDULE_DELAY, OTEL_BSP_MAX_EXPORT_BATCH_SIZE and
  * OTEL_BSP_MAX_QUEUE_SIZE (spans past a full queue are dropped, and said so);
  * one request per batch, with one ResourceSpans per resource and one
