@@ -29,6 +29,7 @@ import { startControlPlane, type ControlPlane } from '../../e2e/harness/control-
 import { ManagedProcess, removeDir, tempDir } from '../../e2e/harness/processes';
 import { registerLoopbackWebhook, startLoopbackOperator } from './loopback-operator';
 import { REPO_ROOT } from '../../e2e/harness/toolchain';
+import { percentile } from '../../injector/bench/figures';
 
 const NAMESPACES = Number(process.env['BENCH_NAMESPACES'] ?? 200);
 const PODS_PER_NAMESPACE = Number(process.env['BENCH_PODS_PER_NAMESPACE'] ?? 50);
@@ -36,10 +37,6 @@ const CONCURRENCY = Number(process.env['BENCH_CONCURRENCY'] ?? 16);
 const CHECK = process.env['BENCH_ADMISSION_CHECK'] ?? 'dry-run';
 const OPERATOR_NODE_OPTIONS = process.env['BENCH_OPERATOR_NODE_OPTIONS'];
 
-const percentile = (xs: number[], p: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
-};
 const mib = (bytes: number): string => `${(bytes / 1048576).toFixed(0)} MiB`;
 
 /** A pod of a Deployment's ReplicaSet, as its controller creates it: the same template each time, a generated name. */

@@ -25,15 +25,12 @@ import { startControlPlane } from '../../e2e/harness/control-plane';
 import { ManagedProcess, removeDir, tempDir } from '../../e2e/harness/processes';
 import { registerLoopbackWebhook, startLoopbackOperator } from './loopback-operator';
 import { REPO_ROOT } from '../../e2e/harness/toolchain';
+import { percentile } from '../../injector/bench/figures';
 
 const REVIEWS = Number(process.env['BENCH_REVIEWS'] ?? 20_000);
 const PODS = Number(process.env['BENCH_PODS'] ?? 1000);
 const CONCURRENCY = Number(process.env['BENCH_CONCURRENCY'] ?? 200);
 
-const percentile = (xs: number[], p: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
-};
 const mib = (bytes: number): string => `${(bytes / 1048576).toFixed(0)} MiB`;
 
 /** A pod of one ReplicaSet, or (distinct) one that differs from every other pod (a label of its own). */

@@ -190,9 +190,10 @@ export class Controller {
       }
       // The SpanProfilings it belonged to before the change, and those it belongs to now.
       const before = this.index.ownersOf(pod);
+      const now = this.spanProfilingsOf(pod);
       if (type === 'DELETED') this.index.delete(pod);
-      else this.index.set(pod);
-      for (const key of [...before, ...this.spanProfilingsOf(pod)]) this.enqueue(`sp:${key}`);
+      else this.index.set(pod, now);
+      for (const key of [...before, ...now]) this.enqueue(`sp:${key}`);
     });
     return pods;
   }

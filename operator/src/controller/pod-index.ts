@@ -24,12 +24,11 @@ export class PodIndex<P extends KubeObject> {
     private readonly all: () => Iterable<P>,
   ) {}
 
-  /** A pod was added or changed. */
-  set(pod: P): void {
+  /** A pod was added or changed; `owners` when the caller already has them. */
+  set(pod: P, owners: readonly string[] = this.owners(pod)): void {
     if (this.stale) return;
     this.remove(pod);
     const key = podKey(pod);
-    const owners = this.owners(pod);
     this.ownersByPod.set(key, owners);
     for (const owner of owners) {
       let pods = this.podsOf.get(owner);
