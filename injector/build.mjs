@@ -74,6 +74,70 @@ const otelContext = {
   },
 };
 
+// @opentelemetry/otlp-transformer's index, with each export's module loaded when the export is first
+// read: the index loads the metrics and logs serializers, and with them the metrics SDK (60 modules of
+// heap for a process that exports only traces). Which module gives which export is read from the
+// package itself, each checked to be the index's own value.
+const lazyOtlpTransformer = {
+  name: 'lazy-otlp-transformer',
+  setup(b) {
+    const pkg = '@opentelemetry/otlp-transformer';
+    b.onResolve({ filter: /^@opentelemetry\/otlp-transformer$/ }, () => ({ path: pkg, namespace: 'lazy-index' }));
+    b.onLoad({ filter: /.*/, namespace: 'lazy-index' }, () => {
+      const index = require(pkg);
+      const root = join(dirname(require.resolve(`${pkg}/package.json`)), 'build/src');
+      const parts = ['trace/protobuf', 'trace/json', 'trace', 'metrics/protobuf', 'metrics/json', 'metrics', 'logs/protobuf', 'logs/json', 'logs'];
+      const lines = ['"use strict";'];
+      for (const name of Object.keys(index)) {
+        const part = parts.find((p) => require(join(root, p))[name] === index[name]);
+        if (part === undefined) throw new Error(`${pkg}: no module of ${parts.join(', ')} gives ${name}; see lazyOtlpTransformer in injector/build.mjs`);
+        lines.push(`Object.defineProperty(exports, ${JSON.stringify(name)}, { enumerable: true, get: () => require(${JSON.stringify(join(root, part))}).${name} });`);
+      }
+      return { contents: lines.join('\n'), loader: 'js', resolveDir: root };
+    });
+  },
+};
+
+// @opentelemetry/semantic-conventions, with only the constants the bundle reads. Its index defines
+// every constant of the conventions (hundreds, and the deprecated ones), each a property and a
+// string on the heap of every process, where the agent's code reads a few dozen. A first build, with
+// the package left out, finds them: each place that requires it must keep it in a variable and only
+// read its constants by name (anything else, and the build stops here).
+async function semanticConventionsUsed(options) {
+  const pkg = '@opentelemetry/semantic-conventions';
+  const fail = (why) => {
+    throw new Error(`${pkg}: ${why}; see semanticConventionsUsed in injector/build.mjs`);
+  };
+  const probe = await build({
+    ...options,
+    write: false,
+    plugins: [{ name: 'semconv-probe', setup: (b) => b.onResolve({ filter: /^@opentelemetry\/semantic-conventions(\/.*)?$/ }, (args) => ({ path: args.path, external: true })) }, ...options.plugins],
+  });
+  const text = probe.outputFiles[0].text;
+  const required = text.split(`require("${pkg}`).length - 1;
+  const aliases = [...text.matchAll(/([\w$]+)=(?:__toESM\()?require\("@opentelemetry\/semantic-conventions"\)/g)].map((m) => m[1]);
+  if (aliases.length !== required) fail(`required ${required} times, ${aliases.length} of them the index kept in a variable`);
+  const exported = require(pkg);
+  const names = new Set();
+  for (const alias of aliases) {
+    const uses = text.matchAll(new RegExp(`(?<![\\w$.])${alias.replace(/\$/g, '\\$')}(?![\\w$])(?:\\.([\\w$]+)|(=))?`, 'g'));
+    for (const [use, name, assigned] of uses) {
+      if (assigned !== undefined) continue;
+      if (name === undefined || !Object.hasOwn(exported, name)) fail(`\`${use}\` reads something other than a constant`);
+      if (typeof exported[name] !== 'string' && typeof exported[name] !== 'number') fail(`${name} is not a string or a number`);
+      names.add(name);
+    }
+  }
+  const contents = ['"use strict";', ...[...names].sort().map((name) => `exports.${name} = ${JSON.stringify(exported[name])};`)].join('\n');
+  return {
+    name: 'semantic-conventions-used',
+    setup(b) {
+      b.onResolve({ filter: /^@opentelemetry\/semantic-conventions$/ }, () => ({ path: pkg, namespace: 'semconv-used' }));
+      b.onLoad({ filter: /.*/, namespace: 'semconv-used' }, () => ({ contents, loader: 'js' }));
+    },
+  };
+}
+
 // The packages each instrumentation hooks, for instantiating it when one of them is first required
 // (src/lazy-instrumentations.ts). Read from the instrumentations themselves, so the table cannot drift.
 function instrumentedPackages() {
@@ -100,7 +164,7 @@ await build({
 });
 
 // The agent, with the profiler and import-in-the-middle left as runtime requires of files beside it.
-await build({
+const agentOptions = {
   ...common,
   entryPoints: [join(here, 'src/main.ts')],
   outfile: join(dist, 'agent.js'),
@@ -118,8 +182,10 @@ await build({
     gatedShimmer,
     boundedExports,
     otelContext,
+    lazyOtlpTransformer,
   ],
-});
+};
+await build({ ...agentOptions, plugins: [await semanticConventionsUsed(agentOptions), ...agentOptions.plugins] });
 
 // Worker threads' profiler: the native profiler, shaping and the message filter, nothing of OpenTelemetry.
 await build({

@@ -5,12 +5,19 @@
  * a container skip it. The first process writes the cache after the agent has
  * started (so it holds the functions start-up ran, not only the top level).
  *
+ * The bundle's source stays off the JavaScript heap: V8 keeps a script's
+ * source as long as any of its functions lives, and on the heap its 2 MB
+ * would count against the app's heap (its limit, the sizes V8 grows it by).
+ * Read as Latin-1 (the bundle is ASCII), a string this large is made by Node
+ * as an external string, as Node's own modules' sources are.
+ *
  * The cache lives in SPANPROFILING_CODE_CACHE_DIR, by default
  * <tmpdir>/span-profiling-<uid>, a directory of the current user's alone
  * (mode 0700; a directory owned by someone else is not used). One file per
  * agent build and Node.js version. No cache (read-only file system, `off`)
- * means a plain load.
+ * means compiling without one.
  */
+import * as buffer from 'node:buffer';
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as os from 'node:os';
@@ -35,26 +42,39 @@ function cacheDirectory(env: Env): string | undefined {
   }
 }
 
+/** The module wrapper Node's own CommonJS loader uses, on the source's first line (positions in stacks stay the same). */
+const WRAPPER = ['(function (exports, require, module, __filename, __dirname) {', '\n})'] as const;
+
+/**
+ * The wrapped source, as an external string when it can be one: Node makes a Latin-1 string of
+ * more than about 1 MB external, off the JavaScript heap. Only ASCII reads the same in Latin-1 and
+ * UTF-8; anything else (or a Node.js without buffer.isAscii) is read as UTF-8, on the heap.
+ */
+export function wrappedSource(file: string): string {
+  const bytes = fs.readFileSync(file);
+  const isAscii = (buffer as { isAscii?: (input: Uint8Array) => boolean }).isAscii;
+  if (isAscii === undefined || !isAscii(bytes)) return `${WRAPPER[0]}${bytes.toString('utf8')}${WRAPPER[1]}`;
+  return Buffer.concat([Buffer.from(WRAPPER[0], 'latin1'), bytes, Buffer.from(WRAPPER[1], 'latin1')]).toString('latin1');
+}
+
 export function loadWithCodeCache<T>(file: string, env: Env): T {
   const dir = cacheDirectory(env);
-  if (dir === undefined) return createRequire(file)(file) as T;
-  const source = fs.readFileSync(file, 'utf8');
   const stat = fs.statSync(file);
-  const cacheFile = path.join(dir, `agent-${process.version}-${process.arch}-${stat.size}-${Math.round(stat.mtimeMs)}.cache`);
+  const cacheFile = dir === undefined ? undefined : path.join(dir, `agent-${process.version}-${process.arch}-${stat.size}-${Math.round(stat.mtimeMs)}.cache`);
   let cachedData: Buffer | undefined;
   try {
     // Only a regular file of this user's, not a link.
-    const entry = fs.lstatSync(cacheFile);
-    if (entry.isFile() && (typeof process.getuid !== 'function' || entry.uid === process.getuid())) cachedData = fs.readFileSync(cacheFile);
+    const entry = cacheFile === undefined ? undefined : fs.lstatSync(cacheFile);
+    if (entry?.isFile() === true && (typeof process.getuid !== 'function' || entry.uid === process.getuid())) cachedData = fs.readFileSync(cacheFile!);
   } catch {
     // first process of this build and Node.js version
   }
-  const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, { filename: file, ...(cachedData !== undefined ? { cachedData } : {}) });
+  const script = new vm.Script(wrappedSource(file), { filename: file, ...(cachedData !== undefined ? { cachedData } : {}) });
   const module = { exports: {} as T, id: file, filename: file, loaded: false };
   const wrapper = script.runInThisContext() as (exports: T, require: NodeRequire, module: { exports: T }, filename: string, dirname: string) => void;
   wrapper.call(module.exports, module.exports, createRequire(file), module, file, path.dirname(file));
   module.loaded = true;
-  if (cachedData === undefined || script.cachedDataRejected === true) {
+  if (cacheFile !== undefined && (cachedData === undefined || script.cachedDataRejected === true)) {
     // After start-up has run (the cache then holds the functions it compiled): on the next turn of
     // the event loop, or before exit for a process that has none.
     let written = false;
