@@ -1,6 +1,7 @@
 // Preloaded by stalls.bench.ts into every configuration alike: a 1 ms timer that records how late
 // each tick of the event loop came, and V8's garbage collections as perf_hooks reports them (kind,
-// pause, the heap in use right after, and the young generation's size). SIGUSR2 writes both, with the RSS, to $STALL_REPORT.
+// pause, the heap in use right after, and the young generation's size). SIGUSR2 writes both, with the RSS, to $STALL_REPORT,
+// and then (with --expose-gc) the heap still in use after a full collection: what the process keeps, garbage aside.
 'use strict';
 const fs = require('node:fs');
 const v8 = require('node:v8');
@@ -45,5 +46,11 @@ process.on('SIGUSR2', () => {
     const k = (i & (SIZE - 1)) * F;
     collections.push([gcs[k], gcs[k + 1], gcs[k + 2], gcs[k + 3], gcs[k + 4]]);
   }
-  fs.writeFileSync(process.env.STALL_REPORT, JSON.stringify({ ticks, gcs: collections, rss: process.memoryUsage.rss() }));
+  const rss = process.memoryUsage.rss();
+  let live = null;
+  if (typeof globalThis.gc === 'function') {
+    globalThis.gc();
+    live = v8.getHeapStatistics().used_heap_size;
+  }
+  fs.writeFileSync(process.env.STALL_REPORT, JSON.stringify({ ticks, gcs: collections, rss, live }));
 });

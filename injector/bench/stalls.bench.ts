@@ -16,7 +16,9 @@
  * Printed per app and configuration (medians over rounds): the stall per tick at p50, p99 and max,
  * the median of the six worst stalls of each window ("the worst six gaps"); young-generation
  * collections (scavenges) per second, the pause of each (median) and their total per second; the
- * heap in use after a scavenge (median); the RSS at the window's end; for the agent, the main
+ * heap in use after a scavenge (median, garbage promoted since the last full collection included);
+ * the heap still in use after a full collection at the window's end ("live heap"); the RSS at the
+ * window's end; for the agent, the main
  * thread's pause per profile collection as the agent measured it. From V8's own trace of each
  * scavenge (--trace-gc-nvp, the app's stdout): the bytes it promoted to the old generation per
  * second (objects that outlived two scavenges), and the part of each pause spent running the weak
@@ -76,6 +78,8 @@ interface Window {
   promotedPerSecond: number;
   weakCallbackMs: number;
   rss: number;
+  /** The heap in use after a full collection at the window's end (bytes): what the process keeps. */
+  liveHeap: number;
   /** The agent's own measure of its pause per collection (ms), when it reports one. */
   collections: number[];
 }
@@ -150,7 +154,7 @@ async function measure(node: { bin: string; major: number }, config: Config, pat
   const how = launch(config, node.major, r);
   const semi = process.env['BENCH_SEMI_SPACE_MB'];
   const young = semi === undefined ? [] : [`--min-semi-space-size=${semi}`, `--max-semi-space-size=${semi}`];
-  const app = await AppProcess.start({ script: SERVER, node: node.bin, agent: how.agent, nodeArgs: [...young, '--trace-gc-nvp', '--require', MONITOR, ...how.nodeArgs], env: { ...how.env, STALL_REPORT: report } });
+  const app = await AppProcess.start({ script: SERVER, node: node.bin, agent: how.agent, nodeArgs: [...young, '--trace-gc-nvp', '--expose-gc', '--require', MONITOR, ...how.nodeArgs], env: { ...how.env, STALL_REPORT: report } });
   try {
     // Warm-up: instrumentations made, profiler started, a first collection and export made (their code runs cold once).
     await openLoop(app.port, UPLOAD_SECONDS + 1.5, pathFor);
@@ -161,7 +165,7 @@ async function measure(node: { bin: string; major: number }, config: Config, pat
     const trace = scavengeTrace(app.stdout.slice(traced));
     process.kill(app.pid, 'SIGUSR2');
     await waitFor('the stall report', () => existsSync(report) && readFileSync(report, 'utf8').endsWith('}'));
-    const got = JSON.parse(readFileSync(report, 'utf8')) as { ticks: [number, number][]; gcs: [number, number, number, number, number][]; rss: number };
+    const got = JSON.parse(readFileSync(report, 'utf8')) as { ticks: [number, number][]; gcs: [number, number, number, number, number][]; rss: number; live: number | null };
     const gaps = got.ticks.filter(([t]) => t >= from && t <= until).map(([, g]) => Math.max(0, g - 1));
     const worst = [...gaps].sort((a, b) => b - a).slice(0, 6);
     const scavenges = got.gcs.filter(([t, minor]) => minor === 1 && t >= from && t <= until);
@@ -180,6 +184,7 @@ async function measure(node: { bin: string; major: number }, config: Config, pat
       promotedPerSecond: trace.promoted / seconds,
       weakCallbackMs: median(trace.weakCallbackMs),
       rss: got.rss,
+      liveHeap: got.live ?? NaN,
       collections,
     };
   } finally {
@@ -193,7 +198,7 @@ async function main(): Promise<void> {
   const nodes = testNodes().filter((n, i, all) => all.findIndex((m) => m.major === n.major) === i);
   const semi = process.env['BENCH_SEMI_SPACE_MB'];
   console.log(`event-loop stalls and garbage collection: ~${RPS} req/s for ${SECONDS} s per window, ${ROUNDS} interleaved rounds, uploads every ${UPLOAD_SECONDS} s (stall = how late a 1 ms timer tick came)${semi === undefined ? '' : `; every configuration with a ${semi} MB semi-space`}\n`);
-  const rows = [['node', 'app', 'config', 'p50 ms', 'p99 ms', 'max ms', 'worst six ms', 'scavenges/s', 'ms each', 'ms/s', 'young MB', 'promoted kB/s', 'weak callbacks ms each', 'heap after MB', 'RSS MiB', 'agent pause per collection ms (median / max)']];
+  const rows = [['node', 'app', 'config', 'p50 ms', 'p99 ms', 'max ms', 'worst six ms', 'scavenges/s', 'ms each', 'ms/s', 'young MB', 'promoted kB/s', 'weak callbacks ms each', 'heap after MB', 'live heap MB', 'RSS MiB', 'agent pause per collection ms (median / max)']];
   for (const node of nodes) {
     for (const appName of APP_NAMES) {
       const results = new Map<Config, Window[]>(CONFIGS.map((c) => [c, []]));
@@ -229,6 +234,7 @@ async function main(): Promise<void> {
           (m((x) => x.promotedPerSecond) / 1000).toFixed(0),
           m((x) => x.weakCallbackMs).toFixed(2),
           (m((x) => x.heapAfterScavenge) / 1e6).toFixed(1),
+          (m((x) => x.liveHeap) / 1e6).toFixed(1),
           (m((x) => x.rss) / 1048576).toFixed(0),
           pauses.length === 0 ? '' : `${median(pauses).toFixed(1)} / ${Math.max(...pauses).toFixed(1)} (${pauses.length})`,
         ]);
