@@ -55,7 +55,7 @@ content_tag() {
   echo "$name:${id:0:12}"
 }
 
-for f in injector/dist/register.js injector/dist/agent.js operator/dist/operator.js; do
+for f in injector/dist/register.js injector/dist/agent.js operator/dist/operator.js operator/dist/webhook-worker.js; do
   [ -f "$repo/$f" ] || die "$f is missing: run npm run build first"
 done
 

@@ -19,7 +19,7 @@ import type { SpanProfiling } from '../src/api';
 import { createCA, createServingCert } from '../src/certs/x509';
 import { jsonLog } from '../src/log';
 import { operatorMetrics } from '../src/metrics';
-import { MUTATE_PATH, WebhookServer } from '../src/webhook/server';
+import { MUTATE_PATH, reportTo, WebhookServer } from '../src/webhook/server';
 import { review } from '../src/webhook/review';
 import { startControlPlane } from '../../e2e/harness/control-plane';
 import { ManagedProcess, removeDir, tempDir } from '../../e2e/harness/processes';
@@ -52,14 +52,16 @@ async function inProcess(): Promise<void> {
     metadata: { name: i === 0 ? 'default' : `sp-${i}`, namespace: i === 0 ? 'shop' : `ns-${i}` },
     spec: { pyroscope: { address: 'http://pyroscope:4040' }, tracing: { otlp: { endpoint: 'http://jaeger:4318' } } },
   }));
+  const metrics = operatorMetrics();
   const server = new WebhookServer({
     port: 0,
     host: '127.0.0.1',
     tls,
     context: { namespaceAnnotations: () => ({ 'spanprofiling.io/inject': 'true' }), spanProfilings: () => sps, defaults: { agentImage: 'agent' } },
-    metrics: operatorMetrics(),
     log: jsonLog('error'),
     ready: () => true,
+    report: reportTo(metrics, jsonLog('error')),
+    metricsText: () => metrics.registry.render(),
   });
   const port = await server.start();
   const agent = new https.Agent({ keepAlive: true, maxSockets: CONCURRENCY, ca: ca.cert });

@@ -34,7 +34,6 @@ import * as http from 'node:http';
 import { hostname } from 'node:os';
 import { CertManager, type ServingCert } from './certs/manager';
 import { Caches, Controller } from './controller/controller';
-import { effectiveNamespaceAnnotations } from './controller/namespaces';
 import { kubeFromEnvironment } from './kube/client';
 import { LeaderElector } from './kube/lease';
 import { EventRecorder } from './controller/events';
@@ -42,8 +41,8 @@ import { errorMessage, jsonLog, type Level } from './log';
 import { operatorMetrics } from './metrics';
 import { answerProbe, type Readiness } from './probes';
 import { uninstall } from './uninstall';
-import { WebhookServer } from './webhook/server';
-import { AdmissionCheck } from './webhook/admission-check';
+import { reportTo } from './webhook/server';
+import { WebhookThread } from './webhook/thread';
 
 /** Pods left without the agent for a policy of their namespace: their Events say so (reason AdmissionPolicy). */
 const POLICY_CODES = new Set(['limit-range', 'pod-security', 'resource-quota', 'admission-refused']);
@@ -136,13 +135,13 @@ export async function runOperator(config: OperatorConfig): Promise<RunningOperat
     dnsNames: [`${config.serviceName}.${config.namespace}.svc`, `${config.serviceName}.${config.namespace}.svc.cluster.local`, `${config.serviceName}.${config.namespace}`, config.serviceName, ...config.extraSans],
   }, log);
 
-  let webhook: WebhookServer | undefined;
+  let webhook: WebhookThread | undefined;
   let served: ServingCert | undefined;
   let serving = false;
   const ready: Readiness = () => (!caches.synced ? 'caches not synced' : !serving ? 'waiting for the webhook certificate' : true);
 
   const probes = http.createServer((req, res) => {
-    if (answerProbe(req, res, ready, metrics)) return;
+    if (answerProbe(req, res, ready, () => metrics.registry.render())) return;
     res.writeHead(404, { 'content-type': 'text/plain' });
     res.end('not found');
   });
@@ -192,22 +191,20 @@ export async function runOperator(config: OperatorConfig): Promise<RunningOperat
       return undefined;
     });
     if (cert !== undefined) {
-      webhook = new WebhookServer({
-        port: config.webhookPort,
-        tls: cert,
-        context: {
-          namespaceAnnotations: (ns) => effectiveNamespaceAnnotations(caches.namespaces.get(undefined, ns) ?? { metadata: { name: ns } }, config.optInNamespaces),
-          spanProfilings: () => caches.spanProfilings.list(),
-          limitRanges: (ns) => caches.limitRangesOf(ns),
-          resourceQuotas: (ns) => caches.resourceQuotasOf(ns),
-          podSecurityLevel: (ns) => (caches.namespaces.get(undefined, ns)?.metadata as { labels?: Record<string, string> } | undefined)?.labels?.['pod-security.kubernetes.io/enforce'],
+      webhook = new WebhookThread({
+        init: {
+          port: config.webhookPort,
+          tls: cert,
           defaults: { agentImage: config.agentImage, ...(config.agentImagePullPolicy ? { imagePullPolicy: config.agentImagePullPolicy } : {}) },
+          optInNamespaces: [...config.optInNamespaces],
+          ...(config.admissionCheck !== undefined ? { admissionCheck: config.admissionCheck } : {}),
+          ...(config.kubeconfig !== undefined ? { kubeconfig: config.kubeconfig } : {}),
+          logLevel: config.logLevel,
         },
-        metrics,
+        sources: caches,
+        report: reportTo(metrics, log, (sp, message, code) => events.warnOnce(sp, POLICY_CODES.has(code) ? 'AdmissionPolicy' : 'PodWarning', message)),
+        metricsText: () => metrics.registry.render(),
         log,
-        ready,
-        onWarnings: (sp, message, code) => events.warnOnce(sp, POLICY_CODES.has(code) ? 'AdmissionPolicy' : 'PodWarning', message),
-        ...(config.admissionCheck !== undefined ? { admissionCheck: new AdmissionCheck(kube, config.admissionCheck) } : {}),
       });
       webhookPort = await webhook.start();
       served = cert;

@@ -129,7 +129,7 @@ export function operatorMetrics(registry = new Registry()) {
     leader: registry.register(new Gauge('spanprofiling_leader', '1 when this replica holds the leader lease.')),
     pods: registry.register(new Gauge('spanprofiling_pods', "Running pods of a SpanProfiling (namespace/name), by state: injected, outdated (an older configuration or agent image), missed (running without the agent). The leader's.")),
     restarts: registry.register(new Counter('spanprofiling_rollout_restarts_total', 'Workloads the rollout restarted, by SpanProfiling and kind.')),
-    eventLoopDelay: registry.register(new EventLoopDelay('spanprofiling_event_loop_delay_seconds', "How late the operator's event loop ran, since the last scrape (the webhook answers from it).")),
+    eventLoopDelay: registry.register(new EventLoopDelay('spanprofiling_event_loop_delay_seconds', "How late the operator's main event loop (the controller's) ran, since the last scrape.")),
   };
 }
 

@@ -9,26 +9,52 @@ import type { AddressInfo } from 'node:net';
 import { review, reviewChecked, type ReviewContext, type ReviewOutcome } from './review';
 import type { AdmissionCheck } from './admission-check';
 import type { OperatorMetrics } from '../metrics';
-import { answerProbe, type Readiness } from '../probes';
+import { answerProbe, type MetricsText, type Readiness } from '../probes';
 import type { Log } from '../log';
 import type { SpanProfiling } from '../api';
 
 export const MUTATE_PATH = '/mutate-v1-pod';
 const MAX_BODY_BYTES = 4 * 1024 * 1024;
 
+/** What happens after each answer: its metrics, its log line, the warnings for an Event. */
+export type AnswerReport = (seconds: number, result: ReviewOutcome['result']) => void;
+
 export interface ServerOptions {
   port: number;
   host?: string;
   tls: { cert: string; key: string };
   context: ReviewContext;
-  metrics: OperatorMetrics;
   log: Log;
   /** Readiness: true once caches are synced and a certificate is in place, else why not. */
   ready: Readiness;
-  /** Called after answering a (not dry-run) pod creation whose mutation warned about a SpanProfiling's pod; `code` says why (mutation codes). */
-  onWarnings?: (sp: SpanProfiling, message: string, code: string) => void;
+  /** After each answer (reportTo() makes one for a thread that keeps the metrics). */
+  report: AnswerReport;
+  /** The /metrics page on this port. */
+  metricsText: MetricsText;
   /** The API server's verdict on each mutated pod before it is answered (admission-check.ts); none: the mutation is answered as it is. */
   admissionCheck?: AdmissionCheck;
+}
+
+/**
+ * Reports answers to `metrics` and `log`; `onWarnings` is called after a (not dry-run) pod creation
+ * whose mutation warned about a SpanProfiling's pod, with the mutation code that says why.
+ */
+export function reportTo(metrics: OperatorMetrics, log: Log, onWarnings?: (sp: SpanProfiling, message: string, code: string) => void): AnswerReport {
+  return (seconds, r) => {
+    try {
+      metrics.latency.observe(seconds);
+      if (r === undefined) return;
+      metrics.mutations.inc({ status: r.status, reason: r.code });
+      const level = r.status === 'error' || r.status === 'internal-error' ? 'warn' : r.code === 'admission-check' ? 'debug' : 'info';
+      log[level]('admission', { namespace: r.namespace, pod: r.pod, status: r.status, code: r.code, reason: r.reason, ms: Math.round(seconds * 1e4) / 10 });
+      // A dry run has no side effects (the webhook is registered with sideEffects: NoneOnDryRun).
+      if (r.spanProfiling !== undefined && r.warnings !== undefined && !r.dryRun) {
+        onWarnings?.(r.spanProfiling, `pod ${r.pod} in namespace ${r.namespace} (${r.status}): ${r.warnings.join('; ')}`, r.code);
+      }
+    } catch {
+      // Metrics and logs never stand between a pod and its answer.
+    }
+  };
 }
 
 export class WebhookServer {
@@ -58,7 +84,7 @@ export class WebhookServer {
   }
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
-    if (answerProbe(req, res, this.options.ready, this.options.metrics)) return;
+    if (answerProbe(req, res, this.options.ready, this.options.metricsText)) return;
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'POST' || path !== MUTATE_PATH) return this.text(res, 404, 'not found');
 
@@ -103,19 +129,9 @@ export class WebhookServer {
   private respond(res: http.ServerResponse, outcome: ReviewOutcome, started: bigint): void {
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     try {
-      this.options.metrics.latency.observe(seconds);
-      if (outcome.result !== undefined) {
-        const r = outcome.result;
-        this.options.metrics.mutations.inc({ status: r.status, reason: r.code });
-        const level = r.status === 'error' || r.status === 'internal-error' ? 'warn' : r.code === 'admission-check' ? 'debug' : 'info';
-        this.options.log[level]('admission', { namespace: r.namespace, pod: r.pod, status: r.status, code: r.code, reason: r.reason, ms: Math.round(seconds * 1e4) / 10 });
-        // A dry run has no side effects (the webhook is registered with sideEffects: NoneOnDryRun).
-        if (r.spanProfiling !== undefined && r.warnings !== undefined && !r.dryRun) {
-          this.options.onWarnings?.(r.spanProfiling, `pod ${r.pod} in namespace ${r.namespace} (${r.status}): ${r.warnings.join('; ')}`, r.code);
-        }
-      }
+      this.options.report(seconds, outcome.result);
     } catch {
-      // Metrics and logs never stand between a pod and its answer.
+      // Reports never stand between a pod and its answer.
     }
     if (res.destroyed) return;
     res.writeHead(outcome.httpStatus, { 'content-type': 'application/json' });
