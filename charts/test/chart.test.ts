@@ -113,6 +113,15 @@ describe('Helm chart charts/span-profiling-operator', function () {
     });
   });
 
+  it("runs the webhook in a thread of its own unless webhook.thread is false", async () => {
+    const env = async (values: unknown): Promise<string | undefined> => {
+      const deployment = (await render(values)).find((o) => o.kind === 'Deployment')! as unknown as { spec: { template: { spec: { containers: { env: { name: string; value?: string }[] }[] } } } };
+      return deployment.spec.template.spec.containers[0]!.env.find((e) => e.name === 'WEBHOOK_THREAD')?.value;
+    };
+    assert.equal(await env({}), 'on');
+    assert.equal(await env({ webhook: { thread: false } }), 'off');
+  });
+
   it('grants only what the operator uses (no wildcards, no secrets listing, webhook update by name)', async () => {
     const objects = await render();
     const rules = objects.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role').flatMap((o) => (o as unknown as { rules: { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] }[] }).rules);

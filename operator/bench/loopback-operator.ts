@@ -30,6 +30,8 @@ export interface LoopbackOperatorOptions {
   check: string;
   agentImage?: string;
   nodeOptions?: string;
+  /** WEBHOOK_THREAD: the webhook in a thread of its own (the default) or in the main thread. */
+  webhookThread?: 'on' | 'off';
 }
 
 /** Starts operator.js in namespace span-profiling and waits until it is ready. */
@@ -48,6 +50,7 @@ export async function startLoopbackOperator(cp: ControlPlane, o: LoopbackOperato
       LOG_LEVEL: 'warn',
       ADMISSION_CHECK: o.check,
       ...(o.nodeOptions !== undefined ? { NODE_OPTIONS: o.nodeOptions } : {}),
+      ...(o.webhookThread !== undefined ? { WEBHOOK_THREAD: o.webhookThread } : {}),
     },
   });
   await operator.waitUntil('ready', () => httpOk(`http://127.0.0.1:${probePort}/readyz`), 60_000);

@@ -19,8 +19,10 @@
  * Options (env): BENCH_NAMESPACES (default 200), BENCH_PODS_PER_NAMESPACE
  * (default 50), BENCH_CONCURRENCY (default 16), BENCH_ADMISSION_CHECK
  * (dry-run, as the chart installs it, or off), BENCH_OPERATOR_NODE_OPTIONS
- * (NODE_OPTIONS for the operator process, e.g. the chart's).
+ * (NODE_OPTIONS for the operator process, e.g. the chart's), BENCH_WEBHOOK_THREAD (on, the
+ * default: the webhook answers in its own thread; off: from the controller's).
  */
+import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { readFileSync } from 'node:fs';
 import { GROUP, PLURAL, VERSION } from '../src/api';
@@ -36,8 +38,46 @@ const PODS_PER_NAMESPACE = Number(process.env['BENCH_PODS_PER_NAMESPACE'] ?? 50)
 const CONCURRENCY = Number(process.env['BENCH_CONCURRENCY'] ?? 16);
 const CHECK = process.env['BENCH_ADMISSION_CHECK'] ?? 'dry-run';
 const OPERATOR_NODE_OPTIONS = process.env['BENCH_OPERATOR_NODE_OPTIONS'];
+const WEBHOOK_THREAD = process.env['BENCH_WEBHOOK_THREAD'] === 'off' ? 'off' : 'on';
 
 const mib = (bytes: number): string => `${(bytes / 1048576).toFixed(0)} MiB`;
+
+/**
+ * The webhook's answer as a client sees it: another process sends an AdmissionReview (a dry run of an
+ * injected pod) every 20 ms over one kept-alive connection until SIGTERM, then prints the round trips.
+ */
+const PROBER = `
+  const https = require('node:https');
+  const agent = new https.Agent({ keepAlive: true, maxSockets: 1, rejectUnauthorized: false });
+  const body = JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'probe', kind: { group: '', version: 'v1', kind: 'Pod' }, operation: 'CREATE', namespace: process.env.NS, dryRun: true,
+    object: { apiVersion: 'v1', kind: 'Pod', metadata: { generateName: 'probe-' }, spec: { containers: [{ name: 'app', image: 'node:24' }] } } } });
+  const times = [];
+  let stop = false;
+  process.on('SIGTERM', () => (stop = true));
+  (async () => {
+    while (!stop) {
+      const t = performance.now();
+      await new Promise((resolve) => https.request({ host: '127.0.0.1', port: Number(process.env.PORT), path: '/mutate-v1-pod', method: 'POST', agent, headers: { 'content-type': 'application/json' } }, (res) => { res.resume(); res.on('end', resolve); }).on('error', resolve).end(body));
+      times.push(performance.now() - t);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    process.stdout.write(JSON.stringify(times));
+    process.exit(0);
+  })();`;
+
+function startProber(port: number, namespace: string): { stop: () => Promise<number[]> } {
+  const child = spawn(process.execPath, ['-e', PROBER], { env: { ...process.env, PORT: String(port), NS: namespace }, stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => (out += c));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    stop: async () => {
+      child.kill('SIGTERM');
+      await exited;
+      return JSON.parse(out) as number[];
+    },
+  };
+}
 
 /** A pod of a Deployment's ReplicaSet, as its controller creates it: the same template each time, a generated name. */
 function pod() {
@@ -138,7 +178,7 @@ async function main(): Promise<void> {
   const optedIn = Array.from({ length: NAMESPACES }, (_, i) => `team-${i}`);
   const plain = Array.from({ length: NAMESPACES }, (_, i) => `plain-${i}`);
   try {
-    console.log(`operator at scale: ${NAMESPACES} namespaces opt in x ${PODS_PER_NAMESPACE} pods, ${CONCURRENCY} creations at a time, admission check ${CHECK}${OPERATOR_NODE_OPTIONS !== undefined ? `, operator NODE_OPTIONS ${OPERATOR_NODE_OPTIONS}` : ''} (API server, etcd, operator and client share this machine's cores)`);
+    console.log(`operator at scale: ${NAMESPACES} namespaces opt in x ${PODS_PER_NAMESPACE} pods, ${CONCURRENCY} creations at a time, admission check ${CHECK}, webhook thread ${WEBHOOK_THREAD}${OPERATOR_NODE_OPTIONS !== undefined ? `, operator NODE_OPTIONS ${OPERATOR_NODE_OPTIONS}` : ''} (API server, etcd, operator and client share this machine's cores)`);
     await cp.kubectl('apply', '-f', path.join(REPO_ROOT, 'crds'));
     await cp.kubectl('wait', '--for=condition=Established', '--timeout=60s', 'crd/spanprofilings.spanprofiling.io');
     await cp.kubectl('create', 'namespace', 'span-profiling');
@@ -150,7 +190,7 @@ async function main(): Promise<void> {
     await cp.kubectlResult(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: optedIn.map((ns) => ({ ...spanProfiling(0), metadata: { name: 'default', namespace: ns } })) }));
     const webhookPort = await registerLoopbackWebhook(cp);
     const ownWatches = await watches(cp);
-    const started = await startLoopbackOperator(cp, { name: 'operator', webhookPort, logDir, check: CHECK, ...(OPERATOR_NODE_OPTIONS !== undefined ? { nodeOptions: OPERATOR_NODE_OPTIONS } : {}) });
+    const started = await startLoopbackOperator(cp, { name: 'operator', webhookPort, logDir, check: CHECK, webhookThread: WEBHOOK_THREAD, ...(OPERATOR_NODE_OPTIONS !== undefined ? { nodeOptions: OPERATOR_NODE_OPTIONS } : {}) });
     operator = started.process;
     const probePort = started.probePort;
     // Every opted-in namespace labelled for the webhook, and every SpanProfiling's status written once.
@@ -169,7 +209,9 @@ async function main(): Promise<void> {
     await fetch(`http://127.0.0.1:${probePort}/metrics`);
     const before = processFigures(operator.pid!);
     const since = performance.now();
+    const prober = startProber(webhookPort, optedIn[0]!);
     const injected = await burst(cp, optedIn, PODS_PER_NAMESPACE);
+    const probed = await prober.stop();
     const statusSeconds = await converged(cp, since, (s) => s?.['injectedPods'] === PODS_PER_NAMESPACE);
     const after = processFigures(operator.pid!);
     const burstWatches = await watches(cp);
@@ -216,6 +258,7 @@ async function main(): Promise<void> {
     console.log(row(`pod create p50 / p99, injected (${injected.injected} of ${pods})`, injected));
     console.log(`| p99 injected / not opted in | ${(percentile(injected.latencies, 99) / percentile(baseline.latencies, 99)).toFixed(2)}x | |`);
     console.log(`| webhook's answer as the operator times it, p50 / p99 (histogram bucket) | ${histogramPercentile(metrics, 'spanprofiling_webhook_duration_seconds', 50)} / ${histogramPercentile(metrics, 'spanprofiling_webhook_duration_seconds', 99)} | |`);
+    console.log(`| webhook's answer as a client sees it during the burst (an AdmissionReview every 20 ms, ${probed.length} in all), p50 / p99 / max | ${percentile(probed, 50).toFixed(1)} / ${percentile(probed, 99).toFixed(1)} / ${Math.max(...probed).toFixed(1)} ms | |`);
     const call = 'name="pods.spanprofiling.io".*operation="CREATE".*rejected="false"';
     console.log(`| webhook call as the API server times it, p50 / p99 (histogram bucket) | ${histogramPercentile(apiMetrics, 'apiserver_admission_webhook_admission_duration_seconds', 50, call)} / ${histogramPercentile(apiMetrics, 'apiserver_admission_webhook_admission_duration_seconds', 99, call)} | |`);
     const delay = (q: string): string => `${(Number(new RegExp(`^spanprofiling_event_loop_delay_seconds\\{quantile="${q}"\\} ([\\d.e+-]+)$`, 'm').exec(metrics)?.[1] ?? NaN) * 1000).toFixed(1)}`;

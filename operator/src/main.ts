@@ -23,6 +23,8 @@
  *                          before it is answered (webhook/admission-check.ts); off: it does not
  *   ADMISSION_CHECK_TIMEOUT_MS   how long that dry run may take (2500; keep it under the webhook's timeoutSeconds)
  *   ADMISSION_CHECK_CACHE_SECONDS  how long a verdict is reused for the same pod of the same template (30)
+ *   WEBHOOK_THREAD         on (default): the webhook answers in a thread of its own, so admission
+ *                          never waits for the controller (webhook/thread.ts); off: from the main thread
  *   LOG_LEVEL              debug, info, warn, error
  *   KUBECONFIG             outside a cluster: which kubeconfig to use
  *
@@ -34,15 +36,17 @@ import * as http from 'node:http';
 import { hostname } from 'node:os';
 import { CertManager, type ServingCert } from './certs/manager';
 import { Caches, Controller } from './controller/controller';
-import { kubeFromEnvironment } from './kube/client';
+import { authFromEnvironment, HttpKube, kubeFromEnvironment } from './kube/client';
 import { LeaderElector } from './kube/lease';
 import { EventRecorder } from './controller/events';
 import { errorMessage, jsonLog, type Level } from './log';
 import { operatorMetrics } from './metrics';
 import { answerProbe, type Readiness } from './probes';
 import { uninstall } from './uninstall';
-import { reportTo } from './webhook/server';
-import { WebhookThread } from './webhook/thread';
+import { reportTo, WebhookServer } from './webhook/server';
+import { AdmissionCheck } from './webhook/admission-check';
+import { CredentialsNotSendable, WebhookThread } from './webhook/thread';
+import { effectiveNamespaceAnnotations } from './controller/namespaces';
 
 /** Pods left without the agent for a policy of their namespace: their Events say so (reason AdmissionPolicy). */
 const POLICY_CODES = new Set(['limit-range', 'pod-security', 'resource-quota', 'admission-refused']);
@@ -67,7 +71,12 @@ export interface OperatorConfig {
   admissionCheck: { timeoutMs: number; cacheMs: number } | undefined;
   logLevel: Level;
   kubeconfig: string | undefined;
+  /** The webhook answers in a thread of its own (webhook/thread.ts); false: from the main thread. */
+  webhookThread: boolean;
 }
+
+/** The webhook, in its thread or in this one. */
+type Webhook = WebhookServer | WebhookThread;
 
 export function readOperatorConfig(env: Env): OperatorConfig {
   const required = (name: string): string => {
@@ -86,6 +95,8 @@ export function readOperatorConfig(env: Env): OperatorConfig {
   const level = (env['LOG_LEVEL'] ?? 'info') as Level;
   const check = env['ADMISSION_CHECK'] ?? 'dry-run';
   if (check !== 'dry-run' && check !== 'off') throw new Error(`ADMISSION_CHECK=${check} is not "dry-run" or "off"`);
+  const thread = env['WEBHOOK_THREAD'] ?? 'on';
+  if (thread !== 'on' && thread !== 'off') throw new Error(`WEBHOOK_THREAD=${thread} is not "on" or "off"`);
   const positive = (name: string, fallback: number): number => {
     const v = Number(env[name] ?? fallback);
     if (!Number.isFinite(v) || v <= 0) throw new Error(`${name}=${env[name]} is not a positive number`);
@@ -110,6 +121,7 @@ export function readOperatorConfig(env: Env): OperatorConfig {
     admissionCheck: check === 'off' ? undefined : { timeoutMs: positive('ADMISSION_CHECK_TIMEOUT_MS', 2500), cacheMs: positive('ADMISSION_CHECK_CACHE_SECONDS', 30) * 1000 },
     logLevel: level,
     kubeconfig: env['KUBECONFIG'],
+    webhookThread: thread === 'on',
   };
 }
 
@@ -123,7 +135,8 @@ export async function runOperator(config: OperatorConfig): Promise<RunningOperat
   const log = jsonLog(config.logLevel);
   const metrics = operatorMetrics();
   metrics.leader.set({}, 0);
-  const kube = await kubeFromEnvironment(config.kubeconfig);
+  const auth = await authFromEnvironment(config.kubeconfig);
+  const kube = new HttpKube(auth);
   const caches = new Caches(kube, log);
   const events = new EventRecorder(kube, log);
   const controller = new Controller(kube, caches, { excludedNamespaces: config.excludedNamespaces, optInNamespaces: config.optInNamespaces, agentImage: config.agentImage }, log, metrics, events);
@@ -135,7 +148,7 @@ export async function runOperator(config: OperatorConfig): Promise<RunningOperat
     dnsNames: [`${config.serviceName}.${config.namespace}.svc`, `${config.serviceName}.${config.namespace}.svc.cluster.local`, `${config.serviceName}.${config.namespace}`, config.serviceName, ...config.extraSans],
   }, log);
 
-  let webhook: WebhookThread | undefined;
+  let webhook: Webhook | undefined;
   let served: ServingCert | undefined;
   let serving = false;
   const ready: Readiness = () => (!caches.synced ? 'caches not synced' : !serving ? 'waiting for the webhook certificate' : true);
@@ -183,6 +196,54 @@ export async function runOperator(config: OperatorConfig): Promise<RunningOperat
   log.info('caches synced');
   elector.start();
 
+  const report = reportTo(metrics, log, (sp, message, code) => events.warnOnce(sp, POLICY_CODES.has(code) ? 'AdmissionPolicy' : 'PodWarning', message));
+  const defaults = { agentImage: config.agentImage, ...(config.agentImagePullPolicy ? { imagePullPolicy: config.agentImagePullPolicy } : {}) };
+  const inThisThread = async (tls: ServingCert): Promise<{ webhook: Webhook; port: number }> => {
+    const server = new WebhookServer({
+      port: config.webhookPort,
+      tls,
+      context: {
+        namespaceAnnotations: (ns) => effectiveNamespaceAnnotations(caches.namespaces.get(undefined, ns) ?? { metadata: { name: ns } }, config.optInNamespaces),
+        spanProfilings: () => caches.spanProfilings.list(),
+        limitRanges: (ns) => caches.limitRangesOf(ns),
+        resourceQuotas: (ns) => caches.resourceQuotasOf(ns),
+        podSecurityLevel: (ns) => (caches.namespaces.get(undefined, ns)?.metadata as { labels?: Record<string, string> } | undefined)?.labels?.['pod-security.kubernetes.io/enforce'],
+        defaults,
+      },
+      log,
+      ready,
+      report,
+      metricsText: () => metrics.registry.render(),
+      ...(config.admissionCheck !== undefined ? { admissionCheck: new AdmissionCheck(kube, config.admissionCheck) } : {}),
+    });
+    return { webhook: server, port: await server.start() };
+  };
+  const startWebhook = async (tls: ServingCert): Promise<{ webhook: Webhook; port: number }> => {
+    if (!config.webhookThread) return inThisThread(tls);
+    const thread = new WebhookThread({
+      init: {
+        port: config.webhookPort,
+        tls,
+        defaults,
+        optInNamespaces: [...config.optInNamespaces],
+        ...(config.admissionCheck !== undefined ? { admissionCheck: config.admissionCheck } : {}),
+        logLevel: config.logLevel,
+      },
+      sources: caches,
+      report,
+      metricsText: () => metrics.registry.render(),
+      log,
+      credentials: auth,
+    });
+    try {
+      return { webhook: thread, port: await thread.start() };
+    } catch (err) {
+      if (!(err instanceof CredentialsNotSendable)) throw err;
+      log.warn('the webhook answers from the main thread', { reason: `${err.message}, which the webhook's thread cannot use for the admission check` });
+      return inThisThread(tls);
+    }
+  };
+
   // Serve as soon as a certificate exists (the leader makes it in self mode).
   let webhookPort = 0;
   for (;;) {
@@ -191,22 +252,7 @@ export async function runOperator(config: OperatorConfig): Promise<RunningOperat
       return undefined;
     });
     if (cert !== undefined) {
-      webhook = new WebhookThread({
-        init: {
-          port: config.webhookPort,
-          tls: cert,
-          defaults: { agentImage: config.agentImage, ...(config.agentImagePullPolicy ? { imagePullPolicy: config.agentImagePullPolicy } : {}) },
-          optInNamespaces: [...config.optInNamespaces],
-          ...(config.admissionCheck !== undefined ? { admissionCheck: config.admissionCheck } : {}),
-          ...(config.kubeconfig !== undefined ? { kubeconfig: config.kubeconfig } : {}),
-          logLevel: config.logLevel,
-        },
-        sources: caches,
-        report: reportTo(metrics, log, (sp, message, code) => events.warnOnce(sp, POLICY_CODES.has(code) ? 'AdmissionPolicy' : 'PodWarning', message)),
-        metricsText: () => metrics.registry.render(),
-        log,
-      });
-      webhookPort = await webhook.start();
+      ({ webhook, port: webhookPort } = await startWebhook(cert));
       served = cert;
       // The leader may have renewed the certificate between the load above and
       // now (its refresh skipped this replica's not-yet-started webhook): serve

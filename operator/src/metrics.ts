@@ -86,19 +86,22 @@ export class Histogram extends Metric {
   }
 }
 
+const EVENT_LOOP_RESOLUTION_MS = 10;
+
 /**
- * How late the event loop ran its callbacks since the last scrape (p50, p99, max, in seconds): the
- * webhook answers from the same loop as the controller, so its delays are the webhook's too.
+ * How late the event loop ran its callbacks since the last scrape (p50, p99, max, in seconds).
+ * Node's monitor records the time between its timer's runs, every `resolution` ms: what is late is
+ * that time less the resolution (an idle loop is 0, not 10 ms).
  */
 export class EventLoopDelay extends Metric {
-  private readonly histogram = monitorEventLoopDelay({ resolution: 10 });
+  private readonly histogram = monitorEventLoopDelay({ resolution: EVENT_LOOP_RESOLUTION_MS });
   constructor(name: string, help: string) {
     super(name, help, 'gauge');
     this.histogram.enable();
   }
   lines(): string[] {
     const h = this.histogram;
-    const seconds = (nanos: number): number => (Number.isFinite(nanos) ? nanos / 1e9 : 0);
+    const seconds = (nanos: number): number => (Number.isFinite(nanos) ? Math.max(0, nanos / 1e6 - EVENT_LOOP_RESOLUTION_MS) / 1e3 : 0);
     const lines = [
       `${this.name}{quantile="0.5"} ${seconds(h.percentile(50))}`,
       `${this.name}{quantile="0.99"} ${seconds(h.percentile(99))}`,

@@ -71,6 +71,7 @@ describe('the webhook in its own thread', function () {
   let thread: WebhookThread;
   let port = 0;
   let caCert = ca.cert;
+  const logged: string[] = [];
 
   before(async () => {
     thread = new WebhookThread({
@@ -78,7 +79,7 @@ describe('the webhook in its own thread', function () {
       sources,
       report: (seconds, result) => reported.push({ seconds, result }),
       metricsText: () => 'spanprofiling_from_the_main_thread 1\n',
-      log: jsonLog('error'),
+      log: jsonLog('error', (line) => logged.push(line)),
     });
     port = await thread.start();
   });
@@ -159,6 +160,19 @@ describe('the webhook in its own thread', function () {
   it("serves the main thread's /metrics page, and its own readiness", async () => {
     assert.deepEqual(await request('GET', '/metrics'), { status: 200, text: 'spanprofiling_from_the_main_thread 1\n' });
     assert.deepEqual(await request('GET', '/readyz'), { status: 200, text: 'ready' });
+  });
+
+  it('is started again when it fails', async () => {
+    // A message it cannot apply throws in the thread, which ends.
+    (thread as unknown as { post(m: unknown): void }).post({ t: 'reset', kind: 'namespaces', objects: null });
+    await waitFor('the thread to end', () => (logged.some((l) => l.includes('webhook thread ended, starting it again')) ? true : undefined));
+    await waitFor('an answer from the new thread', async () => {
+      try {
+        return injected(await admit('shop', 'again')) ? true : undefined;
+      } catch {
+        return undefined;
+      }
+    });
   });
 
   it('serves a new certificate to new connections', async () => {

@@ -53,7 +53,7 @@ export interface Kube {
 export const METADATA = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1';
 export const METADATA_LIST = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1';
 
-interface RequestOptions {
+export interface RequestOptions {
   server: string;
   https: https.RequestOptions;
   headers: Record<string, string>;
@@ -63,6 +63,27 @@ export type AuthProvider = () => Promise<RequestOptions>;
 
 /** Loads credentials: KUBECONFIG or ~/.kube/config, else the in-cluster service account. */
 export async function kubeFromEnvironment(kubeconfigPath?: string): Promise<Kube> {
+  return new HttpKube(await authFromEnvironment(kubeconfigPath));
+}
+
+/** What a request needs to reach the API server, as another thread can be sent it (no proxy agent, no functions). */
+export interface Credentials {
+  server: string;
+  https: Pick<https.RequestOptions, 'ca' | 'cert' | 'key' | 'pfx' | 'passphrase' | 'rejectUnauthorized' | 'servername'>;
+  headers: Record<string, string>;
+}
+
+/** The credentials `auth` answers now, or undefined when they need an agent of their own (a proxy) that cannot be sent. */
+export async function currentCredentials(auth: AuthProvider): Promise<Credentials | undefined> {
+  const o = await auth();
+  if (o.https.agent !== undefined) return undefined;
+  const { ca, cert, key, pfx, passphrase, rejectUnauthorized, servername } = o.https;
+  const tls = Object.fromEntries(Object.entries({ ca, cert, key, pfx, passphrase, rejectUnauthorized, servername }).filter(([, v]) => v !== undefined));
+  return { server: o.server, https: tls, headers: o.headers };
+}
+
+/** Credentials from KUBECONFIG or ~/.kube/config, else the in-cluster service account, read anew for each request (tokens rotate). */
+export async function authFromEnvironment(kubeconfigPath?: string): Promise<AuthProvider> {
   // KubeConfig alone: the package's index brings every generated API class (16 MB bundled, against 1.5 MB).
   const k8s = await import('@kubernetes/client-node/dist/config.js');
   const kc = new k8s.KubeConfig();
@@ -80,7 +101,7 @@ export async function kubeFromEnvironment(kubeconfigPath?: string): Promise<Kube
     for (const [k, v] of Object.entries(opts.headers ?? {})) if (typeof v === 'string') headers[k] = v;
     return { server: cluster.server.replace(/\/+$/, ''), https: opts, headers };
   };
-  return new HttpKube(auth);
+  return auth;
 }
 
 export class HttpKube implements Kube {

@@ -15,7 +15,7 @@
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import type { WatchEvent } from '../kube/client';
+import { currentCredentials, type AuthProvider, type Credentials, type WatchEvent } from '../kube/client';
 import type { KubeObject } from '../kube/reflector';
 import type { Level, Log } from '../log';
 import { errorMessage } from '../log';
@@ -42,15 +42,17 @@ export interface WebhookThreadInit {
   optInNamespaces: string[];
   /** The admission check's settings; none: off. */
   admissionCheck?: { timeoutMs: number; cacheMs: number };
-  /** The kubeconfig the admission check's client reads (none: in-cluster). */
-  kubeconfig?: string;
   logLevel: Level;
 }
+
+/** How often the admission check's credentials are sent again (a service account token rotates within the hour). */
+const CREDENTIALS_EVERY_MS = 60_000;
 
 export type ToThread =
   | { t: 'reset'; kind: MirroredKind; objects: KubeObject[] }
   | { t: 'change'; kind: MirroredKind; type: 'ADDED' | 'MODIFIED' | 'DELETED'; obj: KubeObject }
   | { t: 'cert'; cert: string; key: string }
+  | { t: 'credentials'; credentials: Credentials }
   | { t: 'metrics'; id: number; text: string }
   | { t: 'close' };
 
@@ -67,7 +69,14 @@ export interface WebhookThreadOptions {
   report: AnswerReport;
   metricsText: () => string;
   log: Log;
+  /** The main thread's credentials, sent to the thread for its admission check (needed when init.admissionCheck is set). */
+  credentials?: AuthProvider;
 }
+
+/** The API server is reached through a proxy: its agent cannot be sent to another thread. */
+export class CredentialsNotSendable extends Error {}
+
+const YOUNG_GENERATION_MB = 8;
 
 /** Only what the webhook reads of a namespace is sent: its name, labels and annotations. */
 function slim(kind: MirroredKind, obj: KubeObject): KubeObject {
@@ -87,6 +96,7 @@ export class WebhookThread {
   private worker: Worker | undefined;
   private closing = false;
   private restart: NodeJS.Timeout | undefined;
+  private credentialsTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: WebhookThreadOptions) {
     for (const kind of MIRRORED) {
@@ -98,17 +108,32 @@ export class WebhookThread {
   }
 
   /** Starts the thread; answers the port it serves on once it listens. */
-  start(): Promise<number> {
+  async start(): Promise<number> {
+    this.closing = false;
+    const credentials = await this.credentials();
     const { file, execArgv } = threadScript();
-    const worker = new Worker(file, { workerData: this.options.init, execArgv });
+    // A small young generation: the thread's garbage is per AdmissionReview, and each MB of it is RSS.
+    const worker = new Worker(file, { workerData: this.options.init, execArgv, resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB } });
     this.worker = worker;
+    if (credentials !== undefined) this.post({ t: 'credentials', credentials });
     // Its copy of the caches first: messages keep their order, so every change after these follows them.
     for (const kind of MIRRORED) this.post({ t: 'reset', kind, objects: this.options.sources[kind].list().map((o) => slim(kind, o)) });
+    if (credentials !== undefined && this.credentialsTimer === undefined) {
+      this.credentialsTimer = setInterval(() => {
+        this.credentials().then(
+          (c) => c !== undefined && this.post({ t: 'credentials', credentials: c }),
+          (err: unknown) => this.options.log.warn('webhook thread: credentials not renewed', { error: errorMessage(err) }),
+        );
+      }, CREDENTIALS_EVERY_MS);
+      this.credentialsTimer.unref();
+    }
     return new Promise((resolve, reject) => {
       let started = false;
       worker.on('message', (m: FromThread) => {
         if (m.t === 'listening') {
           started = true;
+          // A thread started again serves the same port.
+          this.options.init.port = m.port;
           resolve(m.port);
         } else if (m.t === 'failed') {
           reject(new Error(`the webhook thread did not start: ${m.error}`));
@@ -124,12 +149,21 @@ export class WebhookThread {
         if (!started) return reject(new Error(`the webhook thread ended (exit code ${code}) before it listened`));
         if (this.closing) return;
         this.options.log.error('webhook thread ended, starting it again', { exitCode: code });
-        this.restart = setTimeout(() => {
-          this.restart = undefined;
-          if (!this.closing) this.start().catch((err: unknown) => this.options.log.error('webhook thread did not start again', { error: errorMessage(err) }));
-        }, 1000);
+        this.startAgain();
       });
     });
+  }
+
+  /** A second from now, and again every second until it starts. */
+  private startAgain(): void {
+    this.restart = setTimeout(() => {
+      this.restart = undefined;
+      if (this.closing) return;
+      this.start().catch((err: unknown) => {
+        this.options.log.error('webhook thread did not start again', { error: errorMessage(err) });
+        if (!this.closing) this.startAgain();
+      });
+    }, 1000);
   }
 
   /** Serves a new certificate to new connections (and to a thread started again). */
@@ -141,12 +175,23 @@ export class WebhookThread {
   async close(): Promise<void> {
     this.closing = true;
     if (this.restart !== undefined) clearTimeout(this.restart);
+    if (this.credentialsTimer !== undefined) clearInterval(this.credentialsTimer);
+    this.credentialsTimer = undefined;
     const worker = this.worker;
     if (worker === undefined) return;
     // The thread closes its server, so connections end as they do at any shutdown, then ends itself.
     const ended = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
     this.post({ t: 'close' });
     await ended;
+  }
+
+  /** The credentials the admission check needs, when it is on. */
+  private async credentials(): Promise<Credentials | undefined> {
+    if (this.options.init.admissionCheck === undefined) return undefined;
+    if (this.options.credentials === undefined) throw new Error('the admission check needs credentials');
+    const credentials = await currentCredentials(this.options.credentials);
+    if (credentials === undefined) throw new CredentialsNotSendable('the API server is reached through a proxy');
+    return credentials;
   }
 
   private post(message: ToThread): void {

@@ -10,7 +10,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { SpanProfiling } from '../api';
 import { effectiveNamespaceAnnotations, type NamespaceLike } from '../controller/namespaces';
 import type { LimitRangeLike, ResourceQuotaLike } from '../inject/resources';
-import { kubeFromEnvironment } from '../kube/client';
+import { HttpKube, type Credentials } from '../kube/client';
 import type { KubeObject } from '../kube/reflector';
 import { errorMessage, jsonLog } from '../log';
 import { AdmissionCheck } from './admission-check';
@@ -60,6 +60,19 @@ export class Mirror {
   }
 }
 
+/** The last value received; get() waits for the first. */
+class Latest<T> {
+  private value: T | undefined;
+  private readonly waiting: ((value: T) => void)[] = [];
+  set(value: T): void {
+    this.value = value;
+    for (const resolve of this.waiting.splice(0)) resolve(value);
+  }
+  get(): Promise<T> {
+    return this.value !== undefined ? Promise.resolve(this.value) : new Promise((resolve) => this.waiting.push(resolve));
+  }
+}
+
 function keyOf(obj: KubeObject): string {
   return `${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
 }
@@ -72,9 +85,11 @@ async function run(init: WebhookThreadInit): Promise<void> {
   let server: WebhookServer | undefined;
   let nextMetrics = 0;
   const metricsAsked = new Map<number, (text: string) => void>();
+  const credentials = new Latest<Credentials>();
 
   port.on('message', (m: ToThread) => {
     if (m.t === 'reset' || m.t === 'change') mirror.apply(m);
+    else if (m.t === 'credentials') credentials.set(m.credentials);
     else if (m.t === 'cert') server?.setCertificate(m.cert, m.key);
     else if (m.t === 'metrics') {
       metricsAsked.get(m.id)?.(m.text);
@@ -86,7 +101,7 @@ async function run(init: WebhookThreadInit): Promise<void> {
     }
   });
 
-  const admissionCheck = init.admissionCheck === undefined ? undefined : new AdmissionCheck(await kubeFromEnvironment(init.kubeconfig), init.admissionCheck);
+  const admissionCheck = init.admissionCheck === undefined ? undefined : new AdmissionCheck(new HttpKube(() => credentials.get()), init.admissionCheck);
   server = new WebhookServer({
     port: init.port,
     ...(init.host !== undefined ? { host: init.host } : {}),
