@@ -16,7 +16,7 @@ import type { KubeObject } from '../src/kube/reflector';
 import { jsonLog } from '../src/log';
 import type { ReviewOutcome } from '../src/webhook/review';
 import { MUTATE_PATH } from '../src/webhook/server';
-import { WebhookThread, type MirroredKind, type MirrorSource } from '../src/webhook/thread';
+import { CredentialsNotSendable, WebhookThread, type MirroredKind, type MirrorSource } from '../src/webhook/thread';
 import { admissionReview } from './webhook.test';
 
 /** A cache as the thread sees one: a list, and its changes. */
@@ -173,6 +173,18 @@ describe('the webhook in its own thread', function () {
         return undefined;
       }
     });
+  });
+
+  it('does not start when its admission check would need a proxy it cannot be sent', async () => {
+    const proxied = new WebhookThread({
+      init: { port: 0, host: '127.0.0.1', tls: serving, defaults: { agentImage: 'agent:test' }, optInNamespaces: [], logLevel: 'error', admissionCheck: { timeoutMs: 1000, cacheMs: 1000 } },
+      sources,
+      report: () => undefined,
+      metricsText: () => '',
+      log: jsonLog('error'),
+      credentials: async () => ({ server: 'https://127.0.0.1:6443', https: { agent: new https.Agent() }, headers: {} }),
+    });
+    await assert.rejects(proxied.start(), CredentialsNotSendable);
   });
 
   it('serves a new certificate to new connections', async () => {
