@@ -72,6 +72,9 @@ interface Window {
   scavengeMsPerSecond: number;
   /** Heap in use right after a scavenge (median, bytes), and the RSS at the window's end. */
   heapAfterScavenge: number;
+  /** Full collections (mark-compact and the like) in the window, and the longest of their pauses (ms). */
+  fullCollections: number;
+  fullCollectionMaxMs: number;
   /** The young generation's size at the window's scavenges (median, bytes). */
   young: number;
   /** From V8's own trace (--trace-gc-nvp) of the window's scavenges: bytes promoted to the old generation per second, and the part of each pause spent in the weak callbacks of native-backed objects (median ms). */
@@ -169,6 +172,7 @@ async function measure(node: { bin: string; major: number }, config: Config, pat
     const gaps = got.ticks.filter(([t]) => t >= from && t <= until).map(([, g]) => Math.max(0, g - 1));
     const worst = [...gaps].sort((a, b) => b - a).slice(0, 6);
     const scavenges = got.gcs.filter(([t, minor]) => minor === 1 && t >= from && t <= until);
+    const fullCollections = got.gcs.filter(([t, minor]) => minor === 0 && t >= from && t <= until);
     const seconds = (until - from) / 1000;
     const collections = [...app.stderr.matchAll(/profile: collected in ([\d.]+)ms, shaped and queued in ([\d.]+)ms/g)].map((m) => Number(m[1]) + Number(m[2]));
     return {
@@ -180,6 +184,8 @@ async function measure(node: { bin: string; major: number }, config: Config, pat
       scavengeMs: median(scavenges.map(([, , ms]) => ms)),
       scavengeMsPerSecond: scavenges.reduce((sum, [, , ms]) => sum + ms, 0) / seconds,
       heapAfterScavenge: median(scavenges.map(([, , , heap]) => heap)),
+      fullCollections: fullCollections.length,
+      fullCollectionMaxMs: Math.max(0, ...fullCollections.map(([, , ms]) => ms)),
       young: median(scavenges.map(([, , , , young]) => young)),
       promotedPerSecond: trace.promoted / seconds,
       weakCallbackMs: median(trace.weakCallbackMs),
@@ -198,7 +204,7 @@ async function main(): Promise<void> {
   const nodes = testNodes().filter((n, i, all) => all.findIndex((m) => m.major === n.major) === i);
   const semi = process.env['BENCH_SEMI_SPACE_MB'];
   console.log(`event-loop stalls and garbage collection: ~${RPS} req/s for ${SECONDS} s per window, ${ROUNDS} interleaved rounds, uploads every ${UPLOAD_SECONDS} s (stall = how late a 1 ms timer tick came)${semi === undefined ? '' : `; every configuration with a ${semi} MB semi-space`}\n`);
-  const rows = [['node', 'app', 'config', 'p50 ms', 'p99 ms', 'max ms', 'worst six ms', 'scavenges/s', 'ms each', 'ms/s', 'young MB', 'promoted kB/s', 'weak callbacks ms each', 'heap after MB', 'live heap MB', 'RSS MiB', 'agent pause per collection ms (median / max)']];
+  const rows = [['node', 'app', 'config', 'p50 ms', 'p99 ms', 'max ms', 'worst six ms', 'scavenges/s', 'ms each', 'ms/s', 'young MB', 'full GCs (max ms)', 'promoted kB/s', 'weak callbacks ms each', 'heap after MB', 'live heap MB', 'RSS MiB', 'agent pause per collection ms (median / max)']];
   for (const node of nodes) {
     for (const appName of APP_NAMES) {
       const results = new Map<Config, Window[]>(CONFIGS.map((c) => [c, []]));
@@ -231,6 +237,7 @@ async function main(): Promise<void> {
           m((x) => x.scavengeMs).toFixed(2),
           m((x) => x.scavengeMsPerSecond).toFixed(1),
           (m((x) => x.young) / 1048576).toFixed(0),
+          `${m((x) => x.fullCollections).toFixed(0)} (${m((x) => x.fullCollectionMaxMs).toFixed(1)})`,
           (m((x) => x.promotedPerSecond) / 1000).toFixed(0),
           m((x) => x.weakCallbackMs).toFixed(2),
           (m((x) => x.heapAfterScavenge) / 1e6).toFixed(1),
