@@ -3,12 +3,15 @@
  * kube-apiserver and etcd from the toolchain. Figures, not assertions.
  *
  * N namespaces opt in, each with a SpanProfiling; as many namespaces that do
- * not opt in get the same burst, first, as the baseline. Then:
+ * not opt in get the same burst, first, as the baseline; then as many again
+ * whose pods only a webhook that changes nothing sees (in a process of its
+ * own: what any mutating webhook costs a pod creation here). Then:
  *
  * 1. a burst of N x M pod creations, BENCH_CONCURRENCY at a time, into the
  *    opted-in namespaces (the webhook injects every one), and the same burst
- *    shape into the others: pod-create p50/p99 for both;
- * 2. the webhook's own answers (its histogram: p50/p99 bounds);
+ *    shape into the others: pod-create p50/p99 for each;
+ * 2. the webhook's own answers (its histogram: p50/p99 bounds), and as a
+ *    client sees them during the burst;
  * 3. the time from the burst's start until every SpanProfiling's status
  *    counts its M pods;
  * 4. a rolling change: every SpanProfiling's spec changes, and the time until
@@ -28,7 +31,8 @@ import { readFileSync } from 'node:fs';
 import { GROUP, PLURAL, VERSION } from '../src/api';
 import { METADATA_LIST } from '../src/kube/client';
 import { startControlPlane, type ControlPlane } from '../../e2e/harness/control-plane';
-import { ManagedProcess, removeDir, tempDir } from '../../e2e/harness/processes';
+import { freePort, ManagedProcess, removeDir, tempDir } from '../../e2e/harness/processes';
+import { createCA, createServingCert } from '../src/certs/x509';
 import { registerLoopbackWebhook, startLoopbackOperator } from './loopback-operator';
 import { REPO_ROOT } from '../../e2e/harness/toolchain';
 import { percentile } from '../../injector/bench/figures';
@@ -41,6 +45,41 @@ const OPERATOR_NODE_OPTIONS = process.env['BENCH_OPERATOR_NODE_OPTIONS'];
 const WEBHOOK_THREAD = process.env['BENCH_WEBHOOK_THREAD'] === 'off' ? 'off' : 'on';
 
 const mib = (bytes: number): string => `${(bytes / 1048576).toFixed(0)} MiB`;
+
+/**
+ * A webhook that changes nothing, in a process of its own: what any mutating webhook costs a pod
+ * creation here (the API server's call, its TLS and encoding), against which ours is measured.
+ */
+const NOOP_WEBHOOK = `
+  const https = require('node:https');
+  const server = https.createServer({ cert: process.env.CERT, key: process.env.KEY }, (req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      const uid = JSON.parse(body).request.uid;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid, allowed: true } }));
+    });
+  });
+  server.listen(Number(process.env.PORT), '127.0.0.1', () => process.stdout.write('listening\\n'));`;
+
+async function startNoopWebhook(cp: ControlPlane, label: Record<string, string>): Promise<{ stop: () => void }> {
+  const ca = createCA('bench-noop', new Date(), 1);
+  const tls = createServingCert(ca, ['127.0.0.1'], new Date(), 1);
+  const port = await freePort();
+  const child = spawn(process.execPath, ['-e', NOOP_WEBHOOK], { env: { ...process.env, PORT: String(port), CERT: tls.cert, KEY: tls.key }, stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.once('data', () => resolve());
+    child.once('exit', (code) => reject(new Error(`the no-op webhook exited (${code})`)));
+  });
+  await cp.kubectlResult(['apply', '-f', '-'], JSON.stringify({
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'MutatingWebhookConfiguration',
+    metadata: { name: 'bench-noop' },
+    webhooks: [{ name: 'noop.bench.local', admissionReviewVersions: ['v1'], sideEffects: 'None', failurePolicy: 'Ignore', timeoutSeconds: 5, clientConfig: { url: `https://127.0.0.1:${port}/`, caBundle: Buffer.from(ca.cert).toString('base64') }, rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'] }], namespaceSelector: { matchLabels: label } }],
+  }));
+  return { stop: () => child.kill('SIGTERM') };
+}
 
 /**
  * The webhook's answer as a client sees it: another process sends an AdmissionReview (a dry run of an
@@ -177,6 +216,8 @@ async function main(): Promise<void> {
   let operator: ManagedProcess | undefined;
   const optedIn = Array.from({ length: NAMESPACES }, (_, i) => `team-${i}`);
   const plain = Array.from({ length: NAMESPACES }, (_, i) => `plain-${i}`);
+  const noop = Array.from({ length: NAMESPACES }, (_, i) => `noop-${i}`);
+  const NOOP_LABEL = { 'bench.spanprofiling.io/noop-webhook': 'true' };
   try {
     console.log(`operator at scale: ${NAMESPACES} namespaces opt in x ${PODS_PER_NAMESPACE} pods, ${CONCURRENCY} creations at a time, admission check ${CHECK}, webhook thread ${WEBHOOK_THREAD}${OPERATOR_NODE_OPTIONS !== undefined ? `, operator NODE_OPTIONS ${OPERATOR_NODE_OPTIONS}` : ''} (API server, etcd, operator and client share this machine's cores)`);
     await cp.kubectl('apply', '-f', path.join(REPO_ROOT, 'crds'));
@@ -185,6 +226,7 @@ async function main(): Promise<void> {
     const manifests = [
       ...optedIn.map((name) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, annotations: { 'spanprofiling.io/inject': 'true' } } })),
       ...plain.map((name) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } })),
+      ...noop.map((name) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: NOOP_LABEL } })),
     ];
     await cp.kubectlResult(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: manifests }));
     await cp.kubectlResult(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: optedIn.map((ns) => ({ ...spanProfiling(0), metadata: { name: 'default', namespace: ns } })) }));
@@ -205,6 +247,8 @@ async function main(): Promise<void> {
     console.log(`idle: operator RSS ${mib(idle.rss)}; watches open: pods ${idleWatches.pods}, namespaces ${idleWatches.namespaces}`);
 
     const baseline = await burst(cp, plain, PODS_PER_NAMESPACE);
+    const noopWebhook = await startNoopWebhook(cp, NOOP_LABEL);
+    const throughNoop = await burst(cp, noop, PODS_PER_NAMESPACE).finally(() => noopWebhook.stop());
     // A scrape starts the event-loop delay's window: the next one covers the injected burst.
     await fetch(`http://127.0.0.1:${probePort}/metrics`);
     const before = processFigures(operator.pid!);
@@ -256,7 +300,9 @@ async function main(): Promise<void> {
     console.log('|---|---|---|');
     console.log(row('pod create p50 / p99, not opted in', baseline));
     console.log(row(`pod create p50 / p99, injected (${injected.injected} of ${pods})`, injected));
+    console.log(row('pod create p50 / p99 through a webhook that changes nothing (another process)', throughNoop));
     console.log(`| p99 injected / not opted in | ${(percentile(injected.latencies, 99) / percentile(baseline.latencies, 99)).toFixed(2)}x | |`);
+    console.log(`| p99 injected / through the webhook that changes nothing | ${(percentile(injected.latencies, 99) / percentile(throughNoop.latencies, 99)).toFixed(2)}x | |`);
     console.log(`| webhook's answer as the operator times it, p50 / p99 (histogram bucket) | ${histogramPercentile(metrics, 'spanprofiling_webhook_duration_seconds', 50)} / ${histogramPercentile(metrics, 'spanprofiling_webhook_duration_seconds', 99)} | |`);
     console.log(`| webhook's answer as a client sees it during the burst (an AdmissionReview every 20 ms, ${probed.length} in all), p50 / p99 / max | ${percentile(probed, 50).toFixed(1)} / ${percentile(probed, 99).toFixed(1)} / ${Math.max(...probed).toFixed(1)} ms | |`);
     const call = 'name="pods.spanprofiling.io".*operation="CREATE".*rejected="false"';
@@ -267,7 +313,7 @@ async function main(): Promise<void> {
     console.log(`| rolling change: status counts every pod outdated | ${outdatedSeconds.toFixed(1)} s | |`);
     console.log(`| operator RSS: idle / after the burst / after the change (peak) | ${mib(idle.rss)} / ${mib(after.rss)} / ${mib(end.rss)} (${mib(end.peak)}) | |`);
     console.log(`| operator CPU: burst and status / rolling change | ${(after.cpuSeconds - before.cpuSeconds).toFixed(1)} s / ${(end.cpuSeconds - after.cpuSeconds).toFixed(1)} s | |`);
-    console.log(`| every pod of the cluster listed (${2 * pods}): whole objects / metadata only | ${(whole.bytes / 1e6).toFixed(1)} MB in ${whole.ms.toFixed(0)} ms / ${(metadata.bytes / 1e6).toFixed(1)} MB in ${metadata.ms.toFixed(0)} ms | |`);
+    console.log(`| every pod of the cluster listed (${3 * pods}): whole objects / metadata only | ${(whole.bytes / 1e6).toFixed(1)} MB in ${whole.ms.toFixed(0)} ms / ${(metadata.bytes / 1e6).toFixed(1)} MB in ${metadata.ms.toFixed(0)} ms | |`);
     console.log(`| the operator's watches on the API server: pods / namespaces | ${burstWatches.pods - ownWatches.pods} / ${burstWatches.namespaces - ownWatches.namespaces} (the API server's own: ${ownWatches.pods} / ${ownWatches.namespaces}) | |`);
   } catch (err) {
     console.error(cp.logs());
