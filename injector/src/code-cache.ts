@@ -50,7 +50,7 @@ const WRAPPER = ['(function (exports, require, module, __filename, __dirname) {'
  * more than about 1 MB external, off the JavaScript heap. Only ASCII reads the same in Latin-1 and
  * UTF-8; anything else (or a Node.js without buffer.isAscii) is read as UTF-8, on the heap.
  */
-export function wrappedSource(file: string): string {
+function wrappedSource(file: string): string {
   const bytes = fs.readFileSync(file);
   const isAscii = (buffer as { isAscii?: (input: Uint8Array) => boolean }).isAscii;
   if (isAscii === undefined || !isAscii(bytes)) return `${WRAPPER[0]}${bytes.toString('utf8')}${WRAPPER[1]}`;

@@ -46,7 +46,7 @@ import { uninstall } from './uninstall';
 import { reportTo, WebhookServer } from './webhook/server';
 import { AdmissionCheck } from './webhook/admission-check';
 import { CredentialsNotSendable, WebhookThread } from './webhook/thread';
-import { effectiveNamespaceAnnotations } from './controller/namespaces';
+import { cachedContext } from './webhook/review';
 
 /** Pods left without the agent for a policy of their namespace: their Events say so (reason AdmissionPolicy). */
 const POLICY_CODES = new Set(['limit-range', 'pod-security', 'resource-quota', 'admission-refused']);
@@ -202,14 +202,11 @@ export async function runOperator(config: OperatorConfig): Promise<RunningOperat
     const server = new WebhookServer({
       port: config.webhookPort,
       tls,
-      context: {
-        namespaceAnnotations: (ns) => effectiveNamespaceAnnotations(caches.namespaces.get(undefined, ns) ?? { metadata: { name: ns } }, config.optInNamespaces),
-        spanProfilings: () => caches.spanProfilings.list(),
-        limitRanges: (ns) => caches.limitRangesOf(ns),
-        resourceQuotas: (ns) => caches.resourceQuotasOf(ns),
-        podSecurityLevel: (ns) => (caches.namespaces.get(undefined, ns)?.metadata as { labels?: Record<string, string> } | undefined)?.labels?.['pod-security.kubernetes.io/enforce'],
+      context: cachedContext(
+        { namespace: (name) => caches.namespaces.get(undefined, name), spanProfilings: () => caches.spanProfilings.list(), limitRangesOf: (ns) => caches.limitRangesOf(ns), resourceQuotasOf: (ns) => caches.resourceQuotasOf(ns) },
+        config.optInNamespaces,
         defaults,
-      },
+      ),
       log,
       ready,
       report,

@@ -8,6 +8,7 @@ import type { LimitRangeLike, ResourceQuotaLike } from '../inject/resources';
 import { compare, type Operation } from 'fast-json-patch';
 import type { V1Pod } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
 import type { SpanProfiling } from '../api';
+import { effectiveNamespaceAnnotations, type NamespaceLike } from '../controller/namespaces';
 import { INIT_CONTAINER, mutatePod, refusedByAdmission, type MutationResult, type OperatorDefaults } from '../inject/pod';
 import { CHECK_FIELD_MANAGER, policyOf, type Verdict } from './admission-check';
 
@@ -21,6 +22,26 @@ export interface ReviewContext {
   resourceQuotas?(namespace: string): readonly ResourceQuotaLike[];
   /** The Pod Security level the namespace enforces (its pod-security.kubernetes.io/enforce label). */
   podSecurityLevel?(namespace: string): string | undefined;
+}
+
+/** The caches the webhook answers from: the main thread's, or the webhook thread's copy of them. */
+export interface ContextSource {
+  namespace(name: string): NamespaceLike | undefined;
+  spanProfilings(): readonly SpanProfiling[];
+  limitRangesOf(namespace: string): readonly LimitRangeLike[];
+  resourceQuotasOf(namespace: string): readonly ResourceQuotaLike[];
+}
+
+/** The review's context over caches: namespaces opted in at install count as annotated, as everywhere in the operator. */
+export function cachedContext(source: ContextSource, optInNamespaces: ReadonlySet<string>, defaults: OperatorDefaults): ReviewContext {
+  return {
+    namespaceAnnotations: (ns) => effectiveNamespaceAnnotations(source.namespace(ns) ?? { metadata: { name: ns } }, optInNamespaces),
+    spanProfilings: () => source.spanProfilings(),
+    limitRanges: (ns) => source.limitRangesOf(ns),
+    resourceQuotas: (ns) => source.resourceQuotasOf(ns),
+    podSecurityLevel: (ns) => source.namespace(ns)?.metadata?.labels?.['pod-security.kubernetes.io/enforce'],
+    defaults,
+  };
 }
 
 export interface ReviewOutcome {

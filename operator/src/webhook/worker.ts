@@ -8,20 +8,18 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { SpanProfiling } from '../api';
-import { effectiveNamespaceAnnotations, type NamespaceLike } from '../controller/namespaces';
+import type { NamespaceLike } from '../controller/namespaces';
 import type { LimitRangeLike, ResourceQuotaLike } from '../inject/resources';
 import { HttpKube, type Credentials } from '../kube/client';
-import type { KubeObject } from '../kube/reflector';
+import { Reflector, type KubeObject } from '../kube/reflector';
 import { errorMessage, jsonLog } from '../log';
 import { AdmissionCheck } from './admission-check';
-import type { ReviewContext } from './review';
+import { cachedContext, type ContextSource } from './review';
 import { WebhookServer } from './server';
 import { MIRRORED, type FromThread, type MirroredKind, type ToThread, type WebhookThreadInit } from './thread';
 
-const POD_SECURITY_ENFORCE = 'pod-security.kubernetes.io/enforce';
-
 /** The main thread's caches, as far as the webhook reads them. */
-export class Mirror {
+export class Mirror implements ContextSource {
   private readonly objects = new Map<MirroredKind, Map<string, KubeObject>>(MIRRORED.map((k) => [k, new Map()]));
   private readonly received = new Set<MirroredKind>();
   private spanProfilingList: SpanProfiling[] | undefined;
@@ -30,12 +28,12 @@ export class Mirror {
     const objects = this.objects.get(message.kind)!;
     if (message.t === 'reset') {
       objects.clear();
-      for (const obj of message.objects) objects.set(keyOf(obj), obj);
+      for (const obj of message.objects) objects.set(Reflector.keyOf(obj), obj);
       this.received.add(message.kind);
     } else if (message.type === 'DELETED') {
-      objects.delete(keyOf(message.obj));
+      objects.delete(Reflector.keyOf(message.obj));
     } else {
-      objects.set(keyOf(message.obj), message.obj);
+      objects.set(Reflector.keyOf(message.obj), message.obj);
     }
     if (message.kind === 'spanProfilings') this.spanProfilingList = undefined;
   }
@@ -45,18 +43,24 @@ export class Mirror {
     return this.received.size === MIRRORED.length;
   }
 
-  context(init: Pick<WebhookThreadInit, 'defaults' | 'optInNamespaces'>): ReviewContext {
-    const optIn = new Set(init.optInNamespaces);
-    const namespace = (name: string): NamespaceLike | undefined => this.objects.get('namespaces')!.get(`/${name}`) as NamespaceLike | undefined;
-    const inNamespace = <T>(kind: MirroredKind, ns: string): T[] => [...this.objects.get(kind)!.values()].filter((o) => o.metadata?.namespace === ns) as T[];
-    return {
-      namespaceAnnotations: (ns) => effectiveNamespaceAnnotations(namespace(ns) ?? { metadata: { name: ns } }, optIn),
-      spanProfilings: () => (this.spanProfilingList ??= [...this.objects.get('spanProfilings')!.values()] as SpanProfiling[]),
-      limitRanges: (ns) => inNamespace<LimitRangeLike>('limitRanges', ns),
-      resourceQuotas: (ns) => inNamespace<ResourceQuotaLike>('resourceQuotas', ns),
-      podSecurityLevel: (ns) => namespace(ns)?.metadata?.labels?.[POD_SECURITY_ENFORCE],
-      defaults: init.defaults,
-    };
+  namespace(name: string): NamespaceLike | undefined {
+    return this.objects.get('namespaces')!.get(`/${name}`) as NamespaceLike | undefined;
+  }
+
+  spanProfilings(): readonly SpanProfiling[] {
+    return (this.spanProfilingList ??= [...this.objects.get('spanProfilings')!.values()] as SpanProfiling[]);
+  }
+
+  limitRangesOf(namespace: string): LimitRangeLike[] {
+    return this.inNamespace('limitRanges', namespace);
+  }
+
+  resourceQuotasOf(namespace: string): ResourceQuotaLike[] {
+    return this.inNamespace('resourceQuotas', namespace);
+  }
+
+  private inNamespace<T>(kind: MirroredKind, namespace: string): T[] {
+    return [...this.objects.get(kind)!.values()].filter((o) => o.metadata?.namespace === namespace) as T[];
   }
 }
 
@@ -71,10 +75,6 @@ class Latest<T> {
   get(): Promise<T> {
     return this.value !== undefined ? Promise.resolve(this.value) : new Promise((resolve) => this.waiting.push(resolve));
   }
-}
-
-function keyOf(obj: KubeObject): string {
-  return `${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
 }
 
 async function run(init: WebhookThreadInit): Promise<void> {
@@ -106,7 +106,7 @@ async function run(init: WebhookThreadInit): Promise<void> {
     port: init.port,
     ...(init.host !== undefined ? { host: init.host } : {}),
     tls: init.tls,
-    context: mirror.context(init),
+    context: cachedContext(mirror, new Set(init.optInNamespaces), init.defaults),
     log,
     ready: () => (mirror.synced ? true : 'caches not synced'),
     report: (seconds, result) => post({ t: 'answered', seconds, result }),
