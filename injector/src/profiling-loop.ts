@@ -9,6 +9,7 @@ import { suppressTracing } from '@opentelemetry/core';
 import { Profile } from 'pprof-format';
 import type { AgentConfig } from './config';
 import { describeError, type Logger } from './log';
+import { encodeProfile } from './pprof-encode';
 import { creditNonJsThreads, emptyTimeProfile, isAgentCode, mergeTimeProfile, shapeHeapProfile, shapeTimeProfile } from './pprof-shape';
 import { WorkerDispatch } from './workers';
 import { isMainThread } from 'node:worker_threads';
@@ -265,6 +266,7 @@ export class ProfilingLoop {
       parts.push(...shaped.cpu, ...shaped.wall);
     }
     if (heap !== undefined) parts.push(...shapeHeapProfile(heap, SHAPE));
-    for (const part of parts) this.uploader?.enqueue({ pprof: part.encodeAsync(), fromMs, untilMs });
+    // Encoded now, in the collection's own task: a profile kept across later tasks outlives young collections.
+    for (const part of parts) this.uploader?.enqueue({ pprof: encodeProfile(part), fromMs, untilMs });
   }
 }

@@ -31,6 +31,7 @@
 import * as workerThreads from 'node:worker_threads';
 import { syncBuiltinESMExports } from 'node:module';
 import type { Profile } from 'pprof-format';
+import { encodeProfile } from './pprof-encode';
 import { findSampleType } from './pprof-shape';
 import { SpanProfiler } from './profiler';
 import type { NativeProfiler } from './profiling-loop';
@@ -200,7 +201,7 @@ class WorkerProfiling implements WorkerProfilingHandle {
     const cpuIndex = findSampleType(time, 'cpu', 'nanoseconds');
     let cpuNanos = 0;
     if (cpuIndex !== undefined) for (const sample of time.sample) cpuNanos += Number(sample.value[cpuIndex] ?? 0);
-    this.post({ kind: 'profile', threadId: workerThreads.threadId, threadName: this.threadName, pprof: time.encode(), cpuNanos, final });
+    this.post({ kind: 'profile', threadId: workerThreads.threadId, threadName: this.threadName, pprof: encodeProfile(time), cpuNanos, final });
   }
 
   /**
