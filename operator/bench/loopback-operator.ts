@@ -30,6 +30,8 @@ export interface LoopbackOperatorOptions {
   check: string;
   agentImage?: string;
   nodeOptions?: string;
+  /** Node flags NODE_OPTIONS refuses (`--cpu-prof`), before the script. */
+  nodeArgs?: string[];
   /** WEBHOOK_THREAD: the webhook in a thread of its own (the default) or in the main thread. */
   webhookThread?: 'on' | 'off';
 }
@@ -37,7 +39,7 @@ export interface LoopbackOperatorOptions {
 /** Starts operator.js in namespace span-profiling and waits until it is ready. */
 export async function startLoopbackOperator(cp: ControlPlane, o: LoopbackOperatorOptions): Promise<{ process: ManagedProcess; probePort: number }> {
   const probePort = await freePort();
-  const operator = new ManagedProcess(o.name, process.execPath, [path.join(REPO_ROOT, 'operator/dist/operator.js')], {
+  const operator = new ManagedProcess(o.name, process.execPath, [...(o.nodeArgs ?? []), path.join(REPO_ROOT, 'operator/dist/operator.js')], {
     logDir: o.logDir,
     env: {
       PATH: process.env['PATH'],

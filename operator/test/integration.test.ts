@@ -322,6 +322,23 @@ describe('operator against a real kube-apiserver', function () {
       assert.match(out, /default\s+True\s+http:\/\/pyroscope.obs:4040\s+1\s+0\s+0\s/);
     });
 
+    it("counts new pods from its pod watch, without listing a namespace's pods at each status write", async () => {
+      /** The API server's own count of LIST requests for pods in one namespace, from anyone. */
+      const namespacedPodLists = async (): Promise<number> => {
+        const metrics = (await cp.kubectl('get', '--raw', '/metrics')).stdout;
+        let n = 0;
+        for (const line of metrics.split('\n')) {
+          if (line.startsWith('apiserver_request_total{') && line.includes('resource="pods"') && line.includes('scope="namespace"') && line.includes('verb="LIST"') && line.includes('subresource=""')) n += Number(line.slice(line.lastIndexOf(' ') + 1));
+        }
+        return n;
+      };
+      const before = (await getSp('shop', 'default')).status?.injectedPods ?? 0;
+      const lists = await namespacedPodLists();
+      for (let i = 0; i < 4; i++) await createPod('shop', `counted-${i}`);
+      await until('the status counts them', async () => ((await getSp('shop', 'default')).status?.injectedPods ?? 0) >= before + 4);
+      assert.equal(await namespacedPodLists(), lists);
+    });
+
     it('reports a missing credentials Secret in its conditions and an event, and recovers when it appears', async () => {
       const r = await apply(spanProfiling('secured', { pyroscope: { address: 'https://p:4040', authTokenSecretRef: { name: 'pyroscope-token', key: 'token' } } }), 'creds');
       assert.equal(r.code, 0, r.stderr);

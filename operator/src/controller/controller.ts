@@ -135,6 +135,8 @@ export class Controller {
   private pods: Reflector<Pod> | undefined;
   /** Namespaces labelled for injection: their pods are kept. */
   private readonly optedIn = new Set<string>();
+  /** Opted-in namespaces whose pods the pod watch's last list took in: its cache holds every pod of theirs. */
+  private podsListedFor = new Set<string>();
   /** What pods select by: each SpanProfiling's generation, each namespace's inject annotation. */
   private readonly selection = new SelectionInputs();
   private readonly index = new PodIndex<Pod>(
@@ -167,7 +169,9 @@ export class Controller {
       if (this.selection.changed(sp === undefined ? undefined : `sp:${ref(sp)}`, type === 'DELETED' ? undefined : String(sp?.metadata.generation))) this.index.invalidate();
       if (sp !== undefined && type === 'DELETED') this.rollouts.forget(ref(sp));
       if (sp !== undefined) this.enqueue(`sp:${ref(sp)}`);
-      if (sp?.metadata.namespace !== undefined) this.enqueue(`ns:${sp.metadata.namespace}`);
+      // A namespace's label follows how many SpanProfilings it holds: a spec or status write (the controller's own, for
+      // every pod counted) changes nothing there.
+      if (sp?.metadata.namespace !== undefined && type !== 'MODIFIED') this.enqueue(`ns:${sp.metadata.namespace}`);
     });
     caches.namespaces.onChange((type, ns) => {
       const name = ns?.metadata?.name;
@@ -185,7 +189,11 @@ export class Controller {
     });
     pods.onChange((type, pod) => {
       if (pod === undefined) {
-        if (type === 'SYNC') for (const sp of this.caches.spanProfilings.list()) this.enqueue(`sp:${ref(sp)}`);
+        if (type !== 'SYNC') return;
+        for (const sp of this.caches.spanProfilings.list()) this.enqueue(`sp:${ref(sp)}`);
+        // The list kept every pod of these namespaces: look for pods the webhook never saw in them now.
+        this.podsListedFor = new Set(this.optedIn);
+        for (const ns of this.optedIn) this.enqueue(`ns:${ns}`);
         return;
       }
       // The SpanProfilings it belonged to before the change, and those it belongs to now.
@@ -247,6 +255,7 @@ export class Controller {
     if (wanted === this.optedIn.has(namespace)) return;
     if (wanted) this.optedIn.add(namespace);
     else this.optedIn.delete(namespace);
+    this.podsListedFor.delete(namespace);
     // The one watch lists again: the namespace's pods come into the cache (or leave it).
     this.pods?.relist();
   }
@@ -340,10 +349,15 @@ export class Controller {
     if (wanted && parseInject(ns.metadata?.annotations).kind !== 'unset') await this.markUnseenPods(name);
   }
 
-  /** Pods in an opted-in namespace that the webhook never saw get a reason, so users know to restart them. */
+  /**
+   * Pods in an opted-in namespace that the webhook never saw get a reason, so users know to restart them. Read from the
+   * pod watch's cache (its pods that have not ended, with our annotations), once its list took the namespace in: a list
+   * of the namespace's pods at every reconcile cost the API server as much as the pods it creates.
+   */
   private async markUnseenPods(namespace: string): Promise<void> {
-    const pods = await this.kube.request<{ items: Pod[] }>('GET', `/api/v1/namespaces/${namespace}/pods`);
-    for (const pod of pods.items) {
+    if (this.pods === undefined || !this.podsListedFor.has(namespace)) return;
+    for (const pod of this.pods.list()) {
+      if (pod.metadata.namespace !== namespace) continue;
       const a = pod.metadata.annotations ?? {};
       if (a[ANNOTATION_STATUS] !== undefined || pod.metadata.deletionTimestamp !== undefined || pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') continue;
       try {
