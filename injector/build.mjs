@@ -42,26 +42,26 @@ const gatedShimmer = {
   name: 'gated-shimmer',
   setup(b) {
     b.onResolve({ filter: /^\.\/shimmer$/ }, (args) =>
-      /[\\/]@opentelemetry[\\/]instrumentation[\\/]/.test(args.importer) ? { path: join(here, 'src/gated-shimmer.ts') } : undefined,
+      /[\\/]@opentelemetry[\\/]instrumentation[\\/]/.test(args.importer) ? { path: join(here, 'src/tracing/gated-shimmer.ts') } : undefined,
     );
   },
 };
 
 // The OTLP exporters' transports, bounded so that a trace backend that is down never delays exit
-// (src/bounded-retry.ts, src/bounded-grpc.ts).
+// (src/export/bounded-retry.ts, src/export/bounded-grpc.ts).
 const boundedExports = {
   name: 'bounded-exports',
   setup(b) {
     b.onResolve({ filter: /^\.\/retrying-transport$/ }, (args) =>
-      /[\\/]@opentelemetry[\\/]otlp-exporter-base[\\/]/.test(args.importer) ? { path: join(here, 'src/bounded-retry.ts') } : undefined,
+      /[\\/]@opentelemetry[\\/]otlp-exporter-base[\\/]/.test(args.importer) ? { path: join(here, 'src/export/bounded-retry.ts') } : undefined,
     );
     b.onResolve({ filter: /^\.\/grpc-exporter-transport$/ }, (args) =>
-      /[\\/]@opentelemetry[\\/]otlp-grpc-exporter-base[\\/]build[\\/]src[\\/]otlp-grpc-export-delegate\.js$/.test(args.importer) ? { path: join(here, 'src/bounded-grpc.ts') } : undefined,
+      /[\\/]@opentelemetry[\\/]otlp-grpc-exporter-base[\\/]build[\\/]src[\\/]otlp-grpc-export-delegate\.js$/.test(args.importer) ? { path: join(here, 'src/export/bounded-grpc.ts') } : undefined,
     );
   },
 };
 
-// The OpenTelemetry API's context values, replaced by the agent's (src/otel-context.ts: the API's
+// The OpenTelemetry API's context values, replaced by the agent's (src/tracing/otel-context.ts: the API's
 // allocated three old-generation closures per context, which kept every request's span alive
 // through young-generation collections).
 const otelContext = {
@@ -69,7 +69,7 @@ const otelContext = {
   setup(b) {
     b.onResolve({ filter: /^\.\.?\/(context\/)?context$/ }, (args) => {
       const target = join(args.resolveDir, `${args.path}.js`);
-      return /[\\/]@opentelemetry[\\/]api[\\/]build[\\/][^\\/]+[\\/]context[\\/]context\.js$/.test(target) ? { path: join(here, 'src/otel-context.ts') } : undefined;
+      return /[\\/]@opentelemetry[\\/]api[\\/]build[\\/][^\\/]+[\\/]context[\\/]context\.js$/.test(target) ? { path: join(here, 'src/tracing/otel-context.ts') } : undefined;
     });
   },
 };
@@ -139,9 +139,9 @@ async function semanticConventionsUsed(options) {
 }
 
 // The packages each instrumentation hooks, for instantiating it when one of them is first required
-// (src/lazy-instrumentations.ts). Read from the instrumentations themselves, so the table cannot drift.
+// (src/tracing/lazy-instrumentations.ts). Read from the instrumentations themselves, so the table cannot drift.
 function instrumentedPackages() {
-  const source = readFileSync(join(here, 'src/instrumentations.ts'), 'utf8');
+  const source = readFileSync(join(here, 'src/tracing/instrumentations.ts'), 'utf8');
   // The agent's own (fastify's routes) hook no package: only OpenTelemetry's are read here.
   const keys = [...source.matchAll(/^  '([a-z0-9.-]+)': \(\) => .*require\('@opentelemetry\/instrumentation-/gm)].map((m) => m[1]);
   const table = {};
@@ -152,7 +152,7 @@ function instrumentedPackages() {
     // Diagnostics-channel ones (undici, which hooks no module) are set up at start.
     if (names.length > 0) table[key] = names;
   }
-  if (Object.keys(table).length < 20) throw new Error(`instrumentedPackages: only ${Object.keys(table).length} instrumentations found in src/instrumentations.ts`);
+  if (Object.keys(table).length < 20) throw new Error(`instrumentedPackages: only ${Object.keys(table).length} instrumentations found in src/tracing/instrumentations.ts`);
   return table;
 }
 
@@ -168,7 +168,7 @@ const agentOptions = {
   ...common,
   entryPoints: [join(here, 'src/main.ts')],
   outfile: join(dist, 'agent.js'),
-  // import() becomes require(): agent.js is compiled with vm.Script for its code cache (src/code-cache.ts).
+  // import() becomes require(): agent.js is compiled with vm.Script for its code cache (src/lifecycle/code-cache.ts).
   supported: { 'dynamic-import': false },
   define: { __INSTRUMENTED_PACKAGES__: JSON.stringify(instrumentedPackages()) },
   plugins: [
@@ -211,7 +211,7 @@ await build({
     ['the gated shimmer', agentJs.includes('instrumentationGate')],
     ["the agent's context values", agentJs.includes('ImmutableContext')],
     ["the API's context values gone", !agentJs.includes('"BaseContext"')],
-    // Encoded batches pass through the exporters' serializer only if there is one copy of it (encoded-batches.ts).
+    // Encoded batches pass through the exporters' serializer only if there is one copy of it (src/export/encoded-batches.ts).
     ['one OTLP trace serializer', agentJs.split('ProtobufTraceSerializer={serializeRequest:').length === 2],
   ]) {
     if (!present) throw new Error(`agent.js: ${what} check failed; see the plugins in injector/build.mjs`);
@@ -220,7 +220,7 @@ await build({
 
 await build({
   ...common,
-  entryPoints: [join(here, 'src/native/pprof-entry.ts')],
+  entryPoints: [join(here, 'src/profiling/native/pprof-entry.ts')],
   outfile: join(dist, PPROF_BUNDLE),
 });
 
@@ -228,7 +228,7 @@ const prebuilds = join(dirname(require.resolve('@datadog/pprof/package.json')), 
 for (const platform of PLATFORMS) {
   cpSync(join(prebuilds, platform), join(dist, 'pprof/prebuilds', platform), { recursive: true });
 }
-// Shipped as files, not bundled (see src/esm-hooks.ts), with their own dependencies.
+// Shipped as files, not bundled (see src/tracing/esm-hooks.ts), with their own dependencies.
 for (const name of ['import-in-the-middle', 'cjs-module-lexer', 'es-module-lexer', 'module-details-from-path']) {
   const from = packageDir(name, dirname(require.resolve('@opentelemetry/instrumentation/package.json')));
   cpSync(from, join(dist, 'node_modules', name), { recursive: true, filter: (src) => !/\/(test|tests|benchmark|\.github)(\/|$)/.test(src) });
@@ -256,7 +256,7 @@ await build({
       name: 'package-externals',
       setup(b) {
         b.onResolve({ filter: /^@opentelemetry\/api$/ }, (args) => ({ path: args.path, external: true }));
-        b.onResolve({ filter: /^@datadog\/pprof$/ }, () => ({ path: join(here, 'src/native/pprof-entry.ts') }));
+        b.onResolve({ filter: /^@datadog\/pprof$/ }, () => ({ path: join(here, 'src/profiling/native/pprof-entry.ts') }));
         b.onResolve({ filter: /^@datadog\/pprof\// }, (args) => ({ path: args.path, external: true }));
       },
     },

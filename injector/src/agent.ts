@@ -5,19 +5,21 @@
  * telemetry and a log line.
  */
 import type { TracerProvider } from '@opentelemetry/api';
-import { readConfig, type AgentConfig } from './config';
-import { createLogger, describeError, type Logger } from './log';
-import { ApiRegistryWatcher, apiRegistry, type ApiType } from './otel-global';
-import type { ProfilingDeps } from './profiling-loop';
-import { SpanProfilingRuntime, addSpanProcessor, providerName, sdkProvider } from './runtime';
-import { startTracing, type Tracing } from './tracing';
-import { esModulesReason, registerEsmHooks } from './esm-hooks';
-import { abortExports, endExports } from './bounded-retry';
-import { hookProcessEnd } from './process-end';
+import { readConfig, type AgentConfig } from './shared/config';
+import { createLogger, describeError, type Logger } from './shared/log';
+import { apiRegistry, type ApiType } from './shared/otel-api';
+import { ApiRegistryWatcher } from './tracing/registry-watcher';
+import type { ProfilingDeps } from './profiling/loop';
+import { addSpanProcessor, providerName, sdkProvider } from './profiling/app-provider';
+import { SpanProfilingRuntime } from './profiling/runtime';
+import { startTracing, type Tracing } from './tracing/setup';
+import { esModulesReason, registerEsmHooks } from './tracing/esm-hooks';
+import { abortExports, endExports } from './export/bounded-retry';
+import { hookProcessEnd } from './lifecycle/process-end';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-export type { NativeProfiler } from './profiling-loop';
+export type { NativeProfiler } from './profiling/loop';
 
 export interface AgentDeps extends ProfilingDeps {
   env: Env;

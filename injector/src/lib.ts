@@ -13,10 +13,10 @@
  * preloaded too, both share the agent's profiler.
  */
 import type { ProfilingHandle, ProfilingOptions, SpanProfilingProcessor as DeclaredProcessor } from '../package/index';
-import { readConfig, type AgentConfig } from './config';
-import { createLogger } from './log';
-import { loadNativeProfiler } from './native/load';
-import { ForwardingSpanProcessor, SpanProfilingRuntime, sharedRuntime } from './runtime';
+import { readConfig, type AgentConfig } from './shared/config';
+import { createLogger } from './shared/log';
+import { loadNativeProfiler } from './profiling/native/load';
+import { ForwardingSpanProcessor, SpanProfilingRuntime, sharedRuntime } from './profiling/runtime';
 
 /** Add to the app's tracer provider: marks local-root spans and labels the samples taken under them. */
 export class SpanProfilingProcessor extends ForwardingSpanProcessor {}

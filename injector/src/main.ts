@@ -3,7 +3,7 @@
  * in the main thread only (see register.ts).
  */
 import { startAgent, type AgentHandle } from './agent';
-import { loadNativeProfiler } from './native/load';
+import { loadNativeProfiler } from './profiling/native/load';
 
 export function start(): AgentHandle {
   return startAgent({ env: process.env, loadNativeProfiler });

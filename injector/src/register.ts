@@ -6,16 +6,16 @@
  * start` runs npm itself under the pod's NODE_OPTIONS), and this file decides,
  * before anything large is parsed, whether the agent (agent.js, the bundle)
  * loads at all: once per process, in the main thread, not in a tool
- * (tools.ts). In a worker thread, only the worker's small profiler loads
+ * (lifecycle/tools.ts). In a worker thread, only the worker's small profiler loads
  * (worker.js), and only when the main thread's agent profiles (it leaves its
  * settings in worker_threads' environment data for the workers it sees
  * created). No error escapes into the app.
  */
 import * as workerThreads from 'node:worker_threads';
-import { WORKER_PROFILING_KEY } from './workers';
+import { WORKER_PROFILING_KEY } from './profiling/workers/main-side';
 import type { AgentHandle } from './agent';
-import { loadWithCodeCache } from './code-cache';
-import { toolName } from './tools';
+import { loadWithCodeCache } from './lifecycle/code-cache';
+import { toolName } from './lifecycle/tools';
 
 const LOADED = Symbol.for('spanprofiling.io/agent');
 type Global = typeof globalThis & { [LOADED]?: AgentHandle | 'failed' | 'skipped' };

@@ -9,7 +9,7 @@ import { OtlpReceiver } from './harness/otlp-receiver';
 import { PyroscopeReceiver } from './harness/pyroscope-receiver';
 import { agentEnv, allSamples, requestQuery, serverSpans } from './harness/agent-env';
 import { attribution, hotRoute } from './harness/attribution';
-import { AGENT_FRAME } from '../src/pprof-shape';
+import { AGENT_FRAME } from '../src/profiling/pprof-shape';
 
 const SERVER = path.join(FIXTURES, 'server.js');
 const HOT = ['alpha', 'beta', 'gamma', 'delta'] as const;

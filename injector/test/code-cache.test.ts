@@ -1,5 +1,5 @@
 /**
- * Loading agent.js (src/code-cache.ts): with V8's code cache, written by the
+ * Loading agent.js (src/lifecycle/code-cache.ts): with V8's code cache, written by the
  * first process and used by the next ones; and with the bundle's source off
  * the JavaScript heap, as an external string.
  */
@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { AGENT } from './harness/app-process';
 
-const CODE_CACHE = path.join(__dirname, '../src/code-cache.ts');
+const CODE_CACHE = path.join(__dirname, '../src/lifecycle/code-cache.ts');
 
 /** Runs `script` in a new Node.js process (TypeScript through tsx), and answers its stdout. */
 function run(args: string[], env: Record<string, string> = {}): Promise<string> {

@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { readConfig } from '../src/config';
+import { readConfig } from '../src/shared/config';
 
 describe('agent configuration from env', () => {
   it('has working defaults with only a server address', () => {

@@ -1,5 +1,5 @@
 /**
- * Spans encoded as they end (src/encoded-batches.ts): a batch of them is the
+ * Spans encoded as they end (src/export/encoded-batches.ts): a batch of them is the
  * request OpenTelemetry's own serializer makes of the same spans, and the
  * processor batches as OpenTelemetry's batch processor does.
  */
@@ -9,7 +9,7 @@ import { ExportResultCode } from '@opentelemetry/core';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BasicTracerProvider, type ReadableSpan, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { EncodedBatch, EncodedBatchProcessor, EncodedSpans, type EncodedBatchConfig } from '../src/encoded-batches';
+import { EncodedBatch, EncodedBatchProcessor, EncodedSpans, type EncodedBatchConfig } from '../src/export/encoded-batches';
 import { decodeProtobuf } from './harness/otlp-receiver';
 
 const encodeOne = (span: ReadableSpan): Uint8Array => ProtobufTraceSerializer.serializeRequest([span])!;

@@ -3,7 +3,7 @@
  * only while outermost, inert under someone else's once the gate closes.
  */
 import { strict as assert } from 'node:assert';
-import { instrumentationGate, unwrap, wrap } from '../src/gated-shimmer';
+import { instrumentationGate, unwrap, wrap } from '../src/tracing/gated-shimmer';
 
 type Fn = (...args: unknown[]) => unknown;
 

@@ -1,10 +1,10 @@
 /**
  * The require hook that makes instrumentations at the first require of a
- * module they hook (lazy-instrumentations.ts); its effect on real apps is
+ * module they hook (src/tracing/lazy-instrumentations.ts); its effect on real apps is
  * covered by the agent suites, which run the built agent.
  */
 import { strict as assert } from 'node:assert';
-import { packageOf } from '../src/lazy-instrumentations';
+import { packageOf } from '../src/tracing/lazy-instrumentations';
 
 describe('lazy instrumentations: which package a require names', () => {
   const cases: [string, string | undefined][] = [

@@ -1,11 +1,11 @@
 /**
- * The agent's context values (src/otel-context.ts), which the bundle uses in
+ * The agent's context values (src/tracing/otel-context.ts), which the bundle uses in
  * place of the OpenTelemetry API's (build.mjs checks the bundle): the same
  * contract, checked here against the API's own.
  */
 import { strict as assert } from 'node:assert';
 import * as api from '@opentelemetry/api';
-import { createContextKey, ROOT_CONTEXT } from '../src/otel-context';
+import { createContextKey, ROOT_CONTEXT } from '../src/tracing/otel-context';
 
 const KEY = createContextKey('spanprofiling test key');
 const OTHER = createContextKey('spanprofiling other key');

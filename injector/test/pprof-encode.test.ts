@@ -1,8 +1,8 @@
 import { strict as assert } from 'node:assert';
 import { createHash } from 'node:crypto';
 import { Function as PprofFunction, Label, Line, Location, Mapping, Profile, Sample, StringTable, ValueType } from 'pprof-format';
-import { encodeProfile, encodedProfileSize } from '../src/pprof-encode';
-import { shapeHeapProfile, shapeTimeProfile } from '../src/pprof-shape';
+import { encodeProfile, encodedProfileSize } from '../src/profiling/pprof-encode';
+import { shapeHeapProfile, shapeTimeProfile } from '../src/profiling/pprof-shape';
 
 /** The real native profiler, as the agent loads it. */
 // eslint-disable-next-line @typescript-eslint/no-require-imports

@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { gzipSync } from 'node:zlib';
 import { Function as PprofFunction, Label, Line, Location, Profile, Sample, StringTable, ValueType } from 'pprof-format';
-import { AGENT_FRAME, emptyTimeProfile, mergeTimeProfile, shapeTimeProfile } from '../src/pprof-shape';
+import { AGENT_FRAME, emptyTimeProfile, mergeTimeProfile, shapeTimeProfile } from '../src/profiling/pprof-shape';
 import { decodePprof, readSamples } from './harness/pyroscope-receiver';
 
 /** A time profile as the native profiler writes it: sample/count, wall/ns, cpu/ns, one sample per labelled hit. */

@@ -5,7 +5,7 @@
  */
 import { strict as assert } from 'node:assert';
 import { Profile } from 'pprof-format';
-import { SpanProfiler, type PprofModule } from '../src/profiler';
+import { SpanProfiler, type PprofModule } from '../src/profiling/profiler';
 
 function recordingPprof(stuck: number[]): { pprof: PprofModule; calls: string[]; starts: Record<string, unknown>[] } {
   const calls: string[] = [];

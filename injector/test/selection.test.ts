@@ -1,9 +1,9 @@
 import { strict as assert } from 'node:assert';
-import { selectInstrumentations, INSTRUMENTATIONS } from '../src/instrumentations';
-import { esModulesReason, isEsModuleEntry } from '../src/esm-hooks';
+import { selectInstrumentations, INSTRUMENTATIONS } from '../src/tracing/instrumentations';
+import { esModulesReason, isEsModuleEntry } from '../src/tracing/esm-hooks';
 
 describe('instrumentation selection from env', () => {
-  it('turns on every instrumentation but fs and router by default (router: see instrumentations.ts)', () => {
+  it('turns on every instrumentation but fs and router by default (router: see src/tracing/instrumentations.ts)', () => {
     const { names, warnings } = selectInstrumentations({});
     assert.deepEqual(warnings, []);
     assert.ok(names.includes('http') && names.includes('express') && names.includes('pg') && names.includes('undici'));

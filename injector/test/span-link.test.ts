@@ -1,12 +1,12 @@
 /**
- * The labels span linking gives samples (src/span-link.ts), in process: what
+ * The labels span linking gives samples (src/profiling/span-link.ts), in process: what
  * they name while the span runs and after it ended, and that they let go of
  * the span when it ends.
  */
 import { strict as assert } from 'node:assert';
 import { ROOT_CONTEXT, SpanKind, trace } from '@opentelemetry/api';
 import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
-import { SpanProfileLinker } from '../src/span-link';
+import { SpanProfileLinker } from '../src/profiling/span-link';
 
 function linked(rootSpanOnly = true) {
   const linker = new SpanProfileLinker({ rootSpanOnly, addSpanName: true, addTraceId: false });

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { AGENT } from './harness/app-process';
-import { toolName } from '../src/tools';
+import { toolName } from '../src/lifecycle/tools';
 
 describe('tool processes', function () {
   this.timeout(60_000);

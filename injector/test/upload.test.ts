@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
-import { PyroscopeUploader, type Send, type UploadTarget } from '../src/upload';
-import type { Logger } from '../src/log';
+import { PyroscopeUploader, type Send, type UploadTarget } from '../src/export/pyroscope';
+import type { Logger } from '../src/shared/log';
 import { PyroscopeReceiver } from './harness/pyroscope-receiver';
 import { Profile, StringTable, ValueType } from 'pprof-format';
 

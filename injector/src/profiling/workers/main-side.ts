@@ -1,6 +1,6 @@
 /**
  * Worker threads, the main thread's side. Each worker thread of an injected
- * app runs a small profiler of its own (worker-thread.ts, started by the
+ * app runs a small profiler of its own (worker-side.ts, started by the
  * preload when the main thread's agent profiles); its profiles come here over
  * a BroadcastChannel and are uploaded with the main thread's.
  *

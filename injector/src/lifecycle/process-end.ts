@@ -22,7 +22,7 @@
  *
  * A natural end (`beforeExit`) flushes and ends with the app's exit code.
  */
-import type { Logger } from './log';
+import type { Logger } from '../shared/log';
 
 const HANDLED_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
 type Signal = (typeof HANDLED_SIGNALS)[number];

@@ -1,9 +1,6 @@
 /**
- * The OpenTelemetry API's process-wide registry, as every copy of
- * `@opentelemetry/api` 1.x shares it: one object at
- * `globalThis[Symbol.for('opentelemetry.js.api.1')]` holding `version` and the
- * registered `trace` (a ProxyTracerProvider), `context` (the context manager),
- * `propagation`, `diag` and `metrics`.
+ * Watching the OpenTelemetry API's process-wide registry (`../shared/otel-api.ts`),
+ * so the agent gives way when the app registers its own SDK.
  *
  * A copy registers with `registerGlobal(type, instance)`, which always runs
  *   1. `globalThis[KEY] = globalThis[KEY] ?? { version }`   (a write to the key)
@@ -21,17 +18,7 @@
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-
-export const API_KEY = Symbol.for('opentelemetry.js.api.1');
-export type ApiType = 'trace' | 'context' | 'propagation' | 'diag' | 'metrics';
-const TYPES: readonly ApiType[] = ['trace', 'context', 'propagation', 'diag', 'metrics'];
-
-export type ApiRegistry = { version?: string } & Partial<Record<ApiType, unknown>>;
-
-/** The registry as it is now (undefined before anything registered). */
-export function apiRegistry(): ApiRegistry | undefined {
-  return (globalThis as Record<symbol, ApiRegistry | undefined>)[API_KEY];
-}
+import { API_KEY, TYPES, apiRegistry, type ApiType, type ApiRegistry } from '../shared/otel-api';
 
 export interface RegistrationListener {
   /**

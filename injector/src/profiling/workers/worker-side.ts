@@ -9,7 +9,7 @@
  * leaves the creating span's labels in the environment data the new thread is
  * given: a `new Worker(file, { workerData })` per request is that request's
  * work). Every message the main thread posts to a profiled thread is preceded
- * on its port by a task marker (workers.ts) with the posting span's labels, or
+ * on its port by a task marker (main-side.ts) with the posting span's labels, or
  * none. The marker is taken out here, before the app's listeners or
  * `receiveMessageOnPort` could see it, and the next message on that port makes
  * the marker's span the thread's profiler context until another marked message
@@ -25,17 +25,17 @@
  * is merged into the process's own at its next upload. The last interval is
  * sent when the thread exits on its own; a thread ended by
  * `worker.terminate()` runs no exit listener, so the main thread asks it to
- * send its last interval first, through the inspector (workers.ts), which
+ * send its last interval first, through the inspector (main-side.ts), which
  * reaches a thread even while it computes or waits in `Atomics.wait`.
  */
 import * as workerThreads from 'node:worker_threads';
 import { syncBuiltinESMExports } from 'node:module';
 import type { Profile } from 'pprof-format';
-import { encodeProfile } from './pprof-encode';
-import { findSampleType } from './pprof-shape';
-import { SpanProfiler } from './profiler';
-import type { NativeProfiler } from './profiling-loop';
-import { WORKER_FLUSH, WORKER_PROFILING_KEY, WORKER_SPAN_KEY, isTaskMarker, type WorkerMessage, type WorkerProfilingSettings } from './workers';
+import { encodeProfile } from '../pprof-encode';
+import { findSampleType } from '../pprof-shape';
+import { SpanProfiler } from '../profiler';
+import type { NativeProfiler } from '../loop';
+import { WORKER_FLUSH, WORKER_PROFILING_KEY, WORKER_SPAN_KEY, isTaskMarker, type WorkerMessage, type WorkerProfilingSettings } from './main-side';
 
 const HYBRID_DISPATCH = Symbol.for('nodejs.internal.kHybridDispatch');
 

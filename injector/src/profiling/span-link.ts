@@ -165,7 +165,7 @@ export class SpanProfileLinker implements SpanProcessor {
     const originalSetAttribute = own.setAttribute;
     const originalSetAttributes = own.setAttributes;
     // Locals first: V8 allocates a function literal assigned straight to a property in the old
-    // generation, where it would keep this request's labels through young collections (otel-context.ts).
+    // generation, where it would keep this request's labels through young collections (tracing/otel-context.ts).
     const setAttribute: Span['setAttribute'] = function (this: Span, key, value) {
       if (key === 'http.route') take(value);
       return originalSetAttribute.call(this, key, value);

@@ -5,7 +5,7 @@
  * stopped, or a native error, never reaches the app.
  */
 import type { Profile } from 'pprof-format';
-import type { ContextMode, ProfilerContextTarget } from './profiler-context';
+import type { ContextMode, ProfilerContextTarget } from './context-follower';
 
 /** The subset of @datadog/pprof this agent uses, so tests and fallbacks can pass their own. */
 export interface PprofModule {

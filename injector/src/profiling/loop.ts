@@ -7,16 +7,16 @@
 import { ROOT_CONTEXT, context as otelContext } from '@opentelemetry/api';
 import { suppressTracing } from '@opentelemetry/core';
 import { Profile } from 'pprof-format';
-import type { AgentConfig } from './config';
-import { describeError, type Logger } from './log';
+import type { AgentConfig } from '../shared/config';
+import { describeError, type Logger } from '../shared/log';
 import { encodeProfile } from './pprof-encode';
 import { creditNonJsThreads, emptyTimeProfile, isAgentCode, mergeTimeProfile, shapeHeapProfile, shapeTimeProfile } from './pprof-shape';
-import { WorkerDispatch } from './workers';
+import { WorkerDispatch } from './workers/main-side';
 import { isMainThread } from 'node:worker_threads';
 import { SpanProfiler, type PprofModule } from './profiler';
-import type { ContextMode, ProfilerContextFollower } from './profiler-context';
+import type { ContextMode, ProfilerContextFollower } from './context-follower';
 import { SpanLabels, type SpanProfileLinker } from './span-link';
-import { PyroscopeUploader, type Send } from './upload';
+import { PyroscopeUploader, type Send } from '../export/pyroscope';
 
 export interface NativeProfiler {
   pprof: PprofModule;

@@ -61,7 +61,7 @@ export interface AgentConfig {
     collectCpuTime: boolean;
     /** Bytes between heap samples; 0 turns the heap profile off. */
     heapSamplingIntervalBytes: number;
-    /** SPANPROFILING_WORKER_THREADS: profile worker threads too (each runs a profiler of its own; worker-thread.ts). */
+    /** SPANPROFILING_WORKER_THREADS: profile worker threads too (each runs a profiler of its own; profiling/workers/worker-side.ts). */
     workerThreads: boolean;
     /**
      * SPANPROFILING_WORKER_SAMPLING_INTERVAL_MICROS: the workers' sampling interval (1 kHz by

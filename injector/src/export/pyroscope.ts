@@ -7,9 +7,9 @@
  */
 import type * as http from 'node:http';
 import type * as zlib from 'node:zlib';
-import type { AgentConfig } from './config';
-import type { Logger } from './log';
-import { describeError } from './log';
+import type { AgentConfig } from '../shared/config';
+import type { Logger } from '../shared/log';
+import { describeError } from '../shared/log';
 
 /** Where and how to upload: the agent's Pyroscope settings, with the server address known to be valid. */
 export type UploadTarget = Pick<

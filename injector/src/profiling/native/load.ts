@@ -3,7 +3,7 @@
  * own bundle beside agent.js (see pprof-entry.ts); the npm package's build
  * maps it to the same entry, which then loads the installed @datadog/pprof.
  */
-import type { NativeProfiler } from '../profiling-loop';
+import type { NativeProfiler } from '../loop';
 import type { PprofModule } from '../profiler';
 
 type PprofEntry = typeof import('./pprof-entry');

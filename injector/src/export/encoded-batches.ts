@@ -6,7 +6,7 @@
  * attributes, events and times, until its batch is exported (up to 5 s, or 512
  * spans). At a few hundred requests a second those objects outlive two
  * young-generation collections and are promoted: the agent's largest
- * per-request survivor once its contexts no longer were (otel-context.ts). V8
+ * per-request survivor once its contexts no longer were (tracing/otel-context.ts). V8
  * grows the young generation by what survives, so every scavenge then paused
  * twice as long as without the agent. Here a span's bytes go into a buffer
  * outside the JavaScript heap, and the span dies young.

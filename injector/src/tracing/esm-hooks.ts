@@ -19,8 +19,8 @@ import { readFileSync } from 'node:fs';
 import * as nodeModule from 'node:module';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { Logger } from './log';
-import { describeError } from './log';
+import type { Logger } from '../shared/log';
+import { describeError } from '../shared/log';
 
 type Register = (specifier: string, parentURL: string) => void;
 

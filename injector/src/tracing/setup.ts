@@ -21,14 +21,14 @@ import { CompositePropagator, ExportResultCode, suppressTracing, W3CBaggagePropa
 import { registerInstrumentations, type Instrumentation } from '@opentelemetry/instrumentation';
 import { defaultResource, detectResources, envDetector, hostDetector, osDetector, processDetector, serviceInstanceIdDetector, type ResourceDetector } from '@opentelemetry/resources';
 import { BasicTracerProvider, BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, type ReadableSpan, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { agentFactory } from './bounded-retry';
-import { acceptEncoded, EncodedBatchProcessor } from './encoded-batches';
+import { agentFactory } from '../export/bounded-retry';
+import { acceptEncoded, EncodedBatchProcessor } from '../export/encoded-batches';
 import { instrumentationGate } from './gated-shimmer';
-import { apiRegistry } from './otel-global';
+import { apiRegistry } from '../shared/otel-api';
 import { INSTRUMENTATIONS, selectInstrumentations } from './instrumentations';
 import { INSTRUMENTED_PACKAGES, makeOnFirstRequire } from './lazy-instrumentations';
-import type { Logger } from './log';
-import { describeError } from './log';
+import type { Logger } from '../shared/log';
+import { describeError } from '../shared/log';
 
 export interface Tracing {
   forceFlush(): Promise<void>;
@@ -189,7 +189,7 @@ class DeferredExporter implements SpanExporter {
 
 /* eslint-disable @typescript-eslint/no-require-imports */
 type OtlpExporter = new (config?: { httpAgentOptions?: typeof agentFactory }) => SpanExporter;
-// Endpoint, headers, timeout and compression come from the OTEL_EXPORTER_OTLP_* env; HTTP sockets from agentFactory (bounded-retry.ts).
+// Endpoint, headers, timeout and compression come from the OTEL_EXPORTER_OTLP_* env; HTTP sockets from agentFactory (export/bounded-retry.ts).
 const OTLP_EXPORTERS: Record<string, () => SpanExporter> = {
   grpc: () => new (require('@opentelemetry/exporter-trace-otlp-grpc') as { OTLPTraceExporter: OtlpExporter }).OTLPTraceExporter(),
   'http/protobuf': () => new (require('@opentelemetry/exporter-trace-otlp-proto') as { OTLPTraceExporter: OtlpExporter }).OTLPTraceExporter({ httpAgentOptions: agentFactory }),
@@ -235,7 +235,7 @@ const protobufSpans = (spans: ReadableSpan[]): Uint8Array | undefined =>
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   (encodeProtobuf ??= acceptEncoded((require('@opentelemetry/otlp-transformer') as typeof import('@opentelemetry/otlp-transformer')).ProtobufTraceSerializer))(spans);
 
-/** A processor per exporter: OTLP over protobuf encodes spans as they end (encoded-batches.ts), the console prints each at once. */
+/** A processor per exporter: OTLP over protobuf encodes spans as they end (export/encoded-batches.ts), the console prints each at once. */
 function spanProcessors(env: Env, log: Logger): SpanProcessor[] {
   const selected = names(env, 'OTEL_TRACES_EXPORTER', { otlp: 1, console: 1, zipkin: 1 }, ['otlp'], log, ['none']);
   if (selected.includes('none')) return [];
