@@ -17,7 +17,8 @@
  *    pods present as the injected one did (the bursts' order, measured);
  * 4. a rolling change: every SpanProfiling's spec changes, and the time until
  *    every status counts its M pods as outdated;
- * 5. the operator process's RSS (now and peak) and CPU seconds, and the pod
+ * 5. the operator process's RSS (now, after BENCH_SETTLE_SECONDS (default 60)
+ *    without changes, and peak) and CPU seconds, and the pod
  *    watches open on the API server (`apiserver_longrunning_requests`).
  *
  * Options (env): BENCH_NAMESPACES (default 200), BENCH_PODS_PER_NAMESPACE
@@ -44,6 +45,7 @@ const PODS_PER_NAMESPACE = Number(process.env['BENCH_PODS_PER_NAMESPACE'] ?? 50)
 const CONCURRENCY = Number(process.env['BENCH_CONCURRENCY'] ?? 16);
 const CHECK = process.env['BENCH_ADMISSION_CHECK'] ?? 'dry-run';
 const OPERATOR_NODE_OPTIONS = process.env['BENCH_OPERATOR_NODE_OPTIONS'];
+const SETTLE_SECONDS = Number(process.env['BENCH_SETTLE_SECONDS'] ?? 60);
 const OPERATOR_NODE_ARGS = process.env['BENCH_OPERATOR_NODE_ARGS']?.split(' ').filter((a) => a !== '');
 const WEBHOOK_THREAD = process.env['BENCH_WEBHOOK_THREAD'] === 'off' ? 'off' : 'on';
 
@@ -281,6 +283,9 @@ async function main(): Promise<void> {
     );
     const outdatedSeconds = await converged(cp, changed, (s) => s?.['outdatedPods'] === PODS_PER_NAMESPACE);
     const end = processFigures(operator.pid!);
+    // Then a quiet minute, as a cluster has between bursts: what V8 gives back once the operator idles.
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_SECONDS * 1000));
+    const settled = processFigures(operator.pid!);
 
     // What a watch of every pod decodes, whole objects against metadata alone (what client-node's informers cannot ask for).
     const listAll = async (accept: string | undefined): Promise<{ bytes: number; ms: number }> => {
@@ -318,7 +323,7 @@ async function main(): Promise<void> {
     console.log(`| the operator's event loop during the burst: late by p50 / p99 / max | ${delay('0.5')} / ${delay('0.99')} / ${delay('1')} ms | |`);
     console.log(`| status counts every pod, after the burst began | ${statusSeconds.toFixed(1)} s (the burst took ${injected.seconds.toFixed(1)} s) | |`);
     console.log(`| rolling change: status counts every pod outdated | ${outdatedSeconds.toFixed(1)} s | |`);
-    console.log(`| operator RSS: idle / after the burst / after the change (peak) | ${mib(idle.rss)} / ${mib(after.rss)} / ${mib(end.rss)} (${mib(end.peak)}) | |`);
+    console.log(`| operator RSS: idle / after the burst / after the change / ${SETTLE_SECONDS} s later (peak) | ${mib(idle.rss)} / ${mib(after.rss)} / ${mib(end.rss)} / ${mib(settled.rss)} (${mib(settled.peak)}) | |`);
     console.log(`| operator CPU: burst and status / rolling change | ${(after.cpuSeconds - before.cpuSeconds).toFixed(1)} s / ${(end.cpuSeconds - after.cpuSeconds).toFixed(1)} s | |`);
     console.log(`| every pod of the cluster listed (${3 * pods}): whole objects / metadata only | ${(whole.bytes / 1e6).toFixed(1)} MB in ${whole.ms.toFixed(0)} ms / ${(metadata.bytes / 1e6).toFixed(1)} MB in ${metadata.ms.toFixed(0)} ms | |`);
     console.log(`| the operator's watches on the API server: pods / namespaces | ${burstWatches.pods - ownWatches.pods} / ${burstWatches.namespaces - ownWatches.namespaces} (the API server's own: ${ownWatches.pods} / ${ownWatches.namespaces}) | |`);
