@@ -85,7 +85,7 @@ export class PyroscopeUploader {
   enqueue(upload: ProfileUpload): void {
     if (this.stopped) return;
     try {
-      // Encoding and compression are asynchronous: a profile upload must not stall the app's event loop.
+      // Compression and the upload are asynchronous (an encoding may still be a promise): an upload must not stall the app's event loop.
       Promise.resolve(upload.pprof).catch(() => undefined);
       const entry: Queued = { pprof: upload.pprof, body: undefined, url: this.ingestUrl(upload), attempts: 0 };
       this.queue.push(entry);
