@@ -19,6 +19,7 @@
  */
 import * as path from 'node:path';
 import { Function as PprofFunction, Label, Line, Location, Mapping, Profile, Sample, StringTable, ValueType } from 'pprof-format';
+import { encodedProfileSize } from './pprof-encode';
 
 export const MAX_SAMPLES_PER_PROFILE = 16_000;
 export const MAX_PROFILE_BYTES = 4 * 1024 * 1024;
@@ -263,7 +264,7 @@ function upperBoundBytes(profile: Profile): number {
 }
 
 function bySize(profile: Profile, limits: ShapeLimits): Profile[] {
-  if (profile.length <= limits.maxBytes || profile.sample.length <= 1) return [profile];
+  if (encodedProfileSize(profile) <= limits.maxBytes || profile.sample.length <= 1) return [profile];
   const half = Math.ceil(profile.sample.length / 2);
   return [
     ...bySize(withSamples(profile, profile.sample.slice(0, half)), limits),
