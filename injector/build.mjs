@@ -74,6 +74,27 @@ const otelContext = {
   },
 };
 
+// pprof-format's string table, replaced by one that does not keep every profile's strings alive
+// through young-generation collections (src/profiling/string-table.ts). Every bundle with a copy
+// of pprof-format gets it: the native profiler's serializer builds its profiles with that copy.
+const lazyStringTable = {
+  name: 'lazy-string-table',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]pprof-format[\\/]dist[\\/](commonjs|esm)[\\/]index\.js$/ }, (args) => {
+      const source = readFileSync(args.path, 'utf8');
+      const esm = /[\\/]esm[\\/]/.test(args.path);
+      if (!/^(export )?class StringTable \{$/m.test(source) || !source.includes('emptyTableToken')) {
+        throw new Error(`pprof-format changed: no StringTable class in ${args.path} (see src/profiling/string-table.ts)`);
+      }
+      const replacement = JSON.stringify(join(here, 'src/profiling/string-table.ts'));
+      const tail = esm
+        ? `\nimport { lazyStringTable as __lazyStringTable } from ${replacement};\nStringTable = __lazyStringTable(StringTable, emptyTableToken);\n`
+        : `\nStringTable = require(${replacement}).lazyStringTable(StringTable, exports.emptyTableToken);\nexports.StringTable = StringTable;\n`;
+      return { contents: source + tail, loader: 'js', resolveDir: dirname(args.path) };
+    });
+  },
+};
+
 // @opentelemetry/otlp-transformer's index, with each export's module loaded when the export is first
 // read: the index loads the metrics and logs serializers, and with them the metrics SDK (60 modules of
 // heap for a process that exports only traces). Which module gives which export is read from the
@@ -183,6 +204,7 @@ const agentOptions = {
     boundedExports,
     otelContext,
     lazyOtlpTransformer,
+    lazyStringTable,
   ],
 };
 await build({ ...agentOptions, plugins: [await semanticConventionsUsed(agentOptions), ...agentOptions.plugins] });
@@ -199,6 +221,7 @@ await build({
         b.onResolve({ filter: /^@datadog\/pprof(\/.*)?$/ }, () => ({ path: PPROF_BUNDLE, external: true }));
       },
     },
+    lazyStringTable,
   ],
 });
 
@@ -222,6 +245,7 @@ await build({
   ...common,
   entryPoints: [join(here, 'src/profiling/native/pprof-entry.ts')],
   outfile: join(dist, PPROF_BUNDLE),
+  plugins: [lazyStringTable],
 });
 
 const prebuilds = join(dirname(require.resolve('@datadog/pprof/package.json')), 'prebuilds');
@@ -260,6 +284,7 @@ await build({
         b.onResolve({ filter: /^@datadog\/pprof\// }, (args) => ({ path: args.path, external: true }));
       },
     },
+    lazyStringTable,
   ],
 });
 for (const file of ['package.json', 'README.md', 'index.d.ts']) cpSync(join(here, 'package', file), join(pkgDir, file));
