@@ -9,8 +9,10 @@
 import type { Instrumentation } from '@opentelemetry/instrumentation';
 import { FastifyRouteInstrumentation } from './fastify-route';
 import { guardExpress, guardKoa, guardRouter } from './guards';
+import { releaseKeepAliveContext } from './keep-alive';
 
 type Module = Record<string, new () => Instrumentation>;
+type ModuleWith<Config> = Record<string, new (config: Config) => Instrumentation>;
 
 /* eslint-disable @typescript-eslint/no-require-imports */
 export const INSTRUMENTATIONS: Readonly<Record<string, () => Instrumentation>> = {
@@ -29,7 +31,8 @@ export const INSTRUMENTATIONS: Readonly<Record<string, () => Instrumentation>> =
   'graphql': () => new (require('@opentelemetry/instrumentation-graphql') as Module).GraphQLInstrumentation(),
   'grpc': () => new (require('@opentelemetry/instrumentation-grpc') as Module).GrpcInstrumentation(),
   'hapi': () => new (require('@opentelemetry/instrumentation-hapi') as Module).HapiInstrumentation(),
-  'http': () => new (require('@opentelemetry/instrumentation-http') as Module).HttpInstrumentation(),
+  // Each server connection's keep-alive timer starts in the root context (keep-alive.ts).
+  'http': () => new (require('@opentelemetry/instrumentation-http') as ModuleWith<{ requestHook: typeof releaseKeepAliveContext }>).HttpInstrumentation({ requestHook: releaseKeepAliveContext }),
   'ioredis': () => new (require('@opentelemetry/instrumentation-ioredis') as Module).IORedisInstrumentation(),
   'kafkajs': () => new (require('@opentelemetry/instrumentation-kafkajs') as Module).KafkaJsInstrumentation(),
   'knex': () => new (require('@opentelemetry/instrumentation-knex') as Module).KnexInstrumentation(),
