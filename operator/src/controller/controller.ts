@@ -99,28 +99,57 @@ export class Caches {
 }
 
 /**
+ * One copy of each string that many cached pods repeat. Every decoded pod brings its own copy of its
+ * namespace, label and annotation values and owner; the pods of one template repeat them all (the
+ * agent's annotations, the ReplicaSet, `app=web`), so 10,000 pods hold a few hundred distinct ones.
+ * Bounded: when full it starts again (pods cached before keep the copies they have).
+ */
+class SharedStrings {
+  private readonly known = new Map<string, string>();
+
+  constructor(private readonly max: number) {}
+
+  of<T extends string | undefined>(value: T): T {
+    if (value === undefined) return value;
+    const known = this.known.get(value);
+    if (known !== undefined) return known as T;
+    if (this.known.size >= this.max) this.known.clear();
+    this.known.set(value, value);
+    return value;
+  }
+
+  /** The same keys and values, the values shared. */
+  record(values: Record<string, string>): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const key of Object.keys(values)) out[key] = this.of(values[key]!);
+    return out;
+  }
+}
+const podStrings = new SharedStrings(50_000);
+
+/**
  * What the controller reads of a pod: its spanprofiling.io annotations, its
  * labels (for selectors), its controller and phase. The rest of a pod (often
- * tens of kB) is not cached.
+ * tens of kB) is not cached, and what pods repeat is kept once.
  */
 export function slimPod(pod: Pod): Pod {
   const m = pod.metadata;
   // Ours, and the revision's restart time (the rollout tells an old revision's pod by it).
-  const annotations = Object.fromEntries(Object.entries(m.annotations ?? {}).filter(([k]) => k.startsWith('spanprofiling.io/') || k === RESTARTED_AT));
+  const annotations = podStrings.record(Object.fromEntries(Object.entries(m.annotations ?? {}).filter(([k]) => k.startsWith('spanprofiling.io/') || k === RESTARTED_AT)));
   const owner = m.ownerReferences?.find((o) => o.controller === true);
   return {
     metadata: {
       name: m.name,
-      namespace: m.namespace,
+      namespace: podStrings.of(m.namespace),
       uid: m.uid,
       resourceVersion: m.resourceVersion,
-      labels: m.labels ?? {},
+      labels: podStrings.record(m.labels ?? {}),
       annotations,
-      ...(owner !== undefined ? { ownerReferences: [{ apiVersion: owner.apiVersion, kind: owner.kind, name: owner.name, uid: owner.uid, controller: true }] } : {}),
+      ...(owner !== undefined ? { ownerReferences: [{ apiVersion: podStrings.of(owner.apiVersion), kind: podStrings.of(owner.kind), name: podStrings.of(owner.name), uid: podStrings.of(owner.uid), controller: true }] } : {}),
       ...(m.creationTimestamp !== undefined ? { creationTimestamp: m.creationTimestamp } : {}),
       ...(m.deletionTimestamp !== undefined ? { deletionTimestamp: m.deletionTimestamp } : {}),
     },
-    status: { phase: pod.status?.phase },
+    status: { phase: podStrings.of(pod.status?.phase) },
   };
 }
 
