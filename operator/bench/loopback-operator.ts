@@ -30,16 +30,19 @@ export interface LoopbackOperatorOptions {
   check: string;
   agentImage?: string;
   nodeOptions?: string;
-  /** Node flags NODE_OPTIONS refuses (`--cpu-prof`), before the script. */
-  nodeArgs?: string[];
+  /** Node flags before the script (default: the image's, OPERATOR_NODE_FLAGS), e.g. ones NODE_OPTIONS refuses (`--cpu-prof`). */
+  nodeArgs?: readonly string[];
   /** WEBHOOK_THREAD: the webhook in a thread of its own (the default) or in the main thread. */
   webhookThread?: 'on' | 'off';
 }
 
+/** The flags the operator's image starts node with (operator/Dockerfile's ENTRYPOINT, checked by test/image.test.ts). */
+export const OPERATOR_NODE_FLAGS: readonly string[] = ['--heap-growing-percent=50', '--max-semi-space-size=4'];
+
 /** Starts operator.js in namespace span-profiling and waits until it is ready. */
 export async function startLoopbackOperator(cp: ControlPlane, o: LoopbackOperatorOptions): Promise<{ process: ManagedProcess; probePort: number }> {
   const probePort = await freePort();
-  const operator = new ManagedProcess(o.name, process.execPath, [...(o.nodeArgs ?? []), path.join(REPO_ROOT, 'operator/dist/operator.js')], {
+  const operator = new ManagedProcess(o.name, process.execPath, [...(o.nodeArgs ?? OPERATOR_NODE_FLAGS), path.join(REPO_ROOT, 'operator/dist/operator.js')], {
     logDir: o.logDir,
     env: {
       PATH: process.env['PATH'],

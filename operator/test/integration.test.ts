@@ -14,6 +14,7 @@ import { REPO_ROOT } from '../../e2e/harness/toolchain';
 import { createServingCert, inspect } from '../src/certs/x509';
 import { kubeFromEnvironment } from '../src/kube/client';
 import { NOT_THE_CHECK } from '../src/webhook/admission-check';
+import { OPERATOR_NODE_FLAGS } from '../bench/loopback-operator';
 
 const OPERATOR = path.join(REPO_ROOT, 'operator/dist/operator.js');
 const OPERATOR_NS = 'span-profiling';
@@ -56,7 +57,7 @@ describe('operator against a real kube-apiserver', function () {
 
   const startOperator = async (identity: string, port: number): Promise<{ process: ManagedProcess; probePort: number }> => {
     const probePort = await freePort();
-    const p = new ManagedProcess(identity, process.execPath, [OPERATOR], {
+    const p = new ManagedProcess(identity, process.execPath, [...OPERATOR_NODE_FLAGS, OPERATOR], {
       logDir,
       env: {
         PATH: process.env['PATH'],
@@ -1242,7 +1243,7 @@ describe('operator against a real kube-apiserver', function () {
       };
       assert.equal((await apply(deployment)).code, 0);
       const run = async (): Promise<string> => {
-        const p = new ManagedProcess(`uninstall-${Date.now()}`, process.execPath, [OPERATOR, 'uninstall'], {
+        const p = new ManagedProcess(`uninstall-${Date.now()}`, process.execPath, [...OPERATOR_NODE_FLAGS, OPERATOR, 'uninstall'], {
           logDir,
           env: { PATH: process.env['PATH'], KUBECONFIG: cp.kubeconfig, OPERATOR_NAMESPACE: OPERATOR_NS, OPERATOR_DEPLOYMENT: 'span-profiling-operator', LEASE_NAME: 'span-profiling-operator-leader' },
         });
