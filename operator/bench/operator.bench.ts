@@ -20,15 +20,21 @@
  * 5. the operator process's RSS (now, after BENCH_SETTLE_SECONDS (default 60)
  *    without changes, and peak) and CPU seconds, and the pod
  *    watches open on the API server (`apiserver_longrunning_requests`).
+ * 6. last, a burst into as many namespaces again whose pods a webhook in another process answers
+ *    at once with the operator's own patch for the template (its annotations left out, so the
+ *    operator leaves those pods alone): what the mutation costs the API server, apart from how the
+ *    operator answers.
  *
  * Options (env): BENCH_NAMESPACES (default 200), BENCH_PODS_PER_NAMESPACE
  * (default 50), BENCH_CONCURRENCY (default 16), BENCH_ADMISSION_CHECK
  * (dry-run, as the chart installs it, or off), BENCH_OPERATOR_NODE_OPTIONS
  * (NODE_OPTIONS for the operator process, e.g. the chart's), BENCH_OPERATOR_NODE_ARGS
- * (flags NODE_OPTIONS refuses, e.g. `--cpu-prof --cpu-prof-dir=DIR`), BENCH_WEBHOOK_THREAD (on, the
+ * (the node flags before operator.js, in place of the image's (OPERATOR_NODE_FLAGS); empty for
+ * none; e.g. `--cpu-prof --cpu-prof-dir=DIR`), BENCH_WEBHOOK_THREAD (on, the
  * default: the webhook answers in its own thread; off: from the controller's).
  */
 import { spawn } from 'node:child_process';
+import * as https from 'node:https';
 import * as path from 'node:path';
 import { readFileSync } from 'node:fs';
 import { GROUP, PLURAL, VERSION } from '../src/api';
@@ -36,7 +42,7 @@ import { METADATA_LIST } from '../src/kube/client';
 import { startControlPlane, type ControlPlane } from '../../e2e/harness/control-plane';
 import { freePort, ManagedProcess, removeDir, tempDir } from '../../e2e/harness/processes';
 import { createCA, createServingCert } from '../src/certs/x509';
-import { registerLoopbackWebhook, startLoopbackOperator } from './loopback-operator';
+import { OPERATOR_NODE_FLAGS, registerLoopbackWebhook, startLoopbackOperator } from './loopback-operator';
 import { REPO_ROOT } from '../../e2e/harness/toolchain';
 import { percentile } from '../../injector/bench/figures';
 
@@ -52,8 +58,11 @@ const WEBHOOK_THREAD = process.env['BENCH_WEBHOOK_THREAD'] === 'off' ? 'off' : '
 const mib = (bytes: number): string => `${(bytes / 1048576).toFixed(0)} MiB`;
 
 /**
- * A webhook that changes nothing, in a process of its own: what any mutating webhook costs a pod
- * creation here (the API server's call, its TLS and encoding), against which ours is measured.
+ * A webhook in a process of its own that answers every pod at once: with no change (what any
+ * mutating webhook costs a pod creation here: the API server's call, its TLS and encoding), or with
+ * a fixed JSONPatch in PATCH (base64), the one the operator answered for the burst's template (what
+ * the mutation itself costs the API server: applying it, validating, storing and sending a bigger
+ * pod), against which ours is measured.
  */
 const NOOP_WEBHOOK = `
   const https = require('node:https');
@@ -63,16 +72,18 @@ const NOOP_WEBHOOK = `
     req.on('end', () => {
       const uid = JSON.parse(body).request.uid;
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid, allowed: true } }));
+      const patch = process.env.PATCH ? { patchType: 'JSONPatch', patch: process.env.PATCH } : {};
+      res.end(JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid, allowed: true, ...patch } }));
     });
   });
   server.listen(Number(process.env.PORT), '127.0.0.1', () => process.stdout.write('listening\\n'));`;
 
-async function startNoopWebhook(cp: ControlPlane, label: Record<string, string>): Promise<{ stop: () => void }> {
+async function startNoopWebhook(cp: ControlPlane, label: Record<string, string>, patch?: string): Promise<{ stop: () => void }> {
   const ca = createCA('bench-noop', new Date(), 1);
   const tls = createServingCert(ca, ['127.0.0.1'], new Date(), 1);
   const port = await freePort();
-  const child = spawn(process.execPath, ['-e', NOOP_WEBHOOK], { env: { ...process.env, PORT: String(port), CERT: tls.cert, KEY: tls.key }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const name = patch === undefined ? 'bench-noop' : 'bench-patch';
+  const child = spawn(process.execPath, ['-e', NOOP_WEBHOOK], { env: { ...process.env, PORT: String(port), CERT: tls.cert, KEY: tls.key, ...(patch === undefined ? {} : { PATCH: patch }) }, stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
     child.stdout.once('data', () => resolve());
     child.once('exit', (code) => reject(new Error(`the no-op webhook exited (${code})`)));
@@ -80,10 +91,46 @@ async function startNoopWebhook(cp: ControlPlane, label: Record<string, string>)
   await cp.kubectlResult(['apply', '-f', '-'], JSON.stringify({
     apiVersion: 'admissionregistration.k8s.io/v1',
     kind: 'MutatingWebhookConfiguration',
-    metadata: { name: 'bench-noop' },
-    webhooks: [{ name: 'noop.bench.local', admissionReviewVersions: ['v1'], sideEffects: 'None', failurePolicy: 'Ignore', timeoutSeconds: 5, clientConfig: { url: `https://127.0.0.1:${port}/`, caBundle: Buffer.from(ca.cert).toString('base64') }, rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'] }], namespaceSelector: { matchLabels: label } }],
+    metadata: { name },
+    webhooks: [{ name: `${name.slice('bench-'.length)}.bench.local`, admissionReviewVersions: ['v1'], sideEffects: 'None', failurePolicy: 'Ignore', timeoutSeconds: 5, clientConfig: { url: `https://127.0.0.1:${port}/`, caBundle: Buffer.from(ca.cert).toString('base64') }, rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'] }], namespaceSelector: { matchLabels: label } }],
   }));
-  return { stop: () => child.kill('SIGTERM') };
+  return {
+    stop: () => {
+      child.kill('SIGTERM');
+      void cp.kubectlResult(['delete', 'mutatingwebhookconfiguration', name]);
+    },
+  };
+}
+
+/**
+ * The JSONPatch the operator's webhook answers for a pod of the burst's template in `namespace`
+ * (base64), without the operator's own annotations and labels: the operator leaves the pods it
+ * patches alone (its pod watch keeps injected pods, and would count them), while the API server
+ * stores a pod as big as an injected one.
+ */
+async function operatorPatch(port: number, namespace: string): Promise<string> {
+  const review = JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'patch', kind: { group: '', version: 'v1', kind: 'Pod' }, resource: { group: '', version: 'v1', resource: 'pods' }, operation: 'CREATE', namespace, object: pod() } });
+  const answer = await new Promise<string>((resolve, reject) => {
+    https
+      .request({ host: '127.0.0.1', port, path: '/mutate-v1-pod', method: 'POST', rejectUnauthorized: false, headers: { 'content-type': 'application/json' } }, (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c));
+        res.on('end', () => resolve(body));
+      })
+      .on('error', reject)
+      .end(review);
+  });
+  const patch = (JSON.parse(answer) as { response?: { patch?: string } }).response?.patch;
+  if (patch === undefined) throw new Error(`the operator's webhook answered no patch: ${answer.slice(0, 300)}`);
+  const ours = (key: string): boolean => key.startsWith('spanprofiling.io/');
+  const ops = (JSON.parse(Buffer.from(patch, 'base64').toString('utf8')) as { op: string; path: string; value?: unknown }[]).flatMap((op) => {
+    const meta = /^\/metadata\/(annotations|labels)(?:\/(.*))?$/.exec(op.path);
+    if (meta === null) return [op];
+    if (meta[2] !== undefined) return ours(meta[2].replace(/~1/g, '/').replace(/~0/g, '~')) ? [] : [op];
+    const kept = Object.fromEntries(Object.entries(op.value as Record<string, string>).filter(([key]) => !ours(key)));
+    return Object.keys(kept).length === 0 ? [] : [{ ...op, value: kept }];
+  });
+  return Buffer.from(JSON.stringify(ops)).toString('base64');
 }
 
 /**
@@ -223,8 +270,10 @@ async function main(): Promise<void> {
   const plain = Array.from({ length: NAMESPACES }, (_, i) => `plain-${i}`);
   const noop = Array.from({ length: NAMESPACES }, (_, i) => `noop-${i}`);
   const NOOP_LABEL = { 'bench.spanprofiling.io/noop-webhook': 'true' };
+  const patched = Array.from({ length: NAMESPACES }, (_, i) => `patched-${i}`);
+  const PATCH_LABEL = { 'bench.spanprofiling.io/patch-webhook': 'true' };
   try {
-    console.log(`operator at scale: ${NAMESPACES} namespaces opt in x ${PODS_PER_NAMESPACE} pods, ${CONCURRENCY} creations at a time, admission check ${CHECK}, webhook thread ${WEBHOOK_THREAD}${OPERATOR_NODE_OPTIONS !== undefined ? `, operator NODE_OPTIONS ${OPERATOR_NODE_OPTIONS}` : ''} (API server, etcd, operator and client share this machine's cores)`);
+    console.log(`operator at scale: ${NAMESPACES} namespaces opt in x ${PODS_PER_NAMESPACE} pods, ${CONCURRENCY} creations at a time, admission check ${CHECK}, webhook thread ${WEBHOOK_THREAD}${OPERATOR_NODE_OPTIONS !== undefined ? `, operator NODE_OPTIONS ${OPERATOR_NODE_OPTIONS}` : ''}, operator node flags ${(OPERATOR_NODE_ARGS ?? OPERATOR_NODE_FLAGS).join(' ') || 'none'} (API server, etcd, operator and client share this machine's cores)`);
     await cp.kubectl('apply', '-f', path.join(REPO_ROOT, 'crds'));
     await cp.kubectl('wait', '--for=condition=Established', '--timeout=60s', 'crd/spanprofilings.spanprofiling.io');
     await cp.kubectl('create', 'namespace', 'span-profiling');
@@ -232,6 +281,7 @@ async function main(): Promise<void> {
       ...optedIn.map((name) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, annotations: { 'spanprofiling.io/inject': 'true' } } })),
       ...plain.map((name) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } })),
       ...noop.map((name) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: NOOP_LABEL } })),
+      ...patched.map((name) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: PATCH_LABEL } })),
     ];
     await cp.kubectlResult(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: manifests }));
     await cp.kubectlResult(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: optedIn.map((ns) => ({ ...spanProfiling(0), metadata: { name: 'default', namespace: ns } })) }));
@@ -287,6 +337,11 @@ async function main(): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, SETTLE_SECONDS * 1000));
     const settled = processFigures(operator.pid!);
 
+    // Last, so that its pods (the operator's annotations on them) change none of the figures above: the
+    // operator's own patch for the template, answered at once by a webhook in another process.
+    const patchWebhook = await startNoopWebhook(cp, PATCH_LABEL, await operatorPatch(webhookPort, optedIn[0]!));
+    const throughPatch = await burst(cp, patched, PODS_PER_NAMESPACE).finally(() => patchWebhook.stop());
+
     // What a watch of every pod decodes, whole objects against metadata alone (what client-node's informers cannot ask for).
     const listAll = async (accept: string | undefined): Promise<{ bytes: number; ms: number }> => {
       let bytes = 0;
@@ -312,9 +367,12 @@ async function main(): Promise<void> {
     console.log(row(`pod create p50 / p99, injected (${injected.injected} of ${pods})`, injected));
     console.log(row('pod create p50 / p99, not opted in, again after the injected burst', baselineLast));
     console.log(row('pod create p50 / p99 through a webhook that changes nothing (another process)', throughNoop));
+    console.log(row("pod create p50 / p99 through a webhook that answers the operator's patch at once (another process; the operator's annotations left out)", throughPatch));
     console.log(`| p99 injected / not opted in | ${(percentile(injected.latencies, 99) / percentile(baseline.latencies, 99)).toFixed(2)}x | |`);
     console.log(`| p99 injected / through the webhook that changes nothing | ${(percentile(injected.latencies, 99) / percentile(throughNoop.latencies, 99)).toFixed(2)}x | |`);
     console.log(`| p99 injected / not opted in, after it (as many pods present) | ${(percentile(injected.latencies, 99) / percentile(baselineLast.latencies, 99)).toFixed(2)}x | |`);
+    console.log(`| p99 injected / through the webhook that answers the same patch at once | ${(percentile(injected.latencies, 99) / percentile(throughPatch.latencies, 99)).toFixed(2)}x | |`);
+    console.log(`| p99 through that webhook / not opted in: what the patch alone costs | ${(percentile(throughPatch.latencies, 99) / percentile(baseline.latencies, 99)).toFixed(2)}x | |`);
     console.log(`| webhook's answer as the operator times it, p50 / p99 (histogram bucket) | ${histogramPercentile(metrics, 'spanprofiling_webhook_duration_seconds', 50)} / ${histogramPercentile(metrics, 'spanprofiling_webhook_duration_seconds', 99)} | |`);
     console.log(`| webhook's answer as a client sees it during the burst (an AdmissionReview every 20 ms, ${probed.length} in all), p50 / p99 / max | ${percentile(probed, 50).toFixed(1)} / ${percentile(probed, 99).toFixed(1)} / ${Math.max(...probed).toFixed(1)} ms | |`);
     const call = 'name="pods.spanprofiling.io".*operation="CREATE".*rejected="false"';
