@@ -6,8 +6,8 @@
  * pprof-format keeps each table's positions and encodings in module-level WeakMaps (its private
  * fields, compiled for older runtimes). V8 treats the values of an old-generation WeakMap as live
  * in a young-generation collection, so every string a profile collected, its position and its two
- * encoded buffers survived each scavenge until the next full collection, and were promoted: about
- * 350-450 kB a collection. It also encoded each string on insertion, which the agent's own encoder
+ * encoded buffers survived each scavenge until the next full collection, and were promoted to the
+ * old generation. It also encoded each string on insertion, which the agent's own encoder
  * (pprof-encode.ts) never reads.
  *
  * Here the positions are an ordinary field and the encodings are made only when pprof-format's own

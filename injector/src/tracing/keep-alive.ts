@@ -5,7 +5,7 @@
  * (`socket.setTimeout(keepAliveTimeout)`) in the async context the response finished in: the
  * request's. The timer holds that context until the next request on the connection replaces it,
  * or until the timeout, and with it the agent's part of the context: the request's span, its
- * attributes and the profiler's labels. That is about 2.5 kB for each idle connection, and under
+ * attributes and the profiler's labels. That is about 2 kB for each idle connection, and under
  * load, objects of every request that outlive young-generation collections while their connection
  * waits for the next one.
  *
