@@ -118,10 +118,10 @@ class SharedStrings {
     return value;
   }
 
-  /** The same keys and values, the values shared. */
-  record(values: Record<string, string>): Record<string, string> {
+  /** The same keys and values (those `keep` takes, when given), the values shared. */
+  record(values: Record<string, string>, keep?: (key: string) => boolean): Record<string, string> {
     const out: Record<string, string> = {};
-    for (const key of Object.keys(values)) out[key] = this.of(values[key]!);
+    for (const key of Object.keys(values)) if (keep === undefined || keep(key)) out[key] = this.of(values[key]!);
     return out;
   }
 }
@@ -135,7 +135,7 @@ const podStrings = new SharedStrings(50_000);
 export function slimPod(pod: Pod): Pod {
   const m = pod.metadata;
   // Ours, and the revision's restart time (the rollout tells an old revision's pod by it).
-  const annotations = podStrings.record(Object.fromEntries(Object.entries(m.annotations ?? {}).filter(([k]) => k.startsWith('spanprofiling.io/') || k === RESTARTED_AT)));
+  const annotations = podStrings.record(m.annotations ?? {}, (k) => k.startsWith('spanprofiling.io/') || k === RESTARTED_AT);
   const owner = m.ownerReferences?.find((o) => o.controller === true);
   return {
     metadata: {
