@@ -64,3 +64,22 @@ export function attribution(
     unlabelled,
   };
 }
+
+/**
+ * The share of `samples`' time (their first value) that `onSpan` accepts, and a line naming the rest
+ * for an assertion message. Weighed by time, not by sample count: a stray one-tick entry without a
+ * label counts as the tick it is, not as much as a whole request's stack.
+ */
+export function timeShare(samples: ReceivedSample[], onSpan: (sample: ReceivedSample) => boolean): { share: number; rest: string } {
+  let all = 0;
+  let on = 0;
+  const rest: string[] = [];
+  for (const sample of samples) {
+    const time = sample.values[0] ?? 0;
+    all += time;
+    if (onSpan(sample)) on += time;
+    else rest.push(`${JSON.stringify(sample.labels)} ${time}`);
+  }
+  const share = all === 0 ? 0 : on / all;
+  return { share, rest: `${(share * 100).toFixed(1)}% of ${samples.length} samples' time; the rest: ${rest.join(', ') || 'none'}` };
+}
