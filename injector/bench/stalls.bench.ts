@@ -29,7 +29,9 @@
  * BENCH_AGENT_ENV (a JSON object of extra variables for the tracing and agent configurations),
  * BENCH_CONFIGS (default none,otel,tracing,agent,dd-trace), BENCH_APPS (default light,allocating),
  * BENCH_SEMI_SPACE_MB (gives every configuration the same young generation, V8's semi-space size in
- * MB, to compare what each scavenge costs at equal size; default: V8's own sizing).
+ * MB, to compare what each scavenge costs at equal size; default: V8's own sizing),
+ * BENCH_WARMUP_SECONDS (load before the window, default the upload period + 1.5 s; minutes of it
+ * show the young generation V8 settles on under a steady load).
  *
  * V8 grows the young generation while objects keep surviving scavenges (once the survivors since
  * its last growth exceed its size), and under a steady load each scavenge pauses about in
@@ -50,6 +52,7 @@ const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 12);
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
 const RPS = Number(process.env['BENCH_RPS'] ?? 300);
 const UPLOAD_SECONDS = Number(process.env['BENCH_UPLOAD_SECONDS'] ?? 5);
+const WARMUP_SECONDS = Number(process.env['BENCH_WARMUP_SECONDS'] ?? UPLOAD_SECONDS + 1.5);
 const SERVER = path.join(FIXTURES, 'server.js');
 const MONITOR = path.join(__dirname, 'stall-monitor.js');
 const APPS: Record<string, (i: number) => string> = {
@@ -160,7 +163,7 @@ async function measure(node: { bin: string; major: number }, config: Config, pat
   const app = await AppProcess.start({ script: SERVER, node: node.bin, agent: how.agent, nodeArgs: [...young, '--trace-gc-nvp', '--expose-gc', '--require', MONITOR, ...how.nodeArgs], env: { ...how.env, STALL_REPORT: report } });
   try {
     // Warm-up: instrumentations made, profiler started, a first collection and export made (their code runs cold once).
-    await openLoop(app.port, UPLOAD_SECONDS + 1.5, pathFor);
+    await openLoop(app.port, WARMUP_SECONDS, pathFor);
     const from = Date.now();
     const traced = app.stdout.length;
     await openLoop(app.port, SECONDS, pathFor);
@@ -203,7 +206,7 @@ async function measure(node: { bin: string; major: number }, config: Config, pat
 async function main(): Promise<void> {
   const nodes = testNodes().filter((n, i, all) => all.findIndex((m) => m.major === n.major) === i);
   const semi = process.env['BENCH_SEMI_SPACE_MB'];
-  console.log(`event-loop stalls and garbage collection: ~${RPS} req/s for ${SECONDS} s per window, ${ROUNDS} interleaved rounds, uploads every ${UPLOAD_SECONDS} s (stall = how late a 1 ms timer tick came)${semi === undefined ? '' : `; every configuration with a ${semi} MB semi-space`}\n`);
+  console.log(`event-loop stalls and garbage collection: ~${RPS} req/s for ${SECONDS} s per window after ${WARMUP_SECONDS} s of load, ${ROUNDS} interleaved rounds, uploads every ${UPLOAD_SECONDS} s (stall = how late a 1 ms timer tick came)${semi === undefined ? '' : `; every configuration with a ${semi} MB semi-space`}\n`);
   const rows = [['node', 'app', 'config', 'p50 ms', 'p99 ms', 'max ms', 'worst six ms', 'scavenges/s', 'ms each', 'ms/s', 'young MB', 'full GCs (max ms)', 'promoted kB/s', 'weak callbacks ms each', 'heap after MB', 'live heap MB', 'RSS MiB', 'agent pause per collection ms (median / max)']];
   for (const node of nodes) {
     for (const appName of APP_NAMES) {
