@@ -45,7 +45,8 @@ import { answerProbe, type Readiness } from './probes';
 import { uninstall } from './uninstall';
 import { reportTo, WebhookServer } from './webhook/server';
 import { AdmissionCheck } from './webhook/admission-check';
-import { CredentialsNotSendable, WebhookThread } from './webhook/thread';
+import { CredentialsNotSendable, MIRRORED, WebhookThread } from './webhook/thread';
+import { InputsVersion } from './webhook/answers';
 import { cachedContext } from './webhook/review';
 
 /** Pods left without the agent for a policy of their namespace: their Events say so (reason AdmissionPolicy). */
@@ -199,11 +200,22 @@ export async function runOperator(config: OperatorConfig): Promise<RunningOperat
   const report = reportTo(metrics, log, (sp, message, code) => events.warnOnce(sp, POLICY_CODES.has(code) ? 'AdmissionPolicy' : 'PodWarning', message));
   const defaults = { agentImage: config.agentImage, ...(config.agentImagePullPolicy ? { imagePullPolicy: config.agentImagePullPolicy } : {}) };
   const inThisThread = async (tls: ServingCert): Promise<{ webhook: Webhook; port: number }> => {
+    const version = new InputsVersion();
+    for (const kind of MIRRORED) {
+      version.reset(kind, caches[kind].list());
+      caches[kind].onChange((type, obj) => (type === 'SYNC' || obj === undefined ? version.reset(kind, caches[kind].list()) : version.observe(kind, type, obj)));
+    }
     const server = new WebhookServer({
       port: config.webhookPort,
       tls,
       context: cachedContext(
-        { namespace: (name) => caches.namespaces.get(undefined, name), spanProfilings: () => caches.spanProfilings.list(), limitRangesOf: (ns) => caches.limitRangesOf(ns), resourceQuotasOf: (ns) => caches.resourceQuotasOf(ns) },
+        {
+          namespace: (name) => caches.namespaces.get(undefined, name),
+          spanProfilings: () => caches.spanProfilings.list(),
+          limitRangesOf: (ns) => caches.limitRangesOf(ns),
+          resourceQuotasOf: (ns) => caches.resourceQuotasOf(ns),
+          inputsVersion: () => version.current,
+        },
         config.optInNamespaces,
         defaults,
       ),

@@ -14,7 +14,9 @@
  *
  * The same pod (its name and generated token volume aside) in the same
  * namespace gets the same verdict for `cacheMs`: a ReplicaSet scaling to 100
- * asks once. Concurrent asks for one pod share one dry run.
+ * asks once. Concurrent asks for one pod share one dry run. An answer the
+ * webhook reuses for a template (answers.ts) is given again only while the
+ * verdict on it holds.
  */
 import { createHash } from 'node:crypto';
 import type { V1Pod } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
@@ -57,9 +59,8 @@ export class AdmissionCheck {
   async check(namespace: string, pod: V1Pod): Promise<Verdict> {
     const body = dryRunBody(namespace, pod);
     const key = verdictKey(namespace, body);
-    const at = this.now();
-    const cached = this.cache.get(key);
-    if (cached !== undefined && at - cached.at < this.options.cacheMs) return cached.verdict;
+    const cached = this.cached(key);
+    if (cached !== undefined) return cached;
     const pending = this.inFlight.get(key);
     if (pending !== undefined) return pending;
     const asked = this.ask(namespace, body).then((verdict) => {
@@ -70,6 +71,17 @@ export class AdmissionCheck {
     });
     this.inFlight.set(key, asked);
     return asked;
+  }
+
+  /** The key the verdict on this pod is kept under. */
+  keyOf(namespace: string, pod: V1Pod): string {
+    return verdictKey(namespace, dryRunBody(namespace, pod));
+  }
+
+  /** The verdict kept under `key` while it holds, without asking. */
+  cached(key: string): Verdict | undefined {
+    const cached = this.cache.get(key);
+    return cached !== undefined && this.now() - cached.at < this.options.cacheMs ? cached.verdict : undefined;
   }
 
   private async ask(namespace: string, body: V1Pod): Promise<Verdict> {

@@ -11,6 +11,7 @@ import type { SpanProfiling } from '../api';
 import { effectiveNamespaceAnnotations, type NamespaceLike } from '../controller/namespaces';
 import { INIT_CONTAINER, mutatePod, refusedByAdmission, type MutationResult, type OperatorDefaults } from '../inject/pod';
 import { CHECK_FIELD_MANAGER, policyOf, type Verdict } from './admission-check';
+import { AnswerCache, type Answer } from './answers';
 
 export interface ReviewContext {
   namespaceAnnotations(namespace: string): Readonly<Record<string, string>> | undefined;
@@ -22,6 +23,8 @@ export interface ReviewContext {
   resourceQuotas?(namespace: string): readonly ResourceQuotaLike[];
   /** The Pod Security level the namespace enforces (its pod-security.kubernetes.io/enforce label). */
   podSecurityLevel?(namespace: string): string | undefined;
+  /** Answers kept for the pods of one template (answers.ts); without it, every answer is computed. */
+  answers?: AnswerCache;
 }
 
 /** The caches the webhook answers from: the main thread's, or the webhook thread's copy of them. */
@@ -30,6 +33,8 @@ export interface ContextSource {
   spanProfilings(): readonly SpanProfiling[];
   limitRangesOf(namespace: string): readonly LimitRangeLike[];
   resourceQuotasOf(namespace: string): readonly ResourceQuotaLike[];
+  /** Changes whenever what the webhook reads of these changes (answers.ts's InputsVersion): answers are then kept per template. */
+  inputsVersion?(): number;
 }
 
 /** The review's context over caches: namespaces opted in at install count as annotated, as everywhere in the operator. */
@@ -41,6 +46,7 @@ export function cachedContext(source: ContextSource, optInNamespaces: ReadonlySe
     resourceQuotas: (ns) => source.resourceQuotasOf(ns),
     podSecurityLevel: (ns) => source.namespace(ns)?.metadata?.labels?.['pod-security.kubernetes.io/enforce'],
     defaults,
+    ...(source.inputsVersion !== undefined ? { answers: new AnswerCache(() => source.inputsVersion!()) } : {}),
   };
 }
 
@@ -78,7 +84,16 @@ const MAX_WARNING_LENGTH = 256;
 interface Decision {
   outcome: ReviewOutcome;
   /** Present when the answer changes the pod. */
-  mutation?: { original: V1Pod; result: MutationResult; respond: (result: MutationResult) => ReviewOutcome };
+  mutation?: { original: V1Pod; result: MutationResult; respond: (result: MutationResult) => ReviewOutcome; answer?: Answer };
+  /** The answer kept for the pods of this one's template, when the outcome is that answer. */
+  reused?: Answer;
+}
+
+/** The admission check's verdicts as far as a reused answer needs them (AdmissionCheck). */
+export interface KnownVerdicts {
+  keyOf(namespace: string, pod: V1Pod): string;
+  /** The verdict still valid for the key, if any. */
+  cached(key: string): Verdict | undefined;
 }
 
 /** The decision alone, synchronous and pure: what the webhook answers when no admission check is configured. */
@@ -92,12 +107,21 @@ export function review(body: unknown, ctx: ReviewContext): ReviewOutcome {
  * annotations only, with the reason, or, when it refuses even those,
  * nothing at all.
  */
-export async function reviewChecked(body: unknown, ctx: ReviewContext, check: (namespace: string, pod: V1Pod) => Promise<Verdict>): Promise<ReviewOutcome> {
-  const { outcome, mutation } = decide(body, ctx);
+export async function reviewChecked(body: unknown, ctx: ReviewContext, check: (namespace: string, pod: V1Pod) => Promise<Verdict>, known?: KnownVerdicts): Promise<ReviewOutcome> {
+  let { outcome, mutation, reused } = decide(body, ctx);
+  if (reused !== undefined) {
+    // An answer that changes the pod is reused while the check's verdict on it holds; else this pod is decided on its own.
+    const verdict = reused.verdictKey === undefined ? undefined : known?.cached(reused.verdictKey);
+    if (reused.patch === undefined || verdict?.admitted === true) return outcome;
+    ({ outcome, mutation } = decide(body, ctx, false));
+  }
   if (mutation === undefined || outcome.result === undefined) return outcome;
   const namespace = outcome.result.namespace;
   const verdict = await check(namespace, mutation.result.pod);
-  if (verdict.admitted) return outcome;
+  if (verdict.admitted) {
+    if (mutation.answer !== undefined && known !== undefined) mutation.answer.verdictKey = known.keyOf(namespace, mutation.result.pod);
+    return outcome;
+  }
   const injecting = mutation.result.status === 'injected';
   // Only annotations, and no verdict in time: they go in (a policy on annotations is rarer than a slow API server).
   if (!injecting && verdict.kind === 'unknown') return outcome;
@@ -129,19 +153,40 @@ function refusalReason(verdict: Verdict & { admitted: false }, result: MutationR
 
 /** The AdmissionReview's answer with `patch` and `warnings`, keeping the rest of `body`. */
 function encode(body: unknown, patch: Operation[], warnings: string[] = []): unknown {
+  return encoded(body, patch.length > 0 ? Buffer.from(JSON.stringify(patch)).toString('base64') : undefined, warnings.map((w) => `span-profiling: ${w}`));
+}
+
+/** The same with the patch already encoded (base64) and the warnings as the response carries them. */
+function encoded(body: unknown, patch: string | undefined, warnings: string[]): unknown {
   const b = body as { response: Record<string, unknown> };
   const { patchType: _t, patch: _p, warnings: _w, ...response } = b.response;
   return {
     ...b,
     response: {
       ...response,
-      ...(patch.length > 0 ? { patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(patch)).toString('base64') } : {}),
-      ...(warnings.length > 0 ? { warnings: warnings.map((w) => `span-profiling: ${w}`) } : {}),
+      ...(patch !== undefined ? { patchType: 'JSONPatch', patch } : {}),
+      ...(warnings.length > 0 ? { warnings } : {}),
     },
   };
 }
 
-function decide(body: unknown, ctx: ReviewContext): Decision {
+/** The outcome of a kept answer for this request. */
+function reusedOutcome(envelope: unknown, answer: Answer, request: { namespace: string; pod: string; dryRun: boolean }): ReviewOutcome {
+  return {
+    httpStatus: 200,
+    body: encoded(envelope, answer.patch, answer.responseWarnings),
+    result: {
+      status: answer.status,
+      code: answer.code,
+      reason: answer.reason,
+      ...request,
+      ...(answer.warnings.length > 0 ? { warnings: answer.warnings } : {}),
+      ...(answer.spanProfiling !== undefined ? { spanProfiling: answer.spanProfiling } : {}),
+    },
+  };
+}
+
+function decide(body: unknown, ctx: ReviewContext, reuse = true): Decision {
   const request = (body as { request?: AdmissionRequest } | null)?.request;
   const apiVersion = (body as { apiVersion?: unknown } | null)?.apiVersion;
   if (typeof body !== 'object' || body === null || typeof request?.uid !== 'string' || request.uid === '') {
@@ -166,6 +211,10 @@ function decide(body: unknown, ctx: ReviewContext): Decision {
   }
 
   try {
+    const answers = ctx.answers;
+    const key = answers === undefined ? undefined : answers.keyOf(namespace, pod);
+    const kept = key === undefined || !reuse ? undefined : answers!.get(key);
+    if (kept !== undefined) return { outcome: reusedOutcome(envelope, kept, { namespace, pod: podName, dryRun }), reused: kept };
     const result = mutatePod({
       pod,
       namespace,
@@ -194,8 +243,13 @@ function decide(body: unknown, ctx: ReviewContext): Decision {
       };
     };
     const outcome = respond(result);
-    const changes = (outcome.body as { response: { patch?: string } }).response.patch !== undefined;
-    return { outcome, ...(changes ? { mutation: { original: pod, result, respond } } : {}) };
+    const response = (outcome.body as { response: { patch?: string; warnings?: string[] } }).response;
+    const changes = response.patch !== undefined;
+    const { status, code, reason, warnings, spanProfiling } = result;
+    const answer: Answer | undefined =
+      key === undefined ? undefined : { status, code, reason, warnings, responseWarnings: response.warnings ?? [], ...(changes ? { patch: response.patch! } : {}), ...(spanProfiling !== undefined ? { spanProfiling } : {}) };
+    if (answer !== undefined) answers!.set(key!, answer);
+    return { outcome, ...(changes ? { mutation: { original: pod, result, respond, ...(answer !== undefined ? { answer } : {}) } } : {}) };
   } catch (err) {
     const reason = `internal error, pod admitted untouched: ${err instanceof Error ? err.message : String(err)}`;
     return { outcome: { httpStatus: 200, body: encode(envelope, [], [reason.slice(0, MAX_WARNING_LENGTH - 'span-profiling: '.length)]), result: { status: 'internal-error', code: 'internal-error', reason, namespace, pod: podName, dryRun } } };

@@ -116,7 +116,7 @@ export class WebhookServer {
   private async answer(body: unknown): Promise<ReviewOutcome> {
     const check = this.options.admissionCheck;
     try {
-      return check === undefined ? review(body, this.options.context) : await reviewChecked(body, this.options.context, (ns, pod) => check.check(ns, pod));
+      return check === undefined ? review(body, this.options.context) : await reviewChecked(body, this.options.context, (ns, pod) => check.check(ns, pod), check);
     } catch (err) {
       // Never reached by design (both catch inside); if it is, the pod still goes in, untouched.
       const uid = (body as { request?: { uid?: unknown } } | null)?.request?.uid;

@@ -14,6 +14,7 @@ import { HttpKube, type Credentials } from '../kube/client';
 import { Reflector, type KubeObject } from '../kube/reflector';
 import { errorMessage, jsonLog } from '../log';
 import { AdmissionCheck } from './admission-check';
+import { InputsVersion } from './answers';
 import { cachedContext, type ContextSource } from './review';
 import { WebhookServer } from './server';
 import { MIRRORED, type FromThread, type MirroredKind, type ToThread, type WebhookThreadInit } from './thread';
@@ -23,9 +24,12 @@ export class Mirror implements ContextSource {
   private readonly objects = new Map<MirroredKind, Map<string, KubeObject>>(MIRRORED.map((k) => [k, new Map()]));
   private readonly received = new Set<MirroredKind>();
   private spanProfilingList: SpanProfiling[] | undefined;
+  private readonly version = new InputsVersion();
 
   apply(message: Extract<ToThread, { t: 'reset' | 'change' }>): void {
     const objects = this.objects.get(message.kind)!;
+    if (message.t === 'reset') this.version.reset(message.kind, message.objects);
+    else this.version.observe(message.kind, message.type, message.obj);
     if (message.t === 'reset') {
       objects.clear();
       for (const obj of message.objects) objects.set(Reflector.keyOf(obj), obj);
@@ -41,6 +45,10 @@ export class Mirror implements ContextSource {
   /** Every kind has been received once. */
   get synced(): boolean {
     return this.received.size === MIRRORED.length;
+  }
+
+  inputsVersion(): number {
+    return this.version.current;
   }
 
   namespace(name: string): NamespaceLike | undefined {
