@@ -374,6 +374,8 @@ async function main(): Promise<void> {
     console.log(`| p99 injected / through the webhook that answers the same patch at once | ${(percentile(injected.latencies, 99) / percentile(throughPatch.latencies, 99)).toFixed(2)}x | |`);
     console.log(`| p99 through that webhook / not opted in: what the patch alone costs | ${(percentile(throughPatch.latencies, 99) / percentile(baseline.latencies, 99)).toFixed(2)}x | |`);
     console.log(`| webhook's answer as the operator times it, p50 / p99 (histogram bucket) | ${histogramPercentile(metrics, 'spanprofiling_webhook_duration_seconds', 50)} / ${histogramPercentile(metrics, 'spanprofiling_webhook_duration_seconds', 99)} | |`);
+    const reused = Number(/^spanprofiling_webhook_answers_reused_total(?:\{\})? ([\d.e+-]+)$/m.exec(metrics)?.[1] ?? 0);
+    console.log(`| pods answered with the answer kept for their template (the burst, the probes and the change) | ${reused} | |`);
     console.log(`| webhook's answer as a client sees it during the burst (an AdmissionReview every 20 ms, ${probed.length} in all), p50 / p99 / max | ${percentile(probed, 50).toFixed(1)} / ${percentile(probed, 99).toFixed(1)} / ${Math.max(...probed).toFixed(1)} ms | |`);
     const call = 'name="pods.spanprofiling.io".*operation="CREATE".*rejected="false"';
     console.log(`| webhook call as the API server times it, p50 / p99 (histogram bucket) | ${histogramPercentile(apiMetrics, 'apiserver_admission_webhook_admission_duration_seconds', 50, call)} / ${histogramPercentile(apiMetrics, 'apiserver_admission_webhook_admission_duration_seconds', 99, call)} | |`);

@@ -127,6 +127,7 @@ export function operatorMetrics(registry = new Registry()) {
   return {
     registry,
     mutations: registry.register(new Counter('spanprofiling_webhook_mutations_total', 'Pods seen by the webhook, by status (injected, skipped, error, internal-error) and reason code.')),
+    reusedAnswers: registry.register(new Counter('spanprofiling_webhook_answers_reused_total', "Pods answered with the answer kept for their template (the same pod and the same objects the webhook reads), not computed anew.")),
     latency: registry.register(new Histogram('spanprofiling_webhook_duration_seconds', 'Time to answer an AdmissionReview.', [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1])),
     reconciles: registry.register(new Counter('spanprofiling_reconciles_total', 'Reconciliations of SpanProfilings, by result.')),
     leader: registry.register(new Gauge('spanprofiling_leader', '1 when this replica holds the leader lease.')),

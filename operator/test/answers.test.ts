@@ -16,6 +16,9 @@ import { cachedContext, review, reviewChecked, type ReviewContext, type ReviewOu
 import type { MirroredKind } from '../src/webhook/thread';
 import { Mirror } from '../src/webhook/worker';
 import type { Kube } from '../src/kube/client';
+import { reportTo } from '../src/webhook/server';
+import { operatorMetrics } from '../src/metrics';
+import { jsonLog } from '../src/log';
 import { admissionReview } from './webhook.test';
 
 const DEFAULTS = { agentImage: 'agent:test' };
@@ -60,6 +63,13 @@ function fresh(mirror: Mirror, body: unknown): ReviewOutcome {
   return review(body, ctx);
 }
 
+/** The outcome as a fresh decision gives it: the mark of a reused answer left out. */
+function asFresh(out: ReviewOutcome): ReviewOutcome {
+  if (out.result?.reused === undefined) return out;
+  const { reused: _r, ...result } = out.result;
+  return { ...out, result };
+}
+
 const responseOf = (out: ReviewOutcome): { uid: string; patch?: string; warnings?: string[] } => (out.body as { response: { uid: string; patch?: string; warnings?: string[] } }).response;
 
 describe('answers kept per template', () => {
@@ -75,9 +85,13 @@ describe('answers kept per template', () => {
     const outs = tokens.map((t, i) => review(admissionReview(replicaPod(t, `2026-12-05T10:00:0${i}Z`), 'shop', `uid-${i}`), ctx));
     assert.equal(ctx.answers!.computed, 1);
     assert.equal(ctx.answers!.reused, 2);
+    const metrics = operatorMetrics();
+    for (const out of outs) reportTo(metrics, jsonLog('error'))(0.001, out.result);
+    assert.match(metrics.registry.render(), /^spanprofiling_webhook_answers_reused_total 2$/m);
     outs.forEach((out, i) => {
       const want = fresh(mirror, admissionReview(replicaPod(tokens[i]!), 'shop', `uid-${i}`));
-      assert.deepEqual(out, want);
+      assert.deepEqual(asFresh(out), want);
+      assert.equal(out.result?.reused, i === 0 ? undefined : true);
       assert.equal(responseOf(out).uid, `uid-${i}`);
       assert.equal(out.result?.code, 'injected');
       assert.ok(responseOf(out).patch !== undefined);
@@ -95,7 +109,9 @@ describe('answers kept per template', () => {
     for (let round = 0; round < 2; round++) {
       for (const [i, shape] of shapes.entries()) {
         const body = admissionReview(shape, 'shop', `uid-${round}-${i}`);
-        assert.deepEqual(review(body, ctx), fresh(mirror, body), `shape ${i}, round ${round}`);
+        const out = review(body, ctx);
+        assert.deepEqual(asFresh(out), fresh(mirror, body), `shape ${i}, round ${round}`);
+        assert.equal(out.result?.reused, round === 0 ? undefined : true);
       }
     }
     assert.equal(ctx.answers!.reused, shapes.length);
@@ -115,7 +131,7 @@ describe('answers kept per template', () => {
     mirror.apply({ t: 'change', kind: 'spanProfilings', type: 'MODIFIED', obj: spanProfiling({ profiling: { sampleRateHz: 250 } }) as KubeObject });
     const edited = answer('kube-api-access-00003');
     assert.notEqual(envOf(edited), envOf(first));
-    assert.deepEqual(edited, fresh(mirror, admissionReview(replicaPod('kube-api-access-00003'))));
+    assert.deepEqual(asFresh(edited), fresh(mirror, admissionReview(replicaPod('kube-api-access-00003'))));
 
     // A LimitRange's floor for containers: the agent's init container is fitted to it.
     const limitRange = { metadata: { name: 'floor', namespace: 'shop' }, spec: { limits: [{ type: 'Container', min: { memory: '32Mi' } }] } } as KubeObject;
@@ -127,11 +143,11 @@ describe('answers kept per template', () => {
 
     // The namespace enforces restricted Pod Security, or opts out.
     mirror.apply({ t: 'change', kind: 'namespaces', type: 'MODIFIED', obj: namespace({ 'pod-security.kubernetes.io/enforce': 'restricted' }) });
-    assert.deepEqual(answer('kube-api-access-00006'), fresh(mirror, admissionReview(replicaPod('kube-api-access-00006'))));
+    assert.deepEqual(asFresh(answer('kube-api-access-00006')), fresh(mirror, admissionReview(replicaPod('kube-api-access-00006'))));
     mirror.apply({ t: 'change', kind: 'namespaces', type: 'MODIFIED', obj: namespace({}, {}) });
     const out = answer('kube-api-access-00007');
     assert.notEqual(out.result?.code, 'injected');
-    assert.deepEqual(out, fresh(mirror, admissionReview(replicaPod('kube-api-access-00007'))));
+    assert.deepEqual(asFresh(out), fresh(mirror, admissionReview(replicaPod('kube-api-access-00007'))));
     assert.equal(ctx.answers!.reused, 1, 'only the status write kept the answer');
   });
 

@@ -61,6 +61,8 @@ export interface ReviewOutcome {
     namespace: string;
     /** The pod's name, or its generateName when the API server has not named it yet (pods a controller makes). */
     pod: string;
+    /** The answer kept for the pod's template was given (answers.ts). */
+    reused?: true;
     /** Warnings for the user, and the SpanProfiling they concern (for an Event there). */
     warnings?: string[];
     spanProfiling?: SpanProfiling;
@@ -180,6 +182,7 @@ function reusedOutcome(envelope: unknown, answer: Answer, request: { namespace: 
       code: answer.code,
       reason: answer.reason,
       ...request,
+      reused: true,
       ...(answer.warnings.length > 0 ? { warnings: answer.warnings } : {}),
       ...(answer.spanProfiling !== undefined ? { spanProfiling: answer.spanProfiling } : {}),
     },

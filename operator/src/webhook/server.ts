@@ -45,6 +45,7 @@ export function reportTo(metrics: OperatorMetrics, log: Log, onWarnings?: (sp: S
       metrics.latency.observe(seconds);
       if (r === undefined) return;
       metrics.mutations.inc({ status: r.status, reason: r.code });
+      if (r.reused === true) metrics.reusedAnswers.inc();
       const level = r.status === 'error' || r.status === 'internal-error' ? 'warn' : r.code === 'admission-check' ? 'debug' : 'info';
       log[level]('admission', { namespace: r.namespace, pod: r.pod, status: r.status, code: r.code, reason: r.reason, ms: Math.round(seconds * 1e4) / 10 });
       // A dry run has no side effects (the webhook is registered with sideEffects: NoneOnDryRun).
