@@ -70,6 +70,10 @@ function asFresh(out: ReviewOutcome): ReviewOutcome {
   return { ...out, result };
 }
 
+async function waitUntil(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((resolve) => setImmediate(resolve));
+}
+
 const responseOf = (out: ReviewOutcome): { uid: string; patch?: string; warnings?: string[] } => (out.body as { response: { uid: string; patch?: string; warnings?: string[] } }).response;
 
 describe('answers kept per template', () => {
@@ -182,6 +186,31 @@ describe('answers kept per template', () => {
       now = 31_000;
       assert.equal((await answer('kube-api-access-00009')).result?.code, 'injected');
       assert.equal(kube.asked, 2, 'the lapsed verdict is asked again');
+    });
+
+    it("lets a template's pods that come while its first dry run is under way wait for that verdict, not decide and ask again", async () => {
+      let admit: () => void = () => undefined;
+      const kube = {
+        asked: 0,
+        request: () => {
+          kube.asked++;
+          return new Promise((resolve) => (admit = () => resolve({})));
+        },
+      };
+      const check = new AdmissionCheck(kube as unknown as Kube, { timeoutMs: 1000, cacheMs: 30_000 });
+      let checks = 0;
+      const counted = (ns: string, p: V1Pod): Promise<Verdict> => {
+        checks++;
+        return check.check(ns, p);
+      };
+      const answers = Array.from({ length: 5 }, (_, i) => reviewChecked(admissionReview(replicaPod(`kube-api-access-c000${i}`)), ctx, counted, check));
+      await waitUntil(() => kube.asked === 1);
+      admit();
+      const outs = await Promise.all(answers);
+      assert.deepEqual(outs.map((o) => o.result?.code), Array(5).fill('injected'));
+      assert.deepEqual(outs.map((o) => o.result?.reused), [undefined, true, true, true, true]);
+      assert.equal(checks, 1, 'only the first pod was decided and checked');
+      assert.equal(kube.asked, 1);
     });
 
     it('decides each pod on its own while the API server refuses the kept answer', async () => {

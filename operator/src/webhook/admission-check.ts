@@ -84,6 +84,11 @@ export class AdmissionCheck {
     return cached !== undefined && this.now() - cached.at < this.options.cacheMs ? cached.verdict : undefined;
   }
 
+  /** The verdict kept under `key`, or the dry run under way for it, without asking anew. */
+  settled(key: string): Verdict | Promise<Verdict> | undefined {
+    return this.cached(key) ?? this.inFlight.get(key);
+  }
+
   private async ask(namespace: string, body: V1Pod): Promise<Verdict> {
     const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods?dryRun=All&fieldManager=${CHECK_FIELD_MANAGER}`;
     try {

@@ -94,8 +94,8 @@ interface Decision {
 /** The admission check's verdicts as far as a reused answer needs them (AdmissionCheck). */
 export interface KnownVerdicts {
   keyOf(namespace: string, pod: V1Pod): string;
-  /** The verdict still valid for the key, if any. */
-  cached(key: string): Verdict | undefined;
+  /** The verdict still valid for the key, or the one being asked for it, if any. */
+  settled(key: string): Verdict | Promise<Verdict> | undefined;
 }
 
 /** The decision alone, synchronous and pure: what the webhook answers when no admission check is configured. */
@@ -112,18 +112,19 @@ export function review(body: unknown, ctx: ReviewContext): ReviewOutcome {
 export async function reviewChecked(body: unknown, ctx: ReviewContext, check: (namespace: string, pod: V1Pod) => Promise<Verdict>, known?: KnownVerdicts): Promise<ReviewOutcome> {
   let { outcome, mutation, reused } = decide(body, ctx);
   if (reused !== undefined) {
-    // An answer that changes the pod is reused while the check's verdict on it holds; else this pod is decided on its own.
-    const verdict = reused.verdictKey === undefined ? undefined : known?.cached(reused.verdictKey);
-    if (reused.patch === undefined || verdict?.admitted === true) return outcome;
+    // An answer that changes the pod is reused while the check's verdict on it holds (or once the
+    // dry run under way for it admits it); else this pod is decided on its own.
+    if (reused.patch === undefined) return outcome;
+    const verdict = reused.verdictKey === undefined ? undefined : await known?.settled(reused.verdictKey);
+    if (verdict?.admitted === true) return outcome;
     ({ outcome, mutation } = decide(body, ctx, false));
   }
   if (mutation === undefined || outcome.result === undefined) return outcome;
   const namespace = outcome.result.namespace;
+  // Before the dry run starts: the template's next pods wait for it rather than compute and ask again.
+  if (mutation.answer !== undefined && known !== undefined) mutation.answer.verdictKey = known.keyOf(namespace, mutation.result.pod);
   const verdict = await check(namespace, mutation.result.pod);
-  if (verdict.admitted) {
-    if (mutation.answer !== undefined && known !== undefined) mutation.answer.verdictKey = known.keyOf(namespace, mutation.result.pod);
-    return outcome;
-  }
+  if (verdict.admitted) return outcome;
   const injecting = mutation.result.status === 'injected';
   // Only annotations, and no verdict in time: they go in (a policy on annotations is rarer than a slow API server).
   if (!injecting && verdict.kind === 'unknown') return outcome;
