@@ -17,6 +17,7 @@
  */
 import { ROOT_CONTEXT, context, diag, DiagLogLevel, propagation, trace, type Context, type DiagLogger, type Span, type SpanOptions, type TextMapPropagator, type Tracer, type TracerOptions, type TracerProvider } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { bindWithDeclaredLength } from './bind-function';
 import { CompositePropagator, ExportResultCode, suppressTracing, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { registerInstrumentations, type Instrumentation } from '@opentelemetry/instrumentation';
 import { defaultResource, detectResources, envDetector, hostDetector, osDetector, processDetector, serviceInstanceIdDetector, type ResourceDetector } from '@opentelemetry/resources';
@@ -329,6 +330,7 @@ export function startTracing(env: Env, linker: SpanProcessor | undefined, regist
   const provider = new HandOverTracerProvider(own);
 
   const contextManager = new AsyncLocalStorageContextManager();
+  bindWithDeclaredLength(contextManager);
   register(() => {
     if (registered?.context === undefined) context.setGlobalContextManager(contextManager.enable());
     const p = registered?.propagation === undefined ? propagator(env, log) : undefined;
