@@ -14,9 +14,9 @@
  *
  * Here the wrapper for a target of length n (0 to 8) is a function declared
  * with n parameters, so its `length` is the target's by construction; it
- * passes on every argument it gets, as the original does. A target of any
- * other length (a redefined one, or more parameters) is bound by the
- * original.
+ * passes on every argument it gets, as the original does. A target whose
+ * length is anything else (more parameters, or a length redefined to a
+ * non-integer) is bound by the original.
  */
 import type { Context } from '@opentelemetry/api';
 
