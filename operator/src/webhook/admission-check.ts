@@ -117,7 +117,12 @@ export function dryRunBody(namespace: string, pod: V1Pod): V1Pod {
 /** Pods of one template differ only in their names and in the service account token volume's generated suffix. */
 function verdictKey(namespace: string, body: V1Pod): string {
   const { name: _n, generateName: _g, ...metadata } = body.metadata ?? {};
-  const text = JSON.stringify({ metadata, spec: body.spec }).replace(/kube-api-access-[a-z0-9]{5}/g, 'kube-api-access');
+  return templateKey(namespace, { metadata, spec: body.spec });
+}
+
+/** `namespace` and a hash of `pod` (or the part of it given) with its service account token volume's generated suffix made alike. */
+export function templateKey(namespace: string, pod: unknown): string {
+  const text = JSON.stringify(pod).replace(/kube-api-access-[a-z0-9]{5}/g, 'kube-api-access');
   return `${namespace}/${createHash('sha256').update(text).digest('base64url')}`;
 }
 

@@ -12,14 +12,12 @@
  * patch, reason or warnings name a token volume is not kept: it would not be
  * the same for the next pod.
  */
-import { createHash } from 'node:crypto';
 import type { V1Pod } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
 import type { SpanProfiling } from '../api';
 import { Reflector, type KubeObject } from '../kube/reflector';
 import type { MutationResult } from '../inject/pod';
+import { templateKey } from './admission-check';
 
-/** The service account token volume the API server adds to each pod, with its generated suffix. */
-const TOKEN_VOLUME = /kube-api-access-[a-z0-9]{5}/g;
 const MAX_ANSWERS = 1000;
 
 /** What an answer says, the request's own parts (uid, pod name, dry run) aside. */
@@ -50,8 +48,7 @@ export class AnswerCache {
 
   keyOf(namespace: string, pod: V1Pod): string {
     const { managedFields: _mf, ...metadata } = pod.metadata ?? {};
-    const text = JSON.stringify({ ...pod, metadata }).replace(TOKEN_VOLUME, 'kube-api-access');
-    return `${namespace}/${createHash('sha256').update(text).digest('base64url')}`;
+    return templateKey(namespace, { ...pod, metadata });
   }
 
   get(key: string): Answer | undefined {
