@@ -9,6 +9,7 @@ import { build } from 'esbuild';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
+import { withLeanHelpers } from './lean-helpers.mjs';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -208,6 +209,7 @@ const agentOptions = {
   ],
 };
 await build({ ...agentOptions, plugins: [await semanticConventionsUsed(agentOptions), ...agentOptions.plugins] });
+withLeanHelpers(join(dist, 'agent.js'), ['__toCommonJS', '__name']);
 
 // Worker threads' profiler: the native profiler, shaping and the message filter, nothing of OpenTelemetry.
 await build({
@@ -288,6 +290,8 @@ await build({
   ],
 });
 for (const file of ['package.json', 'README.md', 'index.d.ts']) cpSync(join(here, 'package', file), join(pkgDir, file));
+
+for (const file of ['register.js', 'worker.js', PPROF_BUNDLE, 'package/index.js']) withLeanHelpers(join(dist, file), []);
 
 const bytes = (p) => (statSync(p).isDirectory() ? readdirSync(p).reduce((n, f) => n + bytes(join(p, f)), 0) : statSync(p).size);
 console.error(`agent built in ${dist}: ${(bytes(dist) / 1e6).toFixed(1)} MB`);
