@@ -96,6 +96,36 @@ const lazyStringTable = {
   },
 };
 
+// @datadog/pprof's time profiler, with a way to run a function in a frame that carries no sample
+// context (src/profiling/profiler.ts): its runWithContext makes a native holder per call, an object
+// with two V8 global handles, and the agent ran one for every "no span" frame, a second per request.
+// With the profiler's AsyncLocalStorage holding undefined, samples read no context, as with an
+// empty holder, and nothing native is made.
+const pprofRunWithoutContext = {
+  name: 'pprof-run-without-context',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]@datadog[\\/]pprof[\\/]out[\\/]src[\\/]time-profiler\.js$/ }, (args) => {
+      const source = readFileSync(args.path, 'utf8');
+      if (!source.includes('return gStore.run(gProfiler.createContextHolder(context), f, ...args);')) {
+        throw new Error(`@datadog/pprof changed: runWithContext in ${args.path} is not as expected (see pprofRunWithoutContext in injector/build.mjs)`);
+      }
+      const tail = `
+function runWithoutContext(f, ...args) {
+    if (!gProfiler) {
+        throw new Error('Wall profiler is not started');
+    }
+    else if (!gStore) {
+        throw new Error('Can only use runWithoutContext with AsyncContextFrame');
+    }
+    return gStore.run(undefined, f, ...args);
+}
+exports.runWithoutContext = runWithoutContext;
+`;
+      return { contents: source + tail, loader: 'js', resolveDir: dirname(args.path) };
+    });
+  },
+};
+
 // @opentelemetry/otlp-transformer's index, with each export's module loaded when the export is first
 // read: the index loads the metrics and logs serializers, and with them the metrics SDK (60 modules of
 // heap for a process that exports only traces). Which module gives which export is read from the
@@ -247,8 +277,11 @@ await build({
   ...common,
   entryPoints: [join(here, 'src/profiling/native/pprof-entry.ts')],
   outfile: join(dist, PPROF_BUNDLE),
-  plugins: [lazyStringTable],
+  plugins: [lazyStringTable, pprofRunWithoutContext],
 });
+if (!readFileSync(join(dist, PPROF_BUNDLE), 'utf8').includes('.runWithoutContext=runWithoutContext')) {
+  throw new Error(`${PPROF_BUNDLE}: runWithoutContext missing; see pprofRunWithoutContext in injector/build.mjs`);
+}
 
 const prebuilds = join(dirname(require.resolve('@datadog/pprof/package.json')), 'prebuilds');
 for (const platform of PLATFORMS) {

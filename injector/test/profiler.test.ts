@@ -27,8 +27,15 @@ function recordingPprof(stuck: number[]): { pprof: PprofModule; calls: string[];
         return new Profile();
       },
       v8ProfilerStuckEventLoopDetected: () => stuck[collections - 1] ?? 0,
-      setContext: () => undefined,
-      runWithContext: (_context, fn) => fn(),
+      setContext: (context) => void calls.push(`setContext(${context === undefined ? 'undefined' : JSON.stringify(context)})`),
+      runWithContext: (context, fn) => {
+        calls.push(`runWithContext(${JSON.stringify(context)})`);
+        return fn();
+      },
+      runWithoutContext: (fn) => {
+        calls.push('runWithoutContext');
+        return fn();
+      },
       isStarted: () => true,
     },
     heap: { start: () => undefined, stop: () => undefined, profile: () => new Profile() },
@@ -51,6 +58,22 @@ describe('the native profiler driver', () => {
     const slow = recordingPprof([]);
     new SpanProfiler(slow.pprof, { ...options, collectEveryMs: 300_000 }, () => ({})).start();
     assert.equal(slow.starts[0]!['durationMillis'], 600_000);
+  });
+
+  it('gives the native profiler nothing to hold for "no span": clears its context (hooks), or runs without one (cped)', () => {
+    const { pprof, calls } = recordingPprof([]);
+    const profiler = new SpanProfiler(pprof, options, () => ({}));
+    profiler.start();
+    const labels = { spanId: 'a' };
+    profiler.setContext(labels);
+    profiler.setContext(undefined);
+    assert.equal(profiler.runWithContext(labels, () => 1), 1);
+    assert.equal(profiler.runWithContext(undefined, () => 2), 2);
+    assert.deepEqual(calls.slice(1), ['setContext({"spanId":"a"})', 'setContext(undefined)', 'runWithContext({"spanId":"a"})', 'runWithoutContext']);
+    // A @datadog/pprof without it (the library form uses the app's own): an empty context object, as before.
+    delete (pprof.time as { runWithoutContext?: unknown }).runWithoutContext;
+    assert.equal(profiler.runWithContext(undefined, () => 3), 3);
+    assert.deepEqual(calls.at(-1), 'runWithContext({})');
   });
 
   it('turns the workaround on for good, once, when the profiler reports V8 stuck', () => {

@@ -16,6 +16,8 @@ export interface PprofModule {
     stopV2?(restart?: boolean, generateLabels?: (arg: { node: unknown; context?: TimeSampleContext }) => Record<string, string | number>): Profile;
     setContext(context?: object): void;
     runWithContext<R>(context: object, fn: () => R): R;
+    /** CPED: runs fn in a frame whose samples carry no context, making nothing native (the agent's build adds it; see build.mjs). */
+    runWithoutContext?<R>(fn: () => R): R;
     isStarted(): boolean;
     /** After a collection: 1 or 2 when V8's profiler thread looked stuck (the profiler then restarted itself). */
     v8ProfilerStuckEventLoopDetected?(): number;
@@ -45,7 +47,7 @@ export interface SpanProfilerOptions {
 export type LabelsOfContext = (context: unknown) => Record<string, string>;
 
 const NO_LABELS: Record<string, string> = Object.freeze({}) as Record<string, string>;
-/** Used for "no span" in a CPED frame: runWithContext needs an object. */
+/** "No span" in a CPED frame where the profiler has no runWithoutContext: runWithContext needs an object. */
 const EMPTY_CONTEXT = Object.freeze({});
 const HEAP_STACK_DEPTH = 64;
 
@@ -137,12 +139,20 @@ export class SpanProfiler implements ProfilerContextTarget {
     return this.pprof.time.stop(false, this.generateLabels);
   }
 
+  /**
+   * hooks mode. "No span" clears the profiler's context: each context it is given becomes a V8
+   * global handle (and a shared pointer) in the native profiler, and an app's own native objects
+   * (a hash, a socket) each hold one too; churning them made every scavenge's weak callbacks slower.
+   */
   setContext(labels: object | undefined): void {
-    if (this.running) this.pprof.time.setContext(labels ?? EMPTY_CONTEXT);
+    if (this.running) this.pprof.time.setContext(labels);
   }
 
+  /** cped mode. "No span" makes no native holder where the profiler can run without one. */
   runWithContext<R>(labels: object | undefined, fn: () => R): R {
     if (!this.running) return fn();
-    return this.pprof.time.runWithContext(labels ?? EMPTY_CONTEXT, fn);
+    const time = this.pprof.time;
+    if (labels === undefined && time.runWithoutContext !== undefined) return time.runWithoutContext(fn);
+    return time.runWithContext(labels ?? EMPTY_CONTEXT, fn);
   }
 }
