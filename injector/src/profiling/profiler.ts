@@ -140,9 +140,8 @@ export class SpanProfiler implements ProfilerContextTarget {
   }
 
   /**
-   * hooks mode. "No span" clears the profiler's context: each context it is given becomes a V8
-   * global handle (and a shared pointer) in the native profiler, and an app's own native objects
-   * (a hash, a socket) each hold one too; churning them made every scavenge's weak callbacks slower.
+   * hooks mode. "No span" clears the profiler's context: each object it is given becomes a V8
+   * global handle (and a shared pointer) in the native profiler, and "no span" needs none.
    */
   setContext(labels: object | undefined): void {
     if (this.running) this.pprof.time.setContext(labels);
