@@ -239,7 +239,6 @@ const agentOptions = {
   ],
 };
 await build({ ...agentOptions, plugins: [await semanticConventionsUsed(agentOptions), ...agentOptions.plugins] });
-withLeanHelpers(join(dist, 'agent.js'), ['__toCommonJS', '__name']);
 
 // Worker threads' profiler: the native profiler, shaping and the message filter, nothing of OpenTelemetry.
 await build({
@@ -324,6 +323,8 @@ await build({
 });
 for (const file of ['package.json', 'README.md', 'index.d.ts']) cpSync(join(here, 'package', file), join(pkgDir, file));
 
+// esbuild's helpers made lean in every bundle (lean-helpers.mjs); the agent's must have both.
+withLeanHelpers(join(dist, 'agent.js'), ['__toCommonJS', '__name']);
 for (const file of ['register.js', 'worker.js', PPROF_BUNDLE, 'package/index.js']) withLeanHelpers(join(dist, file), []);
 
 const bytes = (p) => (statSync(p).isDirectory() ? readdirSync(p).reduce((n, f) => n + bytes(join(p, f)), 0) : statSync(p).size);
