@@ -10,6 +10,7 @@ import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statS
 import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
 import { withLeanHelpers } from './lean-helpers.mjs';
+import { exportSerializeSpan } from './otlp-span-serializer.mjs';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -235,6 +236,7 @@ const agentOptions = {
     boundedExports,
     otelContext,
     lazyOtlpTransformer,
+    exportSerializeSpan,
     lazyStringTable,
   ],
 };

@@ -10,6 +10,7 @@ import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BasicTracerProvider, type ReadableSpan, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { EncodedBatch, EncodedBatchProcessor, EncodedSpans, type EncodedBatchConfig } from '../src/export/encoded-batches';
+import { otelSpanRecords } from './harness/otel-span-records';
 import { decodeProtobuf } from './harness/otlp-receiver';
 
 const encodeOne = (span: ReadableSpan): Uint8Array => ProtobufTraceSerializer.serializeRequest([span])!;
@@ -36,6 +37,22 @@ function endedSpans(n: number): ReadableSpan[] {
 
 const byId = (a: { spanId: string }, b: { spanId: string }): number => (a.spanId < b.spanId ? -1 : 1);
 
+/** The request serializer, counting its calls. */
+function countingEncoder(): { encode: (spans: ReadableSpan[]) => Uint8Array | undefined; calls: number } {
+  const counter = { calls: 0, encode: (spans: ReadableSpan[]) => (counter.calls++, ProtobufTraceSerializer.serializeRequest(spans)) };
+  return counter;
+}
+
+/** Our batch and OpenTelemetry's request of the same spans: the same spans, and the same bytes in another order. */
+function assertSameRequest(batch: EncodedBatch, spans: ReadableSpan[]): void {
+  const theirs = Buffer.from(ProtobufTraceSerializer.serializeRequest(spans)!);
+  const ours = Buffer.from(batch.bytes);
+  assert.equal(batch.length, spans.length);
+  assert.deepEqual(decodeProtobuf(ours).sort(byId), decodeProtobuf(theirs).sort(byId));
+  assert.equal(ours.length, theirs.length);
+  assert.deepEqual([...ours].sort(), [...theirs].sort());
+}
+
 describe('spans encoded as they end', () => {
   it("make, batch by batch, the request OpenTelemetry's serializer makes of the same spans", () => {
     const spans = endedSpans(40);
@@ -53,6 +70,47 @@ describe('spans encoded as they end', () => {
       assert.equal(ours.length, theirs.length);
       assert.deepEqual([...ours].sort(), [...theirs].sort());
     }
+  });
+
+  it("write a span of a resource and scope seen before alone, with OpenTelemetry's span writer, to the same request", async () => {
+    const records = await otelSpanRecords();
+    const spans = endedSpans(40);
+    const encoder = countingEncoder();
+    const encoded = new EncodedSpans();
+    for (const [first, last] of [[0, 25], [25, 40]] as const) {
+      for (const span of spans.slice(first, last)) encoded.addSpan(span, encoder.encode, records);
+      assertSameRequest(encoded.take(), spans.slice(first, last));
+    }
+    assert.equal(encoder.calls, 2, 'the request serializer wrote the first span of each of the two scopes, and no other');
+  });
+
+  it('take a span of a resource or scope not seen before out of its one-span request, and group it with spans of the same bytes', async () => {
+    const records = await otelSpanRecords();
+    // Two providers: resource objects of their own, one with the same attributes as the first.
+    const spans = [...endedSpans(6), ...endedSpans(6), ...endedSpans(4).map((s) => ({ ...s, resource: resourceFromAttributes({ 'service.name': 'other' }), spanContext: () => s.spanContext() }) as ReadableSpan)];
+    const encoder = countingEncoder();
+    const encoded = new EncodedSpans();
+    for (const span of spans) encoded.addSpan(span, encoder.encode, records);
+    assert.equal(encoder.calls, 2 + 2 + 4, 'one request per (resource, scope) pair of objects; the copied spans have a resource object each');
+    // OpenTelemetry's serializer writes a resource once per object, the batch once per bytes: the two
+    // providers' equal resources are one here, so only the spans compare.
+    const batch = encoded.take();
+    assert.equal(batch.length, spans.length);
+    assert.deepEqual(decodeProtobuf(Buffer.from(batch.bytes)).sort(byId), decodeProtobuf(Buffer.from(ProtobufTraceSerializer.serializeRequest(spans)!)).sort(byId));
+  });
+
+  it('write a span larger than the buffer it keeps, and the spans after it, whole', async () => {
+    const records = await otelSpanRecords();
+    const spans = endedSpans(4);
+    const large = { ...spans[1]!, attributes: { ...spans[1]!.attributes, body: 'x'.repeat(200_000) }, spanContext: () => spans[1]!.spanContext(), resource: spans[1]!.resource, instrumentationScope: spans[1]!.instrumentationScope } as ReadableSpan;
+    const sequence = [spans[0]!, spans[1]!, large, spans[2]!, spans[3]!];
+    const encoded = new EncodedSpans();
+    for (const span of sequence) encoded.addSpan(span, countingEncoder().encode, records);
+    const batch = encoded.take();
+    const decoded = decodeProtobuf(Buffer.from(batch.bytes));
+    assert.equal(decoded.length, 5);
+    assert.equal(decoded.filter((s) => s.attributes['body'] === 'x'.repeat(200_000)).length, 1);
+    assertSameRequest(batch, sequence);
   });
 
   it('answers nothing more than its spans: an empty take is an empty request', () => {

@@ -17,8 +17,10 @@
  * OTEL_BSP_MAX_QUEUE_SIZE (spans past a full queue are dropped, and said so);
  * one request per batch, with one ResourceSpans per resource and one
  * ScopeSpans per instrumentation scope, as OpenTelemetry's serializer writes
- * them. The bytes of each span are that serializer's, taken out of the
- * one-span request it makes.
+ * them. The bytes of each span are that serializer's: the first span of a
+ * resource and instrumentation scope is taken out of the one-span request it
+ * makes, and the next ones are its span writer's record of the span alone
+ * (spanRecordWriter), without their resource written and parsed again.
  */
 import { diag, TraceFlags } from '@opentelemetry/api';
 import { getNumberFromEnv } from '@opentelemetry/core';
@@ -157,8 +159,35 @@ export class EncodedSpans {
   private readonly resources = new Map<string, ResourceGroup>();
   count = 0;
 
-  /** Adds the span of a one-span ExportTraceServiceRequest. */
-  add(request: Uint8Array): void {
+  /** Each (resource, instrumentation scope) pair's group, once a span of theirs was added. */
+  private readonly groupOf = new WeakMap<object, WeakMap<object, ScopeGroup>>();
+
+  /**
+   * Adds an ended span: only its record (`writeRecord`) when a span of the same resource and
+   * instrumentation scope objects was added before, its one-span request (`encode`) otherwise.
+   */
+  addSpan(span: ReadableSpan, encode: (spans: ReadableSpan[]) => Uint8Array | undefined, writeRecord?: SpanRecordWriter): void {
+    const resource = span.resource as object | undefined;
+    const scope = span.instrumentationScope as object | undefined;
+    const known = writeRecord === undefined || resource == null || scope == null ? undefined : this.groupOf.get(resource)?.get(scope);
+    if (known !== undefined) {
+      const record = writeRecord!(span);
+      known.children.push(record, 0, record.length);
+      this.count++;
+      return;
+    }
+    const request = encode([span]);
+    if (request === undefined) return;
+    const group = this.add(request);
+    if (writeRecord === undefined || group === undefined || resource == null || scope == null) return;
+    let scopes = this.groupOf.get(resource);
+    if (scopes === undefined) this.groupOf.set(resource, (scopes = new WeakMap()));
+    scopes.set(scope, group);
+  }
+
+  /** Adds the span of a one-span ExportTraceServiceRequest; answers the group it went to (of the last span, for a request of several). */
+  add(request: Uint8Array): ScopeGroup | undefined {
+    let last: ScopeGroup | undefined;
     for (const [field, , rsStart, rsEnd] of records(request, 0, request.length)) {
       if (field !== 1) continue;
       // ResourceSpans: resource = 1, scope_spans = 2, schema_url = 3.
@@ -171,9 +200,11 @@ export class EncodedSpans {
         for (const [recordStart, , recordEnd] of spans) {
           scope.children.push(request, recordStart, recordEnd);
           this.count++;
+          last = scope;
         }
       }
     }
+    return last;
   }
 
   /** The request of every span added since the last take; empties the groups. */
@@ -222,6 +253,41 @@ function getOrAdd<C>(groups: Map<string, Group<C>>, head: Buffer, make: () => C)
   return group;
 }
 
+/** A span's record as a ScopeSpans holds it (field 2: tag, length, Span); the bytes are valid until the next call. */
+export type SpanRecordWriter = (span: ReadableSpan) => Uint8Array;
+
+/** OpenTelemetry's ProtobufWriter, as the span writer uses it. */
+interface ProtobufWriterLike {
+  pos: number;
+  writeTag(field: number, wireType: number): void;
+  finish(): Uint8Array;
+}
+
+/** A buffer that grew past this for a large span is let go of after it. */
+const KEPT_WRITER_BYTES = 64 * 1024;
+
+/**
+ * OpenTelemetry's own span serializer (`serializeSpan`, the function its request serializer writes
+ * each span with) writing into one buffer, reused from span to span: no resource, no size estimate,
+ * no parsing back.
+ */
+export function spanRecordWriter(
+  serializeSpan: (writer: ProtobufWriterLike, span: ReadableSpan) => void,
+  Writer: new (estimatedSize: number) => ProtobufWriterLike,
+): SpanRecordWriter {
+  let writer: ProtobufWriterLike | undefined;
+  return (span) => {
+    const w = (writer ??= new Writer(4096));
+    w.pos = 0;
+    // ScopeSpans.spans is field 2, length-delimited.
+    w.writeTag(2, 2);
+    serializeSpan(w, span);
+    const bytes = w.finish();
+    if (bytes.buffer.byteLength > KEPT_WRITER_BYTES) writer = undefined;
+    return bytes;
+  };
+}
+
 export interface EncodedBatchConfig {
   scheduledDelayMillis: number;
   maxExportBatchSize: number;
@@ -256,6 +322,8 @@ export class EncodedBatchProcessor implements SpanProcessor {
     /** One span as an ExportTraceServiceRequest (OpenTelemetry's protobuf serializer). */
     private readonly encode: (spans: ReadableSpan[]) => Uint8Array | undefined,
     private readonly config: EncodedBatchConfig = batchConfigFromEnv(),
+    /** The span writer of that serializer, when there is one (asked at the first span that ends). */
+    private readonly spanRecords: () => SpanRecordWriter | undefined = () => undefined,
   ) {}
 
   onStart(_span: Span): void {}
@@ -283,8 +351,7 @@ export class EncodedBatchProcessor implements SpanProcessor {
 
   private add(span: ReadableSpan): void {
     try {
-      const bytes = this.encode([span]);
-      if (bytes !== undefined) this.pending.add(bytes);
+      this.pending.addSpan(span, this.encode, this.spanRecords());
     } catch (err) {
       if (!this.failedEncoding) diag.error(`span export: a span could not be encoded and was dropped: ${err instanceof Error ? err.message : String(err)}`);
       this.failedEncoding = true;

@@ -23,7 +23,7 @@ import { registerInstrumentations, type Instrumentation } from '@opentelemetry/i
 import { defaultResource, detectResources, envDetector, hostDetector, osDetector, processDetector, serviceInstanceIdDetector, type ResourceDetector } from '@opentelemetry/resources';
 import { BasicTracerProvider, BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, type ReadableSpan, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { agentFactory } from '../export/bounded-retry';
-import { acceptEncoded, EncodedBatchProcessor } from '../export/encoded-batches';
+import { acceptEncoded, EncodedBatchProcessor, spanRecordWriter, type SpanRecordWriter } from '../export/encoded-batches';
 import { instrumentationGate } from './gated-shimmer';
 import { apiRegistry } from '../shared/otel-api';
 import { INSTRUMENTATIONS, selectInstrumentations } from './instrumentations';
@@ -236,6 +236,30 @@ const protobufSpans = (spans: ReadableSpan[]): Uint8Array | undefined =>
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   (encodeProtobuf ??= acceptEncoded((require('@opentelemetry/otlp-transformer') as typeof import('@opentelemetry/otlp-transformer')).ProtobufTraceSerializer))(spans);
 
+/**
+ * That serializer's span writer: its `serializeSpan`, which the agent's bundle exports beside the
+ * request serializer (injector/otlp-span-serializer.mjs), with its ProtobufWriter. None outside the
+ * bundle, or from a serializer without it: each span is then taken out of its one-span request.
+ */
+let spanRecords: SpanRecordWriter | null | undefined;
+function protobufSpanRecords(): SpanRecordWriter | undefined {
+  if (spanRecords === undefined) {
+    spanRecords = null;
+    try {
+      /* eslint-disable @typescript-eslint/no-require-imports */
+      const { serializeSpan } = require('@opentelemetry/otlp-transformer/build/src/trace/protobuf/trace-serializer') as { serializeSpan?: unknown };
+      const { ProtobufWriter } = require('@opentelemetry/otlp-transformer/build/src/common/protobuf/protobuf-writer') as { ProtobufWriter?: unknown };
+      /* eslint-enable @typescript-eslint/no-require-imports */
+      if (typeof serializeSpan === 'function' && typeof ProtobufWriter === 'function') {
+        spanRecords = spanRecordWriter(serializeSpan as Parameters<typeof spanRecordWriter>[0], ProtobufWriter as Parameters<typeof spanRecordWriter>[1]);
+      }
+    } catch {
+      // the request serializer alone
+    }
+  }
+  return spanRecords ?? undefined;
+}
+
 /** A processor per exporter: OTLP over protobuf encodes spans as they end (export/encoded-batches.ts), the console prints each at once. */
 function spanProcessors(env: Env, log: Logger): SpanProcessor[] {
   const selected = names(env, 'OTEL_TRACES_EXPORTER', { otlp: 1, console: 1, zipkin: 1 }, ['otlp'], log, ['none']);
@@ -253,7 +277,7 @@ function spanProcessors(env: Env, log: Logger): SpanProcessor[] {
         protocol = 'http/protobuf';
       }
       const exporter = new DeferredExporter(OTLP_EXPORTERS[protocol]!);
-      return [protocol === 'http/json' ? new BatchSpanProcessor(exporter) : new EncodedBatchProcessor(exporter, protobufSpans)];
+      return [protocol === 'http/json' ? new BatchSpanProcessor(exporter) : new EncodedBatchProcessor(exporter, protobufSpans, undefined, protobufSpanRecords)];
     } catch (err) {
       log.error(`trace exporter ${name} could not be created: ${describeError(err)}`);
       return [];
