@@ -10,7 +10,7 @@ import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statS
 import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
 import { withLeanHelpers } from './lean-helpers.mjs';
-import { exportSerializeSpan } from './otlp-span-serializer.mjs';
+import { runWithoutContextExport, serializeSpanExport } from './added-exports.mjs';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -92,36 +92,6 @@ const lazyStringTable = {
       const tail = esm
         ? `\nimport { lazyStringTable as __lazyStringTable } from ${replacement};\nStringTable = __lazyStringTable(StringTable, emptyTableToken);\n`
         : `\nStringTable = require(${replacement}).lazyStringTable(StringTable, exports.emptyTableToken);\nexports.StringTable = StringTable;\n`;
-      return { contents: source + tail, loader: 'js', resolveDir: dirname(args.path) };
-    });
-  },
-};
-
-// @datadog/pprof's time profiler, with a way to run a function in a frame that carries no sample
-// context (src/profiling/profiler.ts): its runWithContext makes a native holder per call, an object
-// with two V8 global handles, and the agent ran one for every "no span" frame, a second per request.
-// With the profiler's AsyncLocalStorage holding undefined, samples read no context, as with an
-// empty holder, and nothing native is made.
-const pprofRunWithoutContext = {
-  name: 'pprof-run-without-context',
-  setup(b) {
-    b.onLoad({ filter: /[\\/]@datadog[\\/]pprof[\\/]out[\\/]src[\\/]time-profiler\.js$/ }, (args) => {
-      const source = readFileSync(args.path, 'utf8');
-      if (!source.includes('return gStore.run(gProfiler.createContextHolder(context), f, ...args);')) {
-        throw new Error(`@datadog/pprof changed: runWithContext in ${args.path} is not as expected (see pprofRunWithoutContext in injector/build.mjs)`);
-      }
-      const tail = `
-function runWithoutContext(f, ...args) {
-    if (!gProfiler) {
-        throw new Error('Wall profiler is not started');
-    }
-    else if (!gStore) {
-        throw new Error('Can only use runWithoutContext with AsyncContextFrame');
-    }
-    return gStore.run(undefined, f, ...args);
-}
-exports.runWithoutContext = runWithoutContext;
-`;
       return { contents: source + tail, loader: 'js', resolveDir: dirname(args.path) };
     });
   },
@@ -236,7 +206,7 @@ const agentOptions = {
     boundedExports,
     otelContext,
     lazyOtlpTransformer,
-    exportSerializeSpan,
+    serializeSpanExport.plugin,
     lazyStringTable,
   ],
 };
@@ -278,10 +248,10 @@ await build({
   ...common,
   entryPoints: [join(here, 'src/profiling/native/pprof-entry.ts')],
   outfile: join(dist, PPROF_BUNDLE),
-  plugins: [lazyStringTable, pprofRunWithoutContext],
+  plugins: [lazyStringTable, runWithoutContextExport.plugin],
 });
 if (!readFileSync(join(dist, PPROF_BUNDLE), 'utf8').includes('.runWithoutContext=runWithoutContext')) {
-  throw new Error(`${PPROF_BUNDLE}: runWithoutContext missing; see pprofRunWithoutContext in injector/build.mjs`);
+  throw new Error(`${PPROF_BUNDLE}: runWithoutContext missing; see runWithoutContextExport in injector/added-exports.mjs`);
 }
 
 const prebuilds = join(dirname(require.resolve('@datadog/pprof/package.json')), 'prebuilds');

@@ -238,7 +238,7 @@ const protobufSpans = (spans: ReadableSpan[]): Uint8Array | undefined =>
 
 /**
  * That serializer's span writer: its `serializeSpan`, which the agent's bundle exports beside the
- * request serializer (injector/otlp-span-serializer.mjs), with its ProtobufWriter. None outside the
+ * request serializer (serializeSpanExport in injector/added-exports.mjs), with its ProtobufWriter. None outside the
  * bundle, or from a serializer without it: each span is then taken out of its one-span request.
  */
 let spanRecords: SpanRecordWriter | null | undefined;
