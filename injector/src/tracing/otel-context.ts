@@ -34,21 +34,38 @@ class ImmutableContext implements Context {
 
   constructor(parent?: ReadonlyMap<symbol, unknown>) {
     const values = new Map(parent);
-    const getValue = (key: symbol): unknown => values.get(key);
-    const setValue = (key: symbol, value: unknown): Context => {
-      const next = new ImmutableContext(values);
-      next._currentContext.set(key, value);
-      return next;
-    };
-    const deleteValue = (key: symbol): Context => {
-      const next = new ImmutableContext(values);
-      next._currentContext.delete(key);
-      return next;
-    };
+    const getValue = ImmutableContext.getter(values);
+    const setValue = ImmutableContext.setter(values);
+    const deleteValue = ImmutableContext.deleter(values);
     this._currentContext = values;
     this.getValue = getValue;
     this.setValue = setValue;
     this.deleteValue = deleteValue;
+  }
+
+  // A context's three functions are made by these and not as named locals of the constructor: the
+  // build keeps every function's name (keepNames), and a named local that the bundle had renamed
+  // (`getValue2`) was given its name back by redefining `name` on each new function: a call into
+  // the runtime and a property dictionary per function, three for every context made (several a
+  // request). The functions made here have no name to keep, as the API's own have none.
+  private static getter(values: ReadonlyMap<symbol, unknown>): Context['getValue'] {
+    return (key) => values.get(key);
+  }
+
+  private static setter(values: ReadonlyMap<symbol, unknown>): Context['setValue'] {
+    return (key, value) => {
+      const next = new ImmutableContext(values);
+      next._currentContext.set(key, value);
+      return next;
+    };
+  }
+
+  private static deleter(values: ReadonlyMap<symbol, unknown>): Context['deleteValue'] {
+    return (key) => {
+      const next = new ImmutableContext(values);
+      next._currentContext.delete(key);
+      return next;
+    };
   }
 }
 
