@@ -21,8 +21,10 @@
  * window's end; for the agent, the main
  * thread's pause per profile collection as the agent measured it. From V8's own trace of each
  * scavenge (--trace-gc-nvp, the app's stdout): the bytes it promoted to the old generation per
- * second (objects that outlived two scavenges), and the part of each pause spent running the weak
- * callbacks of dead native-backed objects (the allocating app's sha256 Hash objects).
+ * second (objects that outlived two scavenges); the part of each pause spent running the weak
+ * callbacks of dead native-backed objects (the allocating app's sha256 Hash objects), how many
+ * global handles died in each scavenge, and that time per dead handle: whether a longer phase
+ * means more dead objects or each one freed more slowly.
  *
  * Options (env): BENCH_SECONDS (window, default 12), BENCH_ROUNDS (default 3), BENCH_RPS
  * (default 300), BENCH_UPLOAD_SECONDS (profile upload period for agent and dd-trace, default 5),
@@ -80,9 +82,16 @@ interface Window {
   fullCollectionMaxMs: number;
   /** The young generation's size at the window's scavenges (median, bytes). */
   young: number;
-  /** From V8's own trace (--trace-gc-nvp) of the window's scavenges: bytes promoted to the old generation per second, and the part of each pause spent in the weak callbacks of native-backed objects (median ms). */
+  /**
+   * From V8's own trace (--trace-gc-nvp) of the window's scavenges: bytes promoted to the old
+   * generation per second; the part of each pause spent in the weak callbacks of native-backed
+   * objects (median ms); the global handles that died with the young generation in each (median);
+   * and the weak-callback time per handle that died (median of each scavenge's ratio, us).
+   */
   promotedPerSecond: number;
   weakCallbackMs: number;
+  deadHandles: number;
+  weakUsPerDeadHandle: number;
   rss: number;
   /** The heap in use after a full collection at the window's end (bytes): what the process keeps. */
   liveHeap: number;
@@ -110,16 +119,18 @@ function launch(config: Config, major: number, r: { pyroscope: PyroscopeReceiver
   }
 }
 
-/** The scavenges in V8's --trace-gc-nvp lines: bytes promoted in all, and each pause's time in weak callbacks. */
-function scavengeTrace(stdout: string): { promoted: number; weakCallbackMs: number[] } {
+/** The scavenges in V8's --trace-gc-nvp lines: bytes promoted in all; each pause's time in weak callbacks and the global handles that died in it. */
+function scavengeTrace(stdout: string): { promoted: number; weakCallbackMs: number[]; deadHandles: number[] } {
   let promoted = 0;
   const weakCallbackMs: number[] = [];
+  const deadHandles: number[] = [];
   for (const line of stdout.split('\n')) {
     if (!line.includes(' gc=s ')) continue;
     promoted += Number(/ promoted=(\d+)/.exec(line)?.[1] ?? 0);
     weakCallbackMs.push(Number(/ heap\.external_weak_global_handles=([\d.]+)/.exec(line)?.[1] ?? 0));
+    deadHandles.push(Number(/ nodes_died_in_new=(\d+)/.exec(line)?.[1] ?? 0));
   }
-  return { promoted, weakCallbackMs };
+  return { promoted, weakCallbackMs, deadHandles };
 }
 
 /** An open-loop load: RPS requests a second, spread evenly, whatever the answers take. */
@@ -192,6 +203,8 @@ async function measure(node: { bin: string; major: number }, config: Config, pat
       young: median(scavenges.map(([, , , , young]) => young)),
       promotedPerSecond: trace.promoted / seconds,
       weakCallbackMs: median(trace.weakCallbackMs),
+      deadHandles: median(trace.deadHandles),
+      weakUsPerDeadHandle: median(trace.weakCallbackMs.flatMap((ms, i) => (trace.deadHandles[i]! > 0 ? [(1000 * ms) / trace.deadHandles[i]!] : []))),
       rss: got.rss,
       liveHeap: got.live ?? NaN,
       collections,
@@ -207,7 +220,7 @@ async function main(): Promise<void> {
   const nodes = testNodes().filter((n, i, all) => all.findIndex((m) => m.major === n.major) === i);
   const semi = process.env['BENCH_SEMI_SPACE_MB'];
   console.log(`event-loop stalls and garbage collection: ~${RPS} req/s for ${SECONDS} s per window after ${WARMUP_SECONDS} s of load, ${ROUNDS} interleaved rounds, uploads every ${UPLOAD_SECONDS} s (stall = how late a 1 ms timer tick came)${semi === undefined ? '' : `; every configuration with a ${semi} MB semi-space`}\n`);
-  const rows = [['node', 'app', 'config', 'p50 ms', 'p99 ms', 'max ms', 'worst six ms', 'scavenges/s', 'ms each', 'ms/s', 'young MB', 'full GCs (max ms)', 'promoted kB/s', 'weak callbacks ms each', 'heap after MB', 'live heap MB', 'RSS MiB', 'agent pause per collection ms (median / max)']];
+  const rows = [['node', 'app', 'config', 'p50 ms', 'p99 ms', 'max ms', 'worst six ms', 'scavenges/s', 'ms each', 'ms/s', 'young MB', 'full GCs (max ms)', 'promoted kB/s', 'weak callbacks ms each', 'dead handles each', 'weak us per dead handle', 'heap after MB', 'live heap MB', 'RSS MiB', 'agent pause per collection ms (median / max)']];
   for (const node of nodes) {
     for (const appName of APP_NAMES) {
       const results = new Map<Config, Window[]>(CONFIGS.map((c) => [c, []]));
@@ -243,6 +256,8 @@ async function main(): Promise<void> {
           `${m((x) => x.fullCollections).toFixed(0)} (${m((x) => x.fullCollectionMaxMs).toFixed(1)})`,
           (m((x) => x.promotedPerSecond) / 1000).toFixed(0),
           m((x) => x.weakCallbackMs).toFixed(2),
+          m((x) => x.deadHandles).toFixed(0),
+          m((x) => x.weakUsPerDeadHandle).toFixed(3),
           (m((x) => x.heapAfterScavenge) / 1e6).toFixed(1),
           (m((x) => x.liveHeap) / 1e6).toFixed(1),
           (m((x) => x.rss) / 1048576).toFixed(0),
